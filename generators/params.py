@@ -16,7 +16,9 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
 
 _META = "accelforge"
 
@@ -179,6 +181,25 @@ class Params:
                 except ValueError:
                     parsed[name] = word
         return cls(**parsed)
+
+    @classmethod
+    def columns(cls, points: Sequence["Params"]) -> dict[str, np.ndarray]:
+        """Struct-of-arrays view of many points, as the vectorised cost models take.
+
+        Enums become their index in declaration order, booleans stay booleans,
+        an unset optional (derived) field becomes 0.
+        """
+        out = {}
+        for info in cls.fields():
+            values = [getattr(p, info.name) for p in points]
+            if info.kind is bool:
+                out[info.name] = np.array(values, dtype=bool)
+            elif issubclass(info.kind, enum.Enum):
+                order = list(info.kind)
+                out[info.name] = np.array([order.index(v) for v in values], dtype=np.int64)
+            else:
+                out[info.name] = np.array([0 if v is None else v for v in values], dtype=np.int64)
+        return out
 
     def replace(self, **changes: Any) -> "Params":
         return dataclasses.replace(self, **changes)

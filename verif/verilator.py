@@ -22,6 +22,8 @@ WAIVED_WARNINGS: dict[str, str] = {
                       "unmatched values keep registers unchanged, as intended.",
     "PROCASSINIT": "Amaranth gives every register its reset value as a declaration "
                    "initialiser and also assigns it in the reset branch.",
+    "DECLFILENAME": "Amaranth writes the whole hierarchy into one <top>.v, so every "
+                    "submodule's name differs from the file name.",
     "UNUSEDSIGNAL": "Amaranth keeps named intermediate wires and unused slices of "
                     "structured ports (for example the last PE column's pass-through).",
 }

@@ -1,0 +1,1 @@
+"""Analytical PPA models: pure, vectorised functions of (params, workload, target)."""

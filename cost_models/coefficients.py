@@ -1,0 +1,48 @@
+"""Model coefficients kept as versioned data (``cost_models/data/<family>.json``).
+
+Each family declares a frozen dataclass of its coefficients, with units in
+the field comments; the JSON file holds one set per technology (``ecp5``,
+``xilinx``, ``asic45``). Calibration against synthesis rewrites the file,
+never the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+C = TypeVar("C")
+
+
+@lru_cache(maxsize=None)
+def _load(family: str) -> dict[str, Any]:
+    path = DATA_DIR / f"{family}.json"
+    document = json.loads(path.read_text())
+    if document.get("family") != family or "techs" not in document:
+        raise ValueError(f"{path} is not a coefficient file for {family}")
+    return document
+
+
+def coefficients(family: str, tech: str, cls: type[C]) -> C:
+    """The ``cls`` coefficient set of ``family`` for technology ``tech``."""
+    document = _load(family)
+    try:
+        values = document["techs"][tech]
+    except KeyError:
+        raise ValueError(f"{family} has no coefficients for technology {tech!r}; "
+                         f"known: {', '.join(document['techs'])}") from None
+    names = {f.name for f in dataclasses.fields(cls)}
+    if set(values) != names:
+        raise ValueError(f"{family}/{tech} coefficients differ from {cls.__name__}: "
+                         f"missing {sorted(names - set(values))}, extra {sorted(set(values) - names)}")
+    return cls(**values)
+
+
+def provenance(family: str) -> dict[str, Any]:
+    """Version and source of a family's coefficients, for manifests and reports."""
+    document = _load(family)
+    return {k: document[k] for k in ("version", "calibrated", "source") if k in document}

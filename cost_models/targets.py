@@ -1,0 +1,55 @@
+"""Named implementation targets: FPGA devices with budgets, or an ASIC technology.
+
+Budgets are the vendors' published device totals; ``clock_mhz`` is the default
+clock constraint a design is priced at (capped by its estimated Fmax).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TargetKind(enum.Enum):
+    FPGA = "fpga"
+    ASIC = "asic"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    name: str
+    kind: TargetKind
+    tech: str                 # coefficient set in cost_models/data/<family>.json
+    clock_mhz: float
+    lut_inputs: int = 0
+    luts: int = 0
+    ffs: int = 0
+    dsps: int = 0
+    brams: int = 0            # block RAM primitives (DP16KD on ECP5, RAMB36 on Xilinx)
+    dsp_a_bits: int = 0       # widest operands one DSP multiplier takes
+    dsp_b_bits: int = 0
+    description: str = ""
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target(name="ecp5-25k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
+           luts=24288, ffs=24288, dsps=28, brams=56, dsp_a_bits=18, dsp_b_bits=18,
+           description="Lattice LFE5U-25F: LUT4, MULT18X18D, DP16KD"),
+    Target(name="ecp5-85k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
+           luts=83640, ffs=83640, dsps=156, brams=208, dsp_a_bits=18, dsp_b_bits=18,
+           description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD"),
+    Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
+           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18,
+           description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1"),
+    Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
+           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
+           description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2"),
+    Target(name="asic-45nm", kind=TargetKind.ASIC, tech="asic45", clock_mhz=1000.0,
+           description="generic 45 nm standard cells; area as a transistor count"),
+)}
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {name!r}") from None

@@ -1,0 +1,1 @@
+"""Top of the stack: family registry, verification glue, explorer and command line."""

@@ -1,0 +1,74 @@
+"""Simulate a design and hold its measured cycles against the cost model.
+
+Records measured with stream gaps or backpressure (``stalled``) only have to
+reach the model's figure (a lower bound); all others must equal it exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dse.families import Family
+from generators.artifact import render
+from generators.params import Params
+from verif.runner import SimResult, run
+
+
+@dataclass(frozen=True)
+class CycleCheck:
+    test: str
+    figure: str
+    measured: int
+    model: int
+    exact: bool           # False: the model is only a lower bound (stalled run)
+
+    @property
+    def ok(self) -> bool:
+        return self.measured == self.model if self.exact else self.measured >= self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"test": self.test, "figure": self.figure, "measured": self.measured,
+                "model": self.model, "exact": self.exact, "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class Verification:
+    sim: SimResult
+    checks: list[CycleCheck]
+
+    @property
+    def passed(self) -> bool:
+        return self.sim.passed and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "simulation_passed": self.sim.passed,
+            "tests": self.sim.tests,
+            "failures": self.sim.failures,
+            "cycles_match": all(c.ok for c in self.checks),
+            "measured_cycles": [{"test": c.test, "figure": c.figure, "cycles": c.measured}
+                                for c in self.checks],
+            "model_cycles": [{"test": c.test, "figure": c.figure, "cycles": c.model,
+                              "exact": c.exact} for c in self.checks],
+            "mismatches": [c.to_dict() for c in self.checks if not c.ok],
+            "log": str(self.sim.log),
+            "waves": str(self.sim.waves) if self.sim.waves else None,
+        }
+
+
+def cycle_checks(family: Family, params: Params, records: list[dict[str, Any]]) -> list[CycleCheck]:
+    checks = []
+    for record in records:
+        for figure, model in family.record_model(params, record).items():
+            checks.append(CycleCheck(test=record["test"], figure=figure, measured=int(record[figure]),
+                                     model=model, exact=not record.get("stalled", False)))
+    return checks
+
+
+def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
+           testcase: str | None = None, run_dir: Path | None = None) -> Verification:
+    artifact = render(params, family.build)
+    sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir)
+    return Verification(sim=sim, checks=cycle_checks(family, params, sim.records))

@@ -1,0 +1,91 @@
+"""The accelforge command line: outputs, JSON contract, and bad input."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dse.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dse.cli", *argv], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_generate_writes_verilog_and_manifest(tmp_path):
+    out = tmp_path / "gen"
+    status = main(["generate", "systolic", "--set", "rows=3", "--set", "cols=2", "--set", "dataflow=ws",
+                   "--gemm", "30,20,100", "--target", "xilinx-7", "--out", str(out)])
+    assert status == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    verilog = (out / f"{manifest['top']}.v").read_text()
+    assert manifest["family"] == "systolic" and manifest["params"]["rows"] == 3
+    assert manifest["top"] == f"af_systolic_{manifest['hash']}"
+    assert manifest["prediction"]["target"] == "xilinx-7" and manifest["prediction"]["cycles"] > 0
+    assert {"amaranth", "python", "accelforge"} <= set(manifest["tools"])
+    header = re.search(rf"module {manifest['top']}\((.*?)\);", verilog, re.S).group(1)
+    declared = {name.strip() for name in header.split(",")}
+    assert declared == {p["name"] for p in manifest["ports"]}
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert widths["a_stream__payload"] == 3 * 8 and widths["b_stream__payload"] == 2 * 8
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", f"{manifest['top']}.v"])
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["generate", "systolic", "--set", "rows=0"], "systolic.rows must be an integer in 1..64, not 0"),
+    (["generate", "systolic", "--set", "dataflow=xs"], "systolic.dataflow must be one of 'os', 'ws'"),
+    (["generate", "systolic", "--set", "bogus=1"], "systolic has no parameter 'bogus'"),
+    (["generate", "systolic", "--set", "rows"], "--set expects key=value, not 'rows'"),
+    (["generate", "systolic", "--gemm", "1,2"], "gemm must be M,N,K"),
+    (["generate", "systolic", "--target", "ecp9"], "target must be one of"),
+    (["generate", "gemmini"], "family must be one of systolic"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, argv, field):
+    out = tmp_path / "never"
+    result = _run(*argv, "--out", str(out))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_unknown_flag_and_missing_command_exit_2():
+    for argv in (["estimate", "systolic", "--frobnicate"], []):
+        result = _run(*argv)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_estimate_json_is_one_document(capsys):
+    assert main(["estimate", "systolic", "--set", "rows=8", "--gemm", "64,64,512", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    tiles = (64 // 8) * (64 // 4)                  # 8x4 engine over a 64x64 output
+    assert doc["cycles"] == tiles * (512 // 256) * (256 + 8 + 4 - 1) + 8
+    assert {"lut", "ff", "dsp", "bram", "area_transistors", "energy_j", "fmax_mhz"} <= set(doc)
+
+
+def test_params_lists_every_field(capsys):
+    assert main(["params", "systolic", "--json"]) == 0
+    names = [f["name"] for f in json.loads(capsys.readouterr().out)]
+    assert names == ["rows", "cols", "a_bits", "w_bits", "acc_bits", "signed", "dataflow", "k_max"]
+
+
+@pytest.mark.sim
+def test_verify_json_reports_measured_and_model_cycles():
+    result = _run("verify", "systolic", "--set", "rows=2", "--set", "cols=2", "--set", "k_max=6",
+                  "--seed", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["passed"] and doc["tests"] == 6 and doc["cycles_match"]
+    assert len(doc["measured_cycles"]) == len(doc["model_cycles"]) > 0
+    for measured, model in zip(doc["measured_cycles"], doc["model_cycles"]):
+        if model["exact"]:
+            assert measured["cycles"] == model["cycles"]
