@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -112,7 +112,7 @@ class Host:
         else:
             raise AssertionError(f"engine stalled: {drained}/{len(runs)} tiles after {limit} cycles")
         assert a_idx == len(a_beats) and b_idx == len(b_beats), "engine left stream beats unread"
-        for run, t in zip(runs, timings):
+        for run, t in zip(runs, timings, strict=True):
             expected = gemm(run.a, run.b, p.acc_width, p.signed)
             np.testing.assert_array_equal(unpack_c(p, t.tile), expected)
         return timings
@@ -130,7 +130,7 @@ def _random_run(p: SystolicParams, rng: np.random.Generator, k: int) -> Run:
 
 
 def _report(test: str, p: SystolicParams, runs: list[Run], timings: list[Timing], **extra) -> None:
-    for run, t in zip(runs, timings):
+    for run, t in zip(runs, timings, strict=True):
         bench_report({"test": test, "k": run.k, "start_to_done": t.done - t.start,
                       "start_to_last_c": t.last_c - t.start, **extra})
 
@@ -216,7 +216,7 @@ async def back_to_back_gemm(dut):
     await host.reset()
     timings = await host.execute(runs)
     c = np.zeros((m + p.rows, n + p.cols), dtype=np.int64)
-    for (i, j), t in zip(places, timings):
+    for (i, j), t in zip(places, timings, strict=True):
         c[i:i + p.rows, j:j + p.cols] += unpack_c(p, t.tile)
     got = wrap(c[:m, :n], p.acc_width, p.signed)
     np.testing.assert_array_equal(got, gemm(a, b, p.acc_width, p.signed))
