@@ -46,3 +46,8 @@ def provenance(family: str) -> dict[str, Any]:
     """Version and source of a family's coefficients, for manifests and reports."""
     document = _load(family)
     return {k: document[k] for k in ("version", "calibrated", "source") if k in document}
+
+
+def reload() -> None:
+    """Forget cached coefficient files (after calibration rewrote one)."""
+    _load.cache_clear()

@@ -31,7 +31,7 @@ import numpy as np
 from cost_models.coefficients import coefficients, provenance
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind
-from generators.systolic import Dataflow, SystolicParams, full_precision_acc_bits
+from generators.systolic import Dataflow, SystolicParams, bit_length, full_precision_acc_bits
 
 WS_CODE = list(Dataflow).index(Dataflow.WS)
 
@@ -40,33 +40,24 @@ Points = Union[SystolicParams, Sequence[SystolicParams], Mapping[str, np.ndarray
 
 @dataclass(frozen=True)
 class FabricCoefficients:
-    """Per-technology coefficients (FPGA fabric or standard cells)."""
-    lut_per_adder_bit: float        # LUTs per accumulator adder bit
-    lut_per_mult_bit2: float        # LUTs per a_bits*w_bits of a soft multiplier
-    lut_per_mux_bit: float          # LUTs per 2:1 multiplexer bit
-    lut_control: float              # LUTs of the controller and counters
-    ff_per_reg_bit: float           # flip-flops per register bit of the structure
-    ff_control: float               # flip-flops of the controller
-    dsp_min_bits: int               # narrower multipliers stay in LUTs
-    ns_base: float                  # clock-to-out + setup + routing, ns
-    ns_per_adder_bit: float         # carry chain, ns per accumulator bit
-    ns_dsp: float                   # hard multiplier delay, ns
-    ns_per_mult_level: float        # soft multiplier, ns per partial-product tree level
-    ns_per_fanout_doubling: float   # global enable fan-out, ns per doubling of PEs
-    j_per_mult_bit2: float          # J per multiply, per a_bits*w_bits
-    j_per_adder_bit: float          # J per accumulate, per accumulator bit
-    j_per_reg_bit_cycle: float      # J per register bit per clock cycle (activity folded in)
-    w_static: float                 # W of static power attributed to the design
+    """Per-technology coefficients; each table maps a structural feature to its weight.
+
+    ``lut``, ``ff``: primitives per unit of feature; ``period_ns``: ns per unit
+    (critical path = weighted sum, Fmax = 1/period); ``energy``: J per MAC
+    bit-product and accumulator bit, J per register bit per cycle, W static.
+    """
+    dsp_min_bits: int               # both operands at least this wide go to a hard multiplier
+    dsp_min_product_bits: int       # ... and their product at least this wide
+    lut: Mapping[str, float]
+    ff: Mapping[str, float]
+    period_ns: Mapping[str, float]
+    energy: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class CmosCoefficients:
-    """Technology-neutral area proxy, in transistors (Yosys ``stat -tech cmos`` style)."""
-    transistors_per_reg_bit: float
-    transistors_per_adder_bit: float
-    transistors_per_mult_bit2: float
-    transistors_per_mux_bit: float
-    transistors_control: float
+    """Technology-neutral area proxy: transistors per feature (Yosys ``stat -tech cmos``)."""
+    transistors: Mapping[str, float]
 
 
 def _columns(points: Points) -> dict[str, np.ndarray]:
@@ -109,23 +100,90 @@ def gemm_cycles(rows, cols, ws, k_max, m, n, k):
     return tiles * per_tile + rows
 
 
-def structure(rows, cols, a_bits, w_bits, acc, ws):
-    """Register, adder, multiplier and multiplexer bits of the generated RTL."""
-    r, c = rows, cols
+def _bits_for(n):
+    """Width of an Amaranth ``range(n)`` signal (at least 1 bit)."""
+    n = np.asarray(n, dtype=np.int64)
+    return np.maximum(bit_length(np.maximum(n - 1, 0)), 1)
+
+
+def uses_dsp(a_bits, w_bits, fab: FabricCoefficients):
+    return ((np.minimum(a_bits, w_bits) >= fab.dsp_min_bits)
+            & (a_bits + w_bits >= fab.dsp_min_product_bits))
+
+
+def features(col: Mapping[str, np.ndarray], on_dsp, *,
+             reduce_widths: bool = True) -> dict[str, dict[str, np.ndarray]]:
+    """Structural features of the generated RTL, grouped by the figure they price.
+
+    Register counts are exact for our RTL: PE accumulators and operand
+    pass-through registers (without the ones synthesis drops at the array's
+    far edges and the ws partial-sum bits it proves constant), skew/de-skew
+    lines, the ws row accumulator and token line, the output bank and the
+    controller's counters and state. ``reduce_widths=False`` counts every
+    register bit the RTL declares instead.
+    """
+    r, c = col["rows"], col["cols"]
+    a, w, acc, ws, k_max = col["a_bits"], col["w_bits"], col["acc"], col["ws"], col["k_max"]
     pes = r * c
-    skew = a_bits * r * (r - 1) // 2
-    pe_regs = pes * (a_bits + w_bits + acc)
-    drain = pes * acc
-    os_regs = skew + w_bits * c * (c - 1) // 2 + pe_regs + drain
-    index_bits = np.maximum(np.ceil(np.log2(np.maximum(r, 2))), 1)
-    ws_regs = (skew + acc * c * (c - 1) // 2 + pe_regs + 2 * drain
-               + (r + c - 1) * (2 + index_bits))
-    reg_bits = np.where(ws, ws_regs, os_regs)
-    adder_bits = pes * acc + np.where(ws, c * acc, 0)
-    mult_bits2 = pes * a_bits * w_bits
-    feed_gates = a_bits * r + np.where(ws, 0, w_bits * c)
-    mux_bits = drain + feed_gates + np.where(ws, c * acc * (r - 1), 0)
-    return reg_bits, adder_bits, mult_bits2, mux_bits
+    soft = ~on_dsp
+    # ws partial sums start from a constant 0, so synthesis (wreduce) keeps only the bits a
+    # sum of r+1 products can reach: row r holds min(acc, a+w+r) bits; os accumulators feed
+    # back on themselves and keep all acc bits.
+    product = a + w
+    full_rows = np.clip(acc - product, 0, r) if reduce_widths else np.zeros_like(r)
+    ws_psum_bits = full_rows * product + full_rows * (full_rows - 1) // 2 + (r - full_rows) * acc
+    last_row_bits = np.minimum(acc, product + r - 1) if reduce_widths else acc
+    pe_acc = np.where(ws, c * ws_psum_bits, pes * acc)
+    os_pass = a * r * (c - 1) + w * c * (r - 1)
+    ws_pass = a * r * (c - 1) + w * pes
+    pe_pass = np.where(ws, ws_pass, os_pass)
+    index = _bits_for(np.maximum(r, 2))
+    drain = pes * acc + _bits_for(r + 1)
+    os_other = (a * r * (r - 1) // 2 + w * c * (c - 1) // 2 + drain
+                + _bits_for(k_max + 1) + _bits_for(np.maximum(r + c - 1, 2))
+                + _bits_for(np.where(r + c > 2, 4, 3)))
+    gap = np.maximum(c - 2, 0)
+    ws_other = (a * r * (r - 1) // 2 + last_row_bits * c * (c - 1) // 2 + drain + pes * acc
+                + (r + c - 1) * (2 + index)
+                + _bits_for(k_max + 1) + _bits_for(r + 1) + 2 * index + 1
+                + _bits_for(np.maximum(gap, r + c - 1) + 1) + _bits_for(np.where(gap > 0, 6, 5)))
+    other = np.where(ws, ws_other, os_other)
+    drain_mux = pes * acc                                   # output bank: load or shift
+    read_mux = np.where(ws, c * acc * (r - 1), 0)           # ws row accumulator: rows:1 select
+    feed_gates = a * r + np.where(ws, 0, w * c)             # operands gated to zero when idle
+    mux = drain_mux + read_mux + feed_gates
+    one = np.ones_like(pes)
+    soft_levels = np.ceil(np.log2(np.maximum(np.minimum(a, w), 2)))
+    return {
+        "lut": {"const": one, "pe": pes, "acc_adder_soft": pe_acc * soft, "acc_adder_dsp": pe_acc * on_dsp,
+                "soft_mult": pes * a * w * soft, "drain_mux": drain_mux, "read_mux": read_mux,
+                "feed_gates": feed_gates, "bank_adder": np.where(ws, c * acc, 0)},
+        "ff": {"const": one, "pe_acc_soft": pe_acc * soft, "pe_acc_dsp": pe_acc * on_dsp,
+               "pe_pass_soft": pe_pass * soft, "pe_pass_dsp": pe_pass * on_dsp, "other": other},
+        "period_ns": {"const": one, "dsp": on_dsp.astype(np.float64), "soft_mult_level": soft_levels * soft,
+                      "acc_bit": acc, "log2_pes": np.log2(np.maximum(pes, 1))},
+        "cmos": {"const": one, "reg": pe_acc + pe_pass + other, "adder": pe_acc + np.where(ws, c * acc, 0),
+                 "mult": pes * a * w, "mux": mux},
+    }
+
+
+def weighted(table: Mapping[str, float], feats: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Sum of coefficient x feature; the two must name the same features."""
+    if set(table) != set(feats):
+        raise ValueError(f"coefficients {sorted(table)} do not match features {sorted(feats)}")
+    return sum(float(table[k]) * np.asarray(feats[k], dtype=np.float64) for k in feats)
+
+
+def prepare(points: Points) -> dict[str, np.ndarray]:
+    """Columns with the derived fields the model needs (``acc``, ``ws``)."""
+    col = _columns(points)
+    out = {k: col[k].astype(np.int64) for k in ("rows", "cols", "a_bits", "w_bits", "k_max")}
+    signed = col["signed"].astype(bool)
+    given = col["acc_bits"].astype(np.int64)
+    out["acc"] = np.where(given > 0, given, full_precision_acc_bits(out["a_bits"], out["w_bits"],
+                                                                   out["k_max"], signed))
+    out["ws"] = np.asarray(col["dataflow"] == WS_CODE)
+    return out
 
 
 def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray]:
@@ -135,15 +193,11 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     ``SystolicParams.columns`` (arrays broadcast together). Returns a dict of
     equally long NumPy arrays.
     """
-    col = _columns(points)
+    col = prepare(points)
     fab = coefficients("systolic", target.tech, FabricCoefficients)
     cmos = coefficients("systolic", "cmos", CmosCoefficients)
-    rows, cols = col["rows"].astype(np.int64), col["cols"].astype(np.int64)
-    a_bits, w_bits = col["a_bits"].astype(np.int64), col["w_bits"].astype(np.int64)
-    k_max, signed = col["k_max"].astype(np.int64), col["signed"].astype(bool)
-    ws = col["dataflow"] == WS_CODE
-    given = col["acc_bits"].astype(np.int64)
-    acc = np.where(given > 0, given, full_precision_acc_bits(a_bits, w_bits, k_max, signed))
+    rows, cols, ws, k_max = col["rows"], col["cols"], col["ws"], col["k_max"]
+    a_bits, w_bits, acc = col["a_bits"], col["w_bits"], col["acc"]
 
     cycles = gemm_cycles(rows, cols, ws, k_max, gemm.m, gemm.n, gemm.k)
     tiles = _ceil_div(gemm.m, rows) * _ceil_div(gemm.n, cols)
@@ -152,35 +206,27 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     sweeps = (chunks - 1) * array_passes(rows, ws, k_max) + array_passes(rows, ws, k_last)
     macs = tiles * rows * cols * sweeps
 
-    reg_bits, adder_bits, mult_bits2, mux_bits = structure(rows, cols, a_bits, w_bits, acc, ws)
+    fpga = target.kind is TargetKind.FPGA
+    on_dsp = uses_dsp(a_bits, w_bits, fab) if fpga else np.zeros(np.shape(a_bits), dtype=bool)
+    feats = features(col, on_dsp)
     pes = rows * cols
-    if target.kind is TargetKind.FPGA:
-        on_dsp = np.minimum(a_bits, w_bits) >= fab.dsp_min_bits
+    if fpga:
         per_mult = _ceil_div(a_bits, target.dsp_a_bits) * _ceil_div(w_bits, target.dsp_b_bits)
         dsp = np.where(on_dsp, pes * per_mult, 0)
-        soft_mult = np.where(on_dsp, 0, mult_bits2)
+        lut = weighted(fab.lut, feats["lut"])
     else:
-        on_dsp = np.zeros_like(ws)
-        dsp = np.zeros_like(rows)
-        soft_mult = mult_bits2
-    lut = (fab.lut_per_adder_bit * adder_bits + fab.lut_per_mult_bit2 * soft_mult
-           + fab.lut_per_mux_bit * mux_bits + fab.lut_control)
-    ff = fab.ff_per_reg_bit * reg_bits + fab.ff_control
-    area = (cmos.transistors_per_reg_bit * reg_bits + cmos.transistors_per_adder_bit * adder_bits
-            + cmos.transistors_per_mult_bit2 * mult_bits2 + cmos.transistors_per_mux_bit * mux_bits
-            + cmos.transistors_control)
-
-    mult_levels = np.ceil(np.log2(np.maximum(np.minimum(a_bits, w_bits), 2)))
-    mult_ns = np.where(on_dsp, fab.ns_dsp, fab.ns_per_mult_level * mult_levels)
-    crit_ns = (fab.ns_base + mult_ns + fab.ns_per_adder_bit * acc
-               + fab.ns_per_fanout_doubling * np.log2(np.maximum(pes, 1)))
-    fmax = 1e3 / crit_ns
+        dsp = np.zeros_like(pes)
+        lut = np.zeros(np.shape(pes))
+    ff = weighted(fab.ff, feats["ff"])
+    area = weighted(cmos.transistors, feats["cmos"])
+    fmax = 1e3 / weighted(fab.period_ns, feats["period_ns"])
     clock = np.minimum(fmax, target.clock_mhz)
     latency = cycles / (clock * 1e6)
-
-    e_mac = macs * (fab.j_per_mult_bit2 * a_bits * w_bits + fab.j_per_adder_bit * acc)
-    e_reg = fab.j_per_reg_bit_cycle * reg_bits * cycles
-    e_static = fab.w_static * latency
+    reg_bits = feats["cmos"]["reg"]
+    energy = fab.energy
+    e_mac = macs * (energy["j_per_mult_bit2"] * a_bits * w_bits + energy["j_per_adder_bit"] * acc)
+    e_reg = energy["j_per_reg_bit_cycle"] * reg_bits * cycles
+    e_static = energy["w_static"] * latency
     n = np.broadcast_shapes(rows.shape, cycles.shape)
     out = {
         "cycles": cycles, "latency_s": latency, "throughput_ops_s": gemm.ops / latency,
@@ -194,9 +240,42 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     if target.kind is TargetKind.FPGA:
         out["fits"] = ((lut <= target.luts) & (ff <= target.ffs) & (dsp <= target.dsps))
     else:
-        out["fits"] = np.ones_like(ws)
+        out["fits"] = np.ones(np.shape(ws), dtype=bool)
     return {k: np.broadcast_to(v, n) for k, v in out.items()}
 
 
 def model_info() -> dict[str, object]:
     return {"family": "systolic", "coefficients": provenance("systolic")}
+
+
+# ---------------------------------------------------------------------- calibration hooks
+CALIBRATION_BOX = {"rows": (1, 10), "cols": (1, 10), "k_max": (4, 1024)}
+"""Where calibration samples designs: the declared ranges, capped so each sample synthesizes in
+well under a minute on one core. The structural features extrapolate beyond the box."""
+
+
+def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+    """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min product bits)."""
+    col = prepare(points)
+    on_dsp = ((np.minimum(col["a_bits"], col["w_bits"]) >= dsp_rule[0])
+              & (col["a_bits"] + col["w_bits"] >= dsp_rule[1]))
+    return features(col, on_dsp)
+
+
+def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(multiplier count, a_bits, w_bits) of each point, for fitting the DSP rule."""
+    col = prepare(points)
+    return col["rows"] * col["cols"], col["a_bits"], col["w_bits"]
+
+
+def register_bits(points: Points) -> tuple[np.ndarray, np.ndarray]:
+    """(flip-flop bits synthesis keeps, pass-through bits it drops at the array's far edges).
+
+    Their sum is every register the RTL declares, which the pyverilog
+    structural count checks.
+    """
+    col = prepare(points)
+    kept = features(col, np.zeros(col["rows"].shape, dtype=bool))["cmos"]["reg"]
+    declared = features(col, np.zeros(col["rows"].shape, dtype=bool), reduce_widths=False)["cmos"]["reg"]
+    edges = col["a_bits"] * col["rows"] + np.where(col["ws"], 0, col["w_bits"] * col["cols"])
+    return kept, declared - kept + edges

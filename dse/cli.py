@@ -85,13 +85,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prediction = {"target": target.name, "gemm": [gemm.m, gemm.n, gemm.k],
                   **_estimate_row(family, params, gemm, target.name),
                   "model": family.model_info()}
+    if args.flow == "vivado" and not args.part:
+        raise UsageError("--flow vivado needs --part, for example --part xc7a100tcsg324-1")
+    if args.part and args.flow != "vivado":
+        raise UsageError("--part only applies with --flow vivado")
     artifact = render(params, family.build, extra={"prediction": _jsonable(prediction)})
+    project = None
+    if args.flow == "vivado":
+        from flows.vivado import vivado_project
+        project = vivado_project(artifact, part=args.part, clock_mhz=args.clock_mhz or 200.0)
     files = write(artifact, out)
+    if project is not None:
+        from flows.vivado import write_vivado
+        files.update(write_vivado(project, artifact, out))
     if args.json:
         _print_json({"top": artifact.top, "files": {k: str(v) for k, v in files.items()},
                      "hash": params.digest()})
     else:
-        print(f"{artifact.top}: wrote {files['verilog']} and {files['manifest']}")
+        print(f"{artifact.top}: wrote " + ", ".join(str(p) for p in files.values()))
     return 0
 
 
@@ -141,6 +152,78 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_FAILED
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from flows.synth import get_synth_target, make_job, run_job
+    from flows.tools import FlowError
+    from verif.runner import cache_root
+
+    family = get_family(args.family)
+    params = _params(family, args.set)
+    target = get_synth_target(args.target)
+    if not 1.0 <= args.timeout <= 86400.0:
+        raise UsageError(f"--timeout must be a number of seconds in 1..86400, not {args.timeout:g}")
+    artifact = render(params, family.build)
+    with _status(f"synthesizing {artifact.top} for {target.name}", args.json):
+        try:
+            result = run_job(make_job(artifact, target.name, clock_mhz=args.clock_mhz,
+                                      cache_root=cache_root(), timeout_s=args.timeout))
+        except FlowError as exc:
+            print(f"accelforge: synthesis failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    gemm = family.default_gemm(params)
+    predicted = _estimate_row(family, params, gemm, target.model_target)
+    keys = ("lut", "ff", "dsp", "bram", "fmax_mhz") if target.flow != "generic" else ("area_transistors",)
+    pairs = {}
+    for key in keys:
+        measured = getattr(result, "transistors" if key == "area_transistors" else key)
+        pairs[key] = {"measured": measured, "predicted": predicted[key]}
+    document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
+                "target": target.name, "figures": pairs, "met_timing": result.met_timing,
+                "clock_mhz": result.clock_mhz, "measured": result.to_dict(),
+                "model": family.model_info()}
+    if args.json:
+        _print_json(document)
+    else:
+        print(f"{artifact.top} on {target.name}" + (f" at {result.clock_mhz:g} MHz" if result.clock_mhz else "")
+              + (" (cached)" if result.cached else f" ({result.runtime_s:.1f} s)"))
+        print(f"  {'figure':<18} {'measured':>12} {'predicted':>12}")
+        for key, pair in pairs.items():
+            m, p = pair["measured"], pair["predicted"]
+            m_text = "-" if m is None else (f"{m:.1f}" if isinstance(m, float) else str(m))
+            print(f"  {key:<18} {m_text:>12} {p:>12.1f}")
+        if result.met_timing is not None:
+            print(f"  met_timing         {result.met_timing}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from flows.calibrate import calibrate
+    from verif.runner import cache_root
+
+    family = get_family(args.family)
+    if family.calibration is None:
+        raise UsageError(f"{family.name} has no calibration hooks yet")
+    out = Path(args.out) if args.out else None
+    command = (f"accelforge calibrate {family.name} --target {args.target} --samples {args.samples} "
+               f"--seed {args.seed}")
+    report = calibrate(family.calibration, args.target, samples=args.samples, seed=args.seed,
+                       jobs=args.jobs, cache_root=cache_root(), out_file=out or _default_coeff_file(family),
+                       command=command, progress=not args.json)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    print(f"{family.name} on {args.target}: {report.samples} designs, {report.train} fitted, "
+          f"{report.held_out} held out; DSP rule {report.dsp_rule}")
+    for figure, errors in report.errors.items():
+        print(f"  {figure:<12} " + ", ".join(f"{k} {v:.3g}" for k, v in errors.items()))
+    return 0
+
+
+def _default_coeff_file(family: Family) -> Path:
+    from cost_models.coefficients import DATA_DIR
+    return DATA_DIR / f"{family.name}.json"
+
+
 # ---------------------------------------------------------------------- parser
 def _add_design_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
@@ -176,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_design_args(p)
     _add_workload_args(p)
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--flow", choices=["vivado"], help="also write a Vivado project script and XDC")
+    p.add_argument("--part", help="Xilinx part for --flow vivado, e.g. xc7a100tcsg324-1")
+    p.add_argument("--clock-mhz", type=float, help="clock constraint for --flow vivado (default 200)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("estimate", help="print the cost model's PPA for one design")
@@ -188,6 +274,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed of the testbench")
     p.add_argument("--waves", action="store_true", help="dump a VCD of the run")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("synth", help="synthesize one design (Yosys/nextpnr), measured vs predicted")
+    _add_design_args(p)
+    p.add_argument("--target", default="ecp5-85k",
+                   help="ecp5-25k, ecp5-85k, xilinx-7, xilinx-us or generic")
+    p.add_argument("--clock-mhz", type=float, help="clock constraint (ECP5 flows; default 100)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="time limit per tool call, s")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("calibrate", help="fit the cost model's coefficients to synthesis")
+    p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
+    p.add_argument("--target", default="ecp5-85k", help="ecp5-85k, xilinx-7, generic, ...")
+    p.add_argument("--samples", type=int, default=40, help="designs to synthesize (16..1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=None, help="parallel syntheses (default: cores)")
+    p.add_argument("--out", help="coefficient file to write (default: the package's own)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("params", help="list a family's parameters and allowed values")
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")

@@ -13,6 +13,7 @@ import numpy as np
 import cost_models.systolic as systolic_model
 import generators.systolic as systolic_gen
 from cost_models.ops import Gemm
+from flows.calibrate import Calibratable
 from generators.params import Params
 
 
@@ -26,6 +27,7 @@ class Family:
     model_info: Callable[[], dict[str, Any]]
     record_model: Callable[[Any, Mapping[str, Any]], dict[str, int]]
     default_gemm: Callable[[Any], Gemm]
+    calibration: Calibratable | None = None
 
 
 def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, Any]) -> dict[str, int]:
@@ -44,7 +46,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(name="systolic", params=systolic_gen.SystolicParams, build=systolic_gen.build,
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
            model_info=systolic_model.model_info, record_model=_systolic_record_model,
-           default_gemm=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile")),
+           default_gemm=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile"),
+           calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
+                                    systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
+                                    systolic_model.multipliers)),
 )}
 
 

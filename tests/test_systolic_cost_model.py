@@ -68,11 +68,15 @@ def test_run_cycles_formulas():
     assert model.run_to_last_c(5, 4, True, 12) == model.run_cycles(5, 4, True, 12) + 5
 
 
-def test_narrow_operands_stay_off_dsps_and_wide_ones_use_them():
-    target = get_target("ecp5-85k")
-    narrow, wide = SystolicParams(a_bits=2, w_bits=2), SystolicParams(a_bits=16, w_bits=16)
-    out = model.estimate([narrow, wide], Gemm(m=4, n=4, k=16), target)
-    assert out["dsp"].tolist() == [0, 16]
+def test_dsp_inference_follows_what_yosys_does():
+    """Measured with flows/synth.py: synth_ecp5 puts even 2x2 products on MULT18X18D;
+    synth_xilinx keeps products narrower than 9 bits (4x4) in LUTs."""
+    points = [SystolicParams(a_bits=2, w_bits=2), SystolicParams(a_bits=4, w_bits=4),
+              SystolicParams(a_bits=4, w_bits=5), SystolicParams(a_bits=16, w_bits=16)]
+    gemm = Gemm(m=4, n=4, k=16)
+    assert model.estimate(points, gemm, get_target("ecp5-85k"))["dsp"].tolist() == [16, 16, 16, 16]
+    assert model.estimate(points, gemm, get_target("xilinx-7"))["dsp"].tolist() == [0, 0, 16, 16]
+    assert model.estimate(points, gemm, get_target("asic-45nm"))["dsp"].tolist() == [0, 0, 0, 0]
 
 
 def test_given_accumulator_width_overrides_full_precision():

@@ -1,0 +1,220 @@
+"""Fit a family's cost-model coefficients to synthesis results.
+
+Designs are sampled from the Params' declared ranges (capped by the family's
+calibration box), synthesized in parallel through the flow cache, split into
+a training and a held-out set, and each coefficient table (``lut``, ``ff``,
+``period_ns``, or ``transistors`` for the generic flow) is fitted by
+non-negative least squares on relative error, so the fit minimises
+percentage error and every coefficient stays physical (no negative LUTs).
+The DSP placement rule is the (min operand bits, min product bits) pair that
+reproduces the most measured DSP counts. The fitted values replace the
+technology's entry in ``cost_models/data/<family>.json``, with the held-out
+errors and the command that produced them.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from cost_models import coefficients as coeff_store
+from cost_models.targets import get_target
+from flows.synth import SynthResult, get_synth_target, make_job, run_job
+from generators.artifact import render, write_atomic
+from generators.params import Params
+
+
+def sample_points(params_cls: type[Params], box: Mapping[str, tuple[int, int]], n: int,
+                  seed: int) -> list[Params]:
+    """``n`` distinct random points of the searchable fields, inside ``box``."""
+    rng = np.random.default_rng(seed)
+    points: dict[str, Params] = {}
+    for _ in range(50 * n):
+        values: dict[str, Any] = {}
+        for info in params_cls.fields():
+            if not info.spec.search:
+                continue
+            if info.kind is bool or issubclass(info.kind, enum.Enum):
+                values[info.name] = info.choices[rng.integers(len(info.choices))]
+                continue
+            lo, hi = box.get(info.name, (info.spec.range.lo, info.spec.range.hi))
+            lo, hi = max(lo, info.spec.range.lo), min(hi, info.spec.range.hi)
+            if info.spec.range.log:
+                values[info.name] = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+            else:
+                values[info.name] = int(rng.integers(lo, hi, endpoint=True))
+        p = params_cls(**values)
+        points.setdefault(p.digest(), p)
+        if len(points) == n:
+            break
+    return list(points.values())
+
+
+def synthesize_all(points: Sequence[Params], build: Callable, target: str, *, jobs: int,
+                   cache_root: Path, clock_mhz: float | None = None,
+                   progress: bool = False) -> list[SynthResult]:
+    """Synthesize every point (cached); results in the order of ``points``."""
+    def one(p: Params) -> SynthResult:
+        return run_job(make_job(render(p, build), target, clock_mhz=clock_mhz, cache_root=cache_root))
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, p) for p in points]
+        if progress and sys.stderr.isatty():
+            from rich.progress import track
+            for f in track(futures, description=f"synthesizing for {target}", console=None):
+                f.result()
+        return [f.result() for f in futures]
+
+
+def split(n: int, seed: int, holdout: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) indices of ``n`` samples; the same for the same seed."""
+    order = np.random.default_rng(seed + 1).permutation(n)
+    n_test = max(2, int(round(holdout * n)))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def fit_relative(feats: Mapping[str, np.ndarray], measured: np.ndarray) -> dict[str, float]:
+    """Non-negative weights minimising the squared relative error of sum(weight x feature)."""
+    from scipy.optimize import nnls
+
+    names = sorted(feats)
+    y = np.asarray(measured, dtype=np.float64)
+    matrix = np.stack([np.asarray(feats[k], dtype=np.float64) / y for k in names], axis=1)
+    scale = np.maximum(np.abs(matrix).max(axis=0), 1e-30)      # condition the columns
+    weights, _ = nnls(matrix / scale, np.ones_like(y))
+    return {k: float(w / s) for k, w, s in zip(names, weights, scale, strict=True)}
+
+
+def fit_dsp_rule(mults: np.ndarray, a_bits: np.ndarray, w_bits: np.ndarray,
+                 measured: np.ndarray, per_mult: np.ndarray) -> tuple[int, int]:
+    """The (min bits, min product bits) that explains the most measured DSP counts."""
+    best, best_hits = (99, 99), -1
+    for min_bits in range(1, 17):
+        for min_product in range(0, 33):
+            on = (np.minimum(a_bits, w_bits) >= min_bits) & (a_bits + w_bits >= min_product)
+            hits = int(np.sum(np.where(on, mults * per_mult, 0) == measured))
+            if hits > best_hits:
+                best, best_hits = (min_bits, min_product), hits
+    return best
+
+
+def _mape(predicted: np.ndarray, measured: np.ndarray) -> float:
+    return float(np.mean(np.abs(predicted - measured) / np.abs(measured)) * 100.0)
+
+
+@dataclass
+class CalibrationReport:
+    family: str
+    target: str
+    tech: str
+    samples: int
+    train: int
+    held_out: int
+    dsp_rule: tuple[int, int]
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)
+    coefficients: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)   # held-out predicted vs measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("family", "target", "tech", "samples", "train", "held_out",
+                                              "dsp_rule", "errors", "coefficients", "rows")}
+
+
+@dataclass(frozen=True)
+class Calibratable:
+    """What calibration needs from a family (provided by its cost-model module)."""
+    family: str
+    params: type[Params]
+    build: Callable
+    box: Mapping[str, tuple[int, int]]
+    features: Callable[[Sequence[Params], tuple[int, int]], dict[str, dict[str, np.ndarray]]]
+    multipliers: Callable[[Sequence[Params]], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 0, jobs: int | None = None,
+              cache_root: Path, out_file: Path | None = None, holdout: float = 0.25,
+              command: str = "", progress: bool = False) -> CalibrationReport:
+    if not isinstance(samples, int) or not 16 <= samples <= 1000:     # a fit needs more designs
+        raise ValueError(f"samples must be an integer in 16..1000, not {samples!r}")  # than features
+    synth_target = get_synth_target(target_name)
+    model_target = get_target(synth_target.model_target)
+    tech = "cmos" if synth_target.flow == "generic" else model_target.tech
+    points = sample_points(fam.params, fam.box, samples, seed)
+    results = synthesize_all(points, fam.build, target_name, jobs=jobs or os.cpu_count() or 1,
+                             cache_root=cache_root, progress=progress)
+    train_idx, test_idx = split(len(points), seed, holdout)
+    report = CalibrationReport(fam.family, target_name, tech, len(points), len(train_idx), len(test_idx),
+                               dsp_rule=(99, 99))
+    measured: dict[str, np.ndarray] = {}
+    if synth_target.flow == "generic":
+        figures = {"transistors": "transistors"}
+        rule = (99, 99)
+    else:
+        figures = {"lut": "lut", "ff": "ff"}
+        if synth_target.has_fmax:
+            figures["period_ns"] = "fmax_mhz"
+        mults, a_bits, w_bits = fam.multipliers(points)
+        per_mult = (-(-a_bits // model_target.dsp_a_bits)) * (-(-w_bits // model_target.dsp_b_bits))
+        dsp = np.array([r.dsp for r in results], dtype=np.int64)
+        rule = fit_dsp_rule(mults[train_idx], a_bits[train_idx], w_bits[train_idx], dsp[train_idx],
+                            per_mult[train_idx])
+        predicted_dsp = np.where((np.minimum(a_bits, w_bits) >= rule[0]) & (a_bits + w_bits >= rule[1]),
+                                 mults * per_mult, 0)
+        bram = np.array([r.bram for r in results], dtype=np.int64)
+        report.errors["dsp"] = {"held_out_exact": float(np.mean(predicted_dsp[test_idx] == dsp[test_idx]))}
+        report.errors["bram"] = {"held_out_exact": float(np.mean(bram[test_idx] == 0))}
+        measured["dsp"], measured["bram"] = dsp, bram
+        report.coefficients["dsp_min_bits"], report.coefficients["dsp_min_product_bits"] = rule
+    report.dsp_rule = rule
+    feats_all = fam.features(points, rule)
+    group_of = {"transistors": "cmos"}
+    predictions: dict[str, np.ndarray] = {}
+    for table, attr in figures.items():
+        values = np.array([getattr(r, attr) for r in results], dtype=np.float64)
+        y = 1e3 / values if table == "period_ns" else values
+        group = feats_all[group_of.get(table, table)]
+        fitted = fit_relative({k: v[train_idx] for k, v in group.items()}, y[train_idx])
+        pred = sum(fitted[k] * np.asarray(group[k], dtype=np.float64) for k in group)
+        if table == "period_ns":
+            pred, y, label = 1e3 / pred, values, "fmax_mhz"
+        else:
+            label = table
+        report.coefficients[table] = fitted
+        report.errors[label] = {"train_mape_pct": _mape(pred[train_idx], y[train_idx]),
+                                "held_out_mape_pct": _mape(pred[test_idx], y[test_idx]),
+                                "held_out_max_pct": float(np.max(np.abs(pred[test_idx] - y[test_idx])
+                                                                 / y[test_idx]) * 100.0)}
+        predictions[label], measured[label] = pred, y
+    for i in test_idx:
+        row = {"params": points[i].to_dict(), "hash": points[i].digest()}
+        for label in predictions:
+            row[f"{label}_measured"] = float(measured[label][i])
+            row[f"{label}_predicted"] = float(predictions[label][i])
+        report.rows.append(row)
+    if out_file is not None:
+        _store(fam.family, tech, report, out_file, command)
+    return report
+
+
+def _store(family: str, tech: str, report: CalibrationReport, out_file: Path, command: str) -> None:
+    source = coeff_store.DATA_DIR / f"{family}.json"
+    document = json.loads((out_file if out_file.exists() else source).read_text())
+    entry = document["techs"][tech]
+    entry.update(report.coefficients)
+    document["version"] = int(document.get("version", 0)) + 1
+    document.setdefault("calibration", {})[tech] = {
+        "target": report.target, "date": date.today().isoformat(), "samples": report.samples,
+        "train": report.train, "held_out": report.held_out, "errors": report.errors,
+        "command": command,
+    }
+    document["calibrated"] = True
+    write_atomic(out_file, json.dumps(document, indent=2) + "\n")
+    coeff_store.reload()

