@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= auto
 export ACCELFORGE_CACHE ?= $(CURDIR)/.cache/accelforge
 
-.PHONY: all venv demo test regress lint bench clean
+.PHONY: all venv postgres demo test regress lint bench clean
 
 all: test
 
@@ -18,13 +18,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The PostgreSQL multi-worker test needs a server; Debian's package is installed only if missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the multi-worker storage test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/python -m dse.demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
-regress: $(STAMP)
+regress: $(STAMP) postgres
 	$(BIN)/python -m pytest -n $(JOBS) -q --regress
 
 bench: $(STAMP)

@@ -155,7 +155,10 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
     one = np.ones_like(pes)
     soft_levels = np.ceil(np.log2(np.maximum(np.minimum(a, w), 2)))
     return {
-        "lut": {"const": one, "pe": pes, "acc_adder_soft": pe_acc * soft, "acc_adder_dsp": pe_acc * on_dsp,
+        "lut": {"const": one, "pe": pes, "acc_adder_soft": pe_acc * soft,
+                # a ws partial sum (psum_in + a*w) is the DSP post-adder's own pattern; an os
+                # accumulator with its clear and enable often stays in fabric
+                "acc_adder_dsp_os": pe_acc * on_dsp * ~ws, "acc_adder_dsp_ws": pe_acc * on_dsp * ws,
                 "soft_mult": pes * a * w * soft, "drain_mux": drain_mux, "read_mux": read_mux,
                 "feed_gates": feed_gates, "bank_adder": np.where(ws, c * acc, 0)},
         "ff": {"const": one, "pe_acc_soft": pe_acc * soft, "pe_acc_dsp": pe_acc * on_dsp,
@@ -227,6 +230,11 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     e_mac = macs * (energy["j_per_mult_bit2"] * a_bits * w_bits + energy["j_per_adder_bit"] * acc)
     e_reg = energy["j_per_reg_bit_cycle"] * reg_bits * cycles
     e_static = energy["w_static"] * latency
+    # Off-chip traffic of this tiling (no reuse across tiles): every output tile streams its
+    # A row slab and B column slab; partial tiles of each K chunk go back to the host.
+    offchip_bits = (_ceil_div(gemm.n, cols) * gemm.m * gemm.k * a_bits
+                    + _ceil_div(gemm.m, rows) * gemm.n * gemm.k * w_bits
+                    + chunks * gemm.m * gemm.n * acc)
     n = np.broadcast_shapes(rows.shape, cycles.shape)
     out = {
         "cycles": cycles, "latency_s": latency, "throughput_ops_s": gemm.ops / latency,
@@ -234,7 +242,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
         "area_transistors": area, "energy_j": e_mac + e_reg + e_static,
         "energy_mac_j": e_mac, "energy_reg_j": e_reg, "energy_static_j": e_static,
         "fmax_mhz": fmax, "clock_mhz": clock, "acc_bits": acc,
-        "tiles": tiles, "runs": tiles * chunks, "macs": macs,
+        "tiles": tiles, "runs": tiles * chunks, "macs": macs, "offchip_bytes": offchip_bits / 8,
         "utilization": (gemm.m * gemm.n * gemm.k) / (pes * cycles),
     }
     if target.kind is TargetKind.FPGA:

@@ -27,24 +27,31 @@ class Target:
     brams: int = 0            # block RAM primitives (DP16KD on ECP5, RAMB36 on Xilinx)
     dsp_a_bits: int = 0       # widest operands one DSP multiplier takes
     dsp_b_bits: int = 0
+    offchip_gbytes_s: float = 0.0     # sustained off-chip bandwidth (a board assumption, see description)
+    dram_pj_per_bit: float = 0.0      # off-chip access energy
     description: str = ""
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target(name="ecp5-25k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
            luts=24288, ffs=24288, dsps=28, brams=56, dsp_a_bits=18, dsp_b_bits=18,
-           description="Lattice LFE5U-25F: LUT4, MULT18X18D, DP16KD"),
+           offchip_gbytes_s=0.8, dram_pj_per_bit=20.0,
+           description="Lattice LFE5U-25F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-400 (0.8 GB/s)"),
     Target(name="ecp5-85k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
            luts=83640, ffs=83640, dsps=156, brams=208, dsp_a_bits=18, dsp_b_bits=18,
-           description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD"),
+           offchip_gbytes_s=1.6, dram_pj_per_bit=20.0,
+           description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-800 (1.6 GB/s)"),
     Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
            luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18,
-           description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1"),
+           offchip_gbytes_s=2.6, dram_pj_per_bit=20.0,
+           description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1; 16-bit DDR3-1333 (2.6 GB/s)"),
     Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
            luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
-           description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2"),
+           offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
+           description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
     Target(name="asic-45nm", kind=TargetKind.ASIC, tech="asic45", clock_mhz=1000.0,
-           description="generic 45 nm standard cells; area as a transistor count"),
+           offchip_gbytes_s=25.6, dram_pj_per_bit=10.0,
+           description="generic 45 nm standard cells; area as a transistor count; LPDDR4 x32 (25.6 GB/s)"),
 )}
 
 

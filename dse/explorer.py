@@ -1,0 +1,287 @@
+"""The Optuna-driven explorer behind ``accelforge explore``.
+
+Designs are evaluated in batches through Optuna's ask-and-tell interface:
+each batch is asked for at once, priced in one vectorised cost-model call,
+and told back, so Optuna's per-trial overhead rather than the model sets the
+pace. The study lives in Optuna storage: ``study.db`` (SQLite) inside the run
+folder by default, or any SQLAlchemy URL. ``workers`` processes share one
+study, each with its own quota, so the total is exact. Each worker samples
+on an in-memory mirror of the study and stores every finished batch at once,
+so the storage never holds a half-done trial: a killed run loses at most
+the batch in flight and resumes from what is stored. ``grid`` evaluates every point of a small enough space with
+the vectorised model and stores its Pareto front as trials.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import math
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from cost_models.targets import Target, get_target
+from dse.evaluate import DEFAULT_OBJECTIVES, OBJECTIVES, constraint_values, evaluate, pareto_mask
+from dse.families import Family, get_family
+from dse.space import SearchSpace, derive
+from dse.workloads import Workload, load
+from generators.artifact import write_atomic
+
+STUDY_NAME = "accelforge"
+SAMPLERS = ("nsga2", "tpe", "random", "grid")
+GRID_LIMIT = 5_000_000
+CONSTRAINTS = ("lut", "ff", "dsp")        # resource use over budget, as a fraction (<= 0 fits)
+KEPT_METRICS = ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram",
+                "area_transistors", "fmax_mhz", "clock_mhz", "memory_bound", "offchip_bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExploreConfig:
+    family: str
+    workload: str
+    target: str
+    trials: int
+    out: str
+    sampler: str = "nsga2"
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    seed: int = 0
+    batch: int = 50
+    workers: int = 1
+    storage: str | None = None
+    pins: Mapping[str, str] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = (("trials", self.trials, 1, 1_000_000), ("batch", self.batch, 1, 10_000),
+                  ("workers", self.workers, 1, 64), ("seed", self.seed, 0, 2 ** 31 - 1))
+        for name, value, lo, hi in checks:
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"explore.{name} must be an integer in {lo}..{hi}, not {value!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"explore.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
+            raise ValueError(f"explore.objectives must be names from {', '.join(OBJECTIVES)}, "
+                             f"not {self.objectives!r}")
+
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["objectives"], d["pins"] = list(self.objectives), dict(self.pins)
+        d["ranges"] = {k: list(v) for k, v in self.ranges.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ExploreConfig":
+        return cls(**{**d, "objectives": tuple(d["objectives"]), "pins": dict(d["pins"]),
+                      "ranges": {k: tuple(v) for k, v in d.get("ranges", {}).items()}})
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+class Explorer:
+    """One exploration: a family, a workload, a target and a study in storage."""
+
+    def __init__(self, cfg: ExploreConfig):
+        self.cfg = cfg
+        self.family: Family = get_family(cfg.family)
+        self.workload: Workload = load(cfg.workload)
+        self.target: Target = get_target(cfg.target)
+        user = self.family.params.from_strings(dict(cfg.pins)) if cfg.pins else None
+        pins = dict(self.family.workload_pins(self.workload))
+        if user is not None:
+            pins.update({k: user.to_dict()[k] for k in cfg.pins})
+        self.space: SearchSpace = derive(self.family.params, pins, cfg.ranges)
+        self.objectives = [OBJECTIVES[o] for o in cfg.objectives]
+        self.directions = tuple(o.direction for o in self.objectives)
+        if cfg.sampler == "grid" and self.space.size() > GRID_LIMIT:
+            raise ValueError(f"explore.sampler grid needs a space of at most {GRID_LIMIT:,} points; this one "
+                             f"has {self.space.size():,}: pin fields with --set")
+
+    # ------------------------------------------------------------------ storage
+    def open_study(self, seed: int | None = None) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.create_study(study_name=STUDY_NAME, storage=make_storage(self.cfg.storage_url()),
+                                   directions=list(self.directions),
+                                   sampler=make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed),
+                                   load_if_exists=True)
+
+    def _check_resume(self, study: optuna.Study) -> None:
+        stored = study.user_attrs.get("config")
+        mine = {k: v for k, v in self.cfg.to_dict().items() if k not in ("trials", "workers", "out", "batch")}
+        if stored is None:
+            study.set_user_attr("config", mine)
+            return
+        diff = [k for k in mine if stored.get(k) != mine[k] and k != "storage"]
+        if diff:
+            raise ValueError(f"the study in {self.cfg.storage_url()} was run with other settings "
+                             f"({', '.join(diff)}); use a new --out folder or the same settings")
+
+    def finished(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_rows(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        cols = self.space.columns(rows)
+        metrics = evaluate(self.family, cols, self.workload, self.target)
+        return metrics, constraint_values(metrics, self.target)
+
+    def run_quota(self, quota: int, seed: int, on_batch: Callable[[int], None] | None = None) -> None:
+        """Ask, price and tell ``quota`` trials in batches.
+
+        The sampler works on an in-memory mirror of the study; before each batch the
+        mirror takes in what other workers stored, and after it the finished batch
+        is stored in one go. The shared storage only ever holds finished trials.
+        """
+        shared = self.open_study(seed)
+        mirror = optuna.create_study(directions=list(self.directions),
+                                     sampler=make_sampler(self.cfg.sampler, seed))
+        tag = f"{uuid.uuid4().hex[:12]}"
+        mirrored: set[str] = set()
+        dists = self.space.distributions()
+        done = 0
+        while done < quota:
+            for t in shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                origin = t.user_attrs.get("origin", f"storage:{t.number}")
+                if origin not in mirrored:
+                    mirrored.add(origin)
+                    mirror.add_trial(t)
+            size = min(self.cfg.batch, quota - done)
+            trials = [mirror.ask(dists) for _ in range(size)]
+            metrics, cons = self.evaluate_rows([t.params for t in trials])
+            finished = []
+            for i, trial in enumerate(trials):
+                origin = f"{tag}:{trial.number}"
+                mirrored.add(origin)
+                for name, value in zip(CONSTRAINTS, cons[i], strict=True):
+                    trial.set_constraint(name, float(value))
+                trial.set_user_attr("origin", origin)
+                trial.set_user_attr("metrics", {k: _py(metrics[k][i]) for k in KEPT_METRICS})
+                finished.append(mirror.tell(trial, [float(metrics[o.column][i]) for o in self.objectives]))
+            shared.add_trials(finished)
+            done += size
+            if on_batch:
+                on_batch(size)
+
+    def run_grid(self) -> int:
+        """Exhaustive vectorised evaluation; the feasible Pareto front goes into the study."""
+        study = self.open_study()
+        cols, raw = self.space.grid_columns()
+        metrics = evaluate(self.family, cols, self.workload, self.target)
+        cons = constraint_values(metrics, self.target)
+        feasible = np.all(cons <= 0, axis=1)
+        values = np.stack([metrics[o.column] for o in self.objectives], axis=1)
+        front = np.flatnonzero(feasible)[pareto_mask(values[feasible], self.directions)]
+        dists = self.space.distributions()
+        new = []
+        for i in front:
+            params = {k: _py(raw[k][i]) for k in raw}
+            new.append(optuna.trial.create_trial(
+                params=params, distributions=dists, values=[float(v) for v in values[i]],
+                constraints=dict(zip(CONSTRAINTS, (float(c) for c in cons[i]), strict=True)),
+                user_attrs={"exhaustive": True, "origin": f"grid:{i}",
+                            "metrics": {k: _py(metrics[k][i]) for k in KEPT_METRICS}}))
+        study.add_trials(new)
+        study.set_user_attr("grid_points", int(len(feasible)))
+        study.set_user_attr("grid_feasible", int(feasible.sum()))
+        return len(new)
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self, progress: bool = False) -> None:
+        out = Path(self.cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(f"another explore is running in {out}") from None
+            study = self.open_study()
+            self._check_resume(study)
+            write_atomic(out / "run.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+            if self.cfg.sampler == "grid":
+                self.run_grid()
+                return
+            remaining = self.cfg.trials - self.finished(study)
+            if remaining <= 0:
+                return
+            self._run_workers(study, remaining, progress)
+
+    def _run_workers(self, study: optuna.Study, remaining: int, progress: bool) -> None:
+        workers = min(self.cfg.workers, remaining)
+        quotas = [remaining // workers + (1 if i < remaining % workers else 0) for i in range(workers)]
+        base = self.finished(study)
+        bar = _Progress(self.cfg.trials, base, enabled=progress)
+        if workers == 1:
+            self.run_quota(quotas[0], self.cfg.seed + base, on_batch=bar.advance)
+            bar.close()
+            return
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(self.cfg.to_dict(), q, self.cfg.seed + base + 7919 * (i + 1)))
+                 for i, q in enumerate(quotas)]
+        for p in procs:
+            p.start()
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            bar.set(self.finished(study))
+        bar.close()
+        failed = [p.exitcode for p in procs if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"{len(failed)} explore worker(s) failed (exit codes {failed})")
+
+
+def _worker(cfg: dict[str, Any], quota: int, seed: int) -> None:
+    Explorer(ExploreConfig.from_dict(cfg)).run_quota(quota, seed)
+
+
+def _py(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _Progress:
+    """A rich progress bar on a terminal; silent otherwise (CI, pipes, --json)."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        import sys
+
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import Progress
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("exploring", total=total, completed=start)
+
+    def advance(self, n: int) -> None:
+        if self.bar:
+            self.bar.advance(self.task, n)
+
+    def set(self, completed: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=completed)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()

@@ -1,0 +1,178 @@
+"""What an exploration leaves in its run folder, rebuilt from storage at any time.
+
+``trials.parquet``/``trials.csv`` (every completed trial with its parameters
+and PPA), ``pareto.csv`` (the feasible Pareto front), ``pareto.png``,
+``report.html`` (self-contained) and ``designs/<top>/`` (Verilog and
+manifest of the best designs). Verification and synthesis of top designs
+are kept in ``checks.json`` so the report can show them again.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from optuna.trial import TrialState
+
+from dse.evaluate import pareto_mask
+from dse.explorer import Explorer
+from generators.artifact import render, write, write_atomic
+
+
+def trials_frame(explorer: Explorer) -> pd.DataFrame:
+    study = explorer.open_study()
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        row: dict[str, Any] = {"trial": t.number}
+        row.update({**explorer.space.pinned, **t.params})
+        row.update(t.user_attrs.get("metrics", {}))
+        row["feasible"] = bool(t.constraints) and all(c <= 0 for c in t.constraints.values())
+        row["hash"] = explorer.space.point(t.params).digest()
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values("trial").reset_index(drop=True)
+
+
+def pareto_frame(explorer: Explorer, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    feasible = frame[frame["feasible"]]
+    columns = [o.column for o in explorer.objectives]
+    values = feasible[columns].to_numpy(dtype=float)
+    front = feasible[pareto_mask(values, explorer.directions)]
+    first = explorer.objectives[0]
+    return front.sort_values(first.column, ascending=first.direction == "minimize").reset_index(drop=True)
+
+
+def param_names(explorer: Explorer) -> list[str]:
+    return [i.name for i in explorer.family.params.fields() if i.name in explorer.space.pinned
+            or any(d.name == i.name for d in explorer.space.dimensions)]
+
+
+def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    objs = explorer.objectives
+    x_obj = objs[0]
+    y_obj = objs[1] if len(objs) > 1 else None
+    y_col = y_obj.column if y_obj else "area"
+    fig, ax = plt.subplots(figsize=(7, 5))
+    bad = frame[~frame["feasible"]]
+    good = frame[frame["feasible"]]
+    ax.scatter(bad[x_obj.column], bad[y_col], s=8, marker="x", color="#e0a0a0", label="does not fit")
+    color = front[objs[2].column] if len(objs) > 2 else None
+    ax.scatter(good[x_obj.column], good[y_col], s=8, color="#b0b0b0", label="feasible")
+    points = ax.scatter(front[x_obj.column], front[y_col], s=30, c=color, cmap="viridis",
+                        edgecolors="black", linewidths=0.5, label="Pareto front", zorder=3)
+    if color is not None:
+        fig.colorbar(points, ax=ax, label=f"{objs[2].name} ({objs[2].unit})")
+    for axis, values in (("x", frame[x_obj.column]), ("y", frame[y_col])):
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 100:
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(f"{x_obj.name} ({x_obj.unit})")
+    ax.set_ylabel(f"{y_obj.name} ({y_obj.unit})" if y_obj else "area")
+    cfg = explorer.cfg
+    ax.set_title(f"{cfg.family} on {cfg.target}: {explorer.workload.name}, {len(frame)} trials ({cfg.sampler})")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    path.write_bytes(buffer.getvalue())
+
+
+def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> str:
+    if front.empty:
+        return "no feasible design found"
+    names = [d.name for d in explorer.space.dimensions]
+    cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "dsp", "fmax_mhz", "memory_bound"]
+    cols = list(dict.fromkeys(c for c in cols if c in front))
+    shown = front[cols].head(limit).copy()
+    for c in shown.columns:
+        if shown[c].dtype.kind == "f":
+            shown[c] = shown[c].map(lambda v: f"{v:.4g}")
+    return shown.to_string(index=False)
+
+
+def write_designs(explorer: Explorer, front: pd.DataFrame, out: Path, top: int) -> list[dict[str, Any]]:
+    written = []
+    for _, row in front.head(top).iterrows():
+        params = explorer.space.point({d.name: row[d.name] for d in explorer.space.dimensions})
+        metrics = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()
+                   if k in ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp")}
+        artifact = render(params, explorer.family.build,
+                          extra={"explore": {"workload": explorer.workload.name,
+                                             "target": explorer.cfg.target, "predicted": metrics}})
+        files = write(artifact, out / "designs" / artifact.top)
+        written.append({"top": artifact.top, "params": params.to_dict(),
+                        "verilog": str(files["verilog"].relative_to(out))})
+    return written
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="t")
+
+
+def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
+    out = Path(explorer.cfg.out)
+    frame = trials_frame(explorer)
+    front = pareto_frame(explorer, frame)
+    paths = {name: out / name for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png",
+                                           "report.html")}
+    if frame.empty:
+        raise ValueError(f"no completed trials in {explorer.cfg.storage_url()}")
+    tmp = out / ".trials.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(paths["trials.parquet"])
+    write_atomic(paths["trials.csv"], frame.to_csv(index=False))
+    write_atomic(paths["pareto.csv"], front.to_csv(index=False))
+    _plot(explorer, frame, front, out / ".pareto.png.tmp")
+    (out / ".pareto.png.tmp").replace(paths["pareto.png"])
+    designs = write_designs(explorer, front, out, top)
+    checks_file = out / "checks.json"
+    checks = json.loads(checks_file.read_text()) if checks_file.exists() else {}
+    write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks, paths["pareto.png"]))
+    return paths
+
+
+def _html(explorer, frame, front, designs, checks, png: Path) -> str:
+    cfg = explorer.cfg
+    image = base64.b64encode(png.read_bytes()).decode()
+    names = [d.name for d in explorer.space.dimensions]
+    cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "ff", "dsp", "fmax_mhz",
+            "memory_bound"]
+    front_table = _html_table(front[[c for c in dict.fromkeys(cols) if c in front]].head(50))
+    sections = []
+    for kind in ("verify", "synth"):
+        rows = checks.get(kind)
+        if rows:
+            sections.append(f"<h2>{kind} of the top designs (predicted vs measured)</h2>"
+                            + _html_table(pd.DataFrame(rows)))
+    design_items = "".join(f"<li><code>{html.escape(d['verilog'])}</code></li>" for d in designs)
+    settings = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in cfg.to_dict().items())
+    pins = ", ".join(f"{k}={v}" for k, v in explorer.space.pinned.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>accelforge: {html.escape(cfg.family)} on {html.escape(cfg.target)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table.t{{border-collapse:collapse;font-size:12px}}
+.t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} th{{text-align:left}}</style></head><body>
+<h1>{html.escape(cfg.family)} for {html.escape(explorer.workload.name)} on {html.escape(cfg.target)}</h1>
+<p>{len(frame)} completed trials, {int(frame['feasible'].sum())} fit the device, {len(front)} on the Pareto front
+({html.escape(', '.join(o.name for o in explorer.objectives))}). Pinned by the workload or --set: {html.escape(pins)}.
+Attention ops are not priced by GEMM engines.</p>
+<img src="data:image/png;base64,{image}" alt="Pareto plot">
+<h2>Pareto front</h2>{front_table}
+<h2>Generated designs</h2><ul>{design_items}</ul>
+{''.join(sections)}
+<h2>Settings</h2><table class="t">{settings}</table>
+</body></html>
+"""

@@ -1,0 +1,250 @@
+"""The explorer end to end: sweeps in SQLite and PostgreSQL, resume after a kill, bad input."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from dse.evaluate import pareto_mask
+from dse.explorer import STUDY_NAME, ExploreConfig, Explorer
+from dse.space import derive
+from dse.workloads import load
+from generators.params import Params, int_field
+from generators.systolic import SystolicParams
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["explore", "--family", "systolic", "--workload", "bitnet-b1.58-3b-decode", "--target", "ecp5-85k"]
+
+
+def _cli(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dse.cli", *argv], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+
+
+def _study(url: str) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY_NAME, storage=url)
+
+
+def _assert_clean(study: optuna.Study, expected: int) -> None:
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == expected
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(expected))
+    origins = [t.user_attrs["origin"] for t in trials]
+    assert len(set(origins)) == expected, "a trial was stored twice"
+
+
+def test_small_sweep_writes_every_output(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(*BASE, "--trials", "120", "--batch", "40", "--top", "1", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["trials"] == 120 and doc["pinned"] == {"a_bits": 8, "w_bits": 2, "signed": True}
+    for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png", "report.html", "study.db"):
+        assert (out / name).stat().st_size > 0, name
+    frame = pd.read_parquet(out / "trials.parquet")
+    assert len(frame) == 120 and frame["trial"].is_unique
+    front = pd.read_csv(out / "pareto.csv")
+    feasible = frame[frame["feasible"]]
+    objectives = ["latency_s", "energy_per_token_j", "area"]
+    exact = feasible[pareto_mask(feasible[objectives].to_numpy(), ("minimize",) * 3)]
+    assert set(front["trial"]) == set(exact["trial"]) and len(front) > 0
+    design = next((out / "designs").iterdir())
+    manifest = json.loads((design / "manifest.json").read_text())
+    assert manifest["explore"]["workload"] == "bitnet-b1.58-3b-decode"
+    assert (design / f"{manifest['top']}.v").exists()
+    assert "<img src=\"data:image/png;base64," in (out / "report.html").read_text()
+    _assert_clean(_study(f"sqlite:///{out / 'study.db'}"), 120)
+
+
+def test_resume_after_kill_neither_loses_nor_duplicates(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "dse.cli", *BASE, "--trials", "600", "--batch", "10", "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{out / 'study.db'}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            if len(_study(url).get_trials(deepcopy=False)) >= 30:
+                break
+        except Exception:                     # study not created yet
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = len(_study(url).get_trials(deepcopy=False))
+    assert 0 < stored < 600, "the kill should land mid-run"
+    done = _cli(*BASE, "--trials", "200", "--batch", "10", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    _assert_clean(_study(url), max(stored, 200))
+
+
+def test_workers_share_one_sqlite_study(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(*BASE, "--trials", "90", "--batch", "10", "--workers", "2", "--top", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    _assert_clean(_study(f"sqlite:///{out / 'study.db'}"), 90)
+
+
+def test_report_rebuilds_from_storage(tmp_path):
+    out = tmp_path / "run"
+    assert _cli(*BASE, "--trials", "60", "--top", "0", "--out", str(out)).returncode == 0
+    (out / "pareto.csv").unlink()
+    (out / "report.html").unlink()
+    proc = _cli("report", str(out), "--top", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "pareto.csv").exists() and (out / "report.html").exists()
+
+
+def test_changed_settings_on_an_existing_study_are_refused(tmp_path):
+    out = tmp_path / "run"
+    assert _cli(*BASE, "--trials", "20", "--top", "0", "--out", str(out)).returncode == 0
+    proc = _cli(*BASE[:-2], "--target", "xilinx-7", "--trials", "20", "--out", str(out))
+    assert proc.returncode == 2 and "was run with other settings (target)" in proc.stderr
+
+
+def test_grid_finds_the_exact_front_of_a_pinned_space(tmp_path):
+    cfg = ExploreConfig(family="systolic", workload="bitnet-b1.58-3b-decode", target="ecp5-85k", trials=1,
+                        sampler="grid", out=str(tmp_path / "g"), pins={"k_max": "256", "dataflow": "os"})
+    explorer = Explorer(cfg)
+    assert explorer.space.size() == 64 * 64
+    explorer.run()
+    stored = explorer.open_study().get_trials(deepcopy=False)
+    rows = [dict(rows=r, cols=c) for r in range(1, 65) for c in range(1, 65)]
+    metrics, cons = explorer.evaluate_rows(rows)
+    ok = np.all(cons <= 0, axis=1)
+    values = np.stack([metrics[c][ok] for c in ("latency_s", "energy_per_token_j", "area")], axis=1)
+    assert len(stored) == int(pareto_mask(values, ("minimize",) * 3).sum())
+
+
+def test_space_follows_the_params_declaration():
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Toy(Params):
+        family = "toy"
+        depth: int = int_field(4, 1, 8, doc="a new knob")
+        width: int = int_field(2, 1, 3, doc="another", search=False)
+
+    space = derive(Toy, {})
+    assert [d.name for d in space.dimensions] == ["depth"] and space.size() == 8
+    systolic = derive(SystolicParams, {"a_bits": 8})
+    names = {d.name for d in systolic.dimensions}
+    assert names == {"rows", "cols", "w_bits", "signed", "dataflow", "k_max"}
+    assert systolic.distributions()["k_max"].log
+
+
+def test_workload_presets_expand_into_the_published_shapes():
+    wl = load("llama3-8b-decode")
+    shapes = {op.gemm.name: (op.gemm.m, op.gemm.n, op.gemm.k) for op in wl.gemms}
+    assert shapes["k_proj"] == (1, 1024, 4096)            # 8 KV heads x 128
+    assert shapes["down_proj"] == (1, 4096, 14336)
+    assert all(op.count == 32 for op in wl.gemms)
+    prefill = load("opt-6.7b-prefill")
+    assert {op.gemm.name for op in prefill.gemms} == {"q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"}
+    assert prefill.gemms[0].gemm.m == 128
+
+
+@pytest.mark.parametrize("text, suffix, message", [
+    ('model = "llama2-7b"\nphase = "decode"\nbatchsize = 4\n', ".toml", "unknown key 'batchsize'"),
+    ('model = "llama2-7b"\nphase = "train"\n', ".toml", "phase must be 'prefill' or 'decode', not 'train'"),
+    ('model = "llama2-7b"\nphase = "decode"\nbatch = 0\n', ".toml", "workload.batch must be an integer in 1..4096"),
+    ('model = {hidden = 4096, ffn = 11008, heads = 32, kv_heads = 32, layers = "x"}\nphase = "decode"\n',
+     ".toml", "model.layers must be an integer"),
+    ('model: llama2-7b\nphase: [decode\n', ".yaml", "line 3"),
+    ('model = "llama2-7b\n', ".toml", "line 1"),
+])
+def test_bad_workload_file_names_the_key_or_line(tmp_path, text, suffix, message):
+    path = tmp_path / f"wl{suffix}"
+    path.write_text(text)
+    proc = _cli("explore", "--family", "systolic", "--workload", str(path), "--trials", "5",
+                "--out", str(tmp_path / "never"))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
+
+
+def test_custom_workload_file_runs(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text("model: {hidden: 512, ffn: 1024, heads: 8, kv_heads: 8, layers: 2, weight_bits: 4}\n"
+                    "phase: prefill\nbatch: 2\nseq_len: 16\n")
+    proc = _cli(*BASE[:4], str(path), "--trials", "30", "--top", "0", "--out", str(tmp_path / "r"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["pinned"]["w_bits"] == 4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--trials", "0"], "explore.trials must be an integer in 1..1000000, not 0"),
+    (["--sampler", "cmaes"], "explore.sampler must be one of nsga2, tpe, random, grid"),
+    (["--objectives", "speed"], "objectives must be 1 to 3 distinct names"),
+    (["--workers", "0"], "explore.workers must be an integer in 1..64"),
+    (["--set", "rows=100"], "systolic.rows must be an integer in 1..64, not 100"),
+    (["--sampler", "grid"], "grid needs a space of at most"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_flags_exit_2_with_one_line(tmp_path, flags, message):
+    proc = _cli(*BASE, "--out", str(tmp_path / "never"), *flags)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL server binaries are missing; `make test` installs Debian's postgresql")
+    return Path(found[-1]).parent
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    bin_dir = _pg_bin()
+    base = Path(tempfile.mkdtemp(prefix="accelforge-pg-"))   # pytest's own tmp is private to root
+    data = base / "data"
+    if os.geteuid() == 0:                 # initdb refuses root; the cluster belongs to postgres
+        shutil.chown(base, "postgres")
+    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "af"]),
+                   check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"),
+                                 "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"]),
+                   check=True, capture_output=True, timeout=120)
+    try:
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "af", "study"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg2://af@127.0.0.1:{port}/study"
+    finally:
+        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgres_workers_neither_lose_nor_duplicate_trials(postgres_url, tmp_path):
+    proc = _cli(*BASE, "--trials", "150", "--batch", "10", "--workers", "3", "--storage", postgres_url,
+                "--top", "0", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    _assert_clean(_study(postgres_url), 150)
+    again = _cli(*BASE, "--trials", "200", "--batch", "25", "--workers", "2", "--storage", postgres_url,
+                 "--top", "0", "--out", str(tmp_path / "run"))
+    assert again.returncode == 0, again.stderr
+    _assert_clean(_study(postgres_url), 200)
