@@ -162,11 +162,14 @@ class SystolicEngine(wiring.Component):
         flush = p.rows + p.cols - 2
         flush_left = Signal(index_shape(flush + 1))
 
+        def begin_run():
+            m.d.sync += k_left.eq(self.k)
+            m.next = "FEED"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(accept):
-                    m.d.sync += k_left.eq(self.k)
-                    m.next = "FEED"
+                    begin_run()
             with m.State("FEED"):
                 m.d.comb += [self.busy.eq(1), feeding.eq(1)]
                 pair = self.a_stream.valid & self.b_stream.valid
@@ -177,18 +180,8 @@ class SystolicEngine(wiring.Component):
                         m.d.sync += flush_left.eq(flush)
                         m.next = "FLUSH" if flush else "HANDOFF"
             if flush:
-                with m.State("FLUSH"):
-                    m.d.comb += [self.busy.eq(1), en.eq(1)]
-                    m.d.sync += flush_left.eq(flush_left - 1)
-                    with m.If(flush_left == 1):
-                        m.next = "HANDOFF"
-            with m.State("HANDOFF"):
-                m.d.comb += [self.busy.eq(1), handoff.eq(1)]
-                with m.If(accept):
-                    m.d.sync += k_left.eq(self.k)
-                    m.next = "FEED"
-                with m.Elif(drain.empty):
-                    m.next = "IDLE"
+                self._countdown(m, "FLUSH", flush_left, en, "HANDOFF")
+            self._handoff(m, handoff, accept, drain, begin_run)
 
     # ------------------------------------------------------------------ weight-stationary
     def _elaborate_ws(self, m, drain, accept, handoff):
@@ -262,22 +255,27 @@ class SystolicEngine(wiring.Component):
                             m.d.sync += gap_left.eq(gap)
                             m.next = "GAP" if gap else "LOAD"
             if gap:
-                with m.State("GAP"):
-                    m.d.comb += [self.busy.eq(1), en.eq(1)]
-                    m.d.sync += gap_left.eq(gap_left - 1)
-                    with m.If(gap_left == 1):
-                        m.next = "LOAD"
-            with m.State("FLUSH"):
-                m.d.comb += [self.busy.eq(1), en.eq(1)]
-                m.d.sync += gap_left.eq(gap_left - 1)
-                with m.If(gap_left == 1):
-                    m.next = "HANDOFF"
-            with m.State("HANDOFF"):
-                m.d.comb += [self.busy.eq(1), handoff.eq(1)]
-                with m.If(accept):
-                    begin_run()
-                with m.Elif(drain.empty):
-                    m.next = "IDLE"
+                self._countdown(m, "GAP", gap_left, en, "LOAD")
+            self._countdown(m, "FLUSH", gap_left, en, "HANDOFF")
+            self._handoff(m, handoff, accept, drain, begin_run)
+
+    # ------------------------------------------------------------------ shared controller states
+    def _countdown(self, m, state, counter, en, then):
+        """Advance the array for ``counter`` cycles (loaded on entry), then go to ``then``."""
+        with m.State(state):
+            m.d.comb += [self.busy.eq(1), en.eq(1)]
+            m.d.sync += counter.eq(counter - 1)
+            with m.If(counter == 1):
+                m.next = then
+
+    def _handoff(self, m, handoff, accept, drain, begin_run):
+        """Move the finished tile to the drain; start the next run in the same cycle if asked."""
+        with m.State("HANDOFF"):
+            m.d.comb += [self.busy.eq(1), handoff.eq(1)]
+            with m.If(accept):
+                begin_run()
+            with m.Elif(drain.empty):
+                m.next = "IDLE"
 
 
 def build(params: SystolicParams) -> SystolicEngine:
