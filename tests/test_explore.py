@@ -248,3 +248,20 @@ def test_postgres_workers_neither_lose_nor_duplicate_trials(postgres_url, tmp_pa
                  "--top", "0", "--out", str(tmp_path / "run"))
     assert again.returncode == 0, again.stderr
     _assert_clean(_study(postgres_url), 200)
+
+
+@pytest.mark.sim
+@pytest.mark.synth
+def test_top_designs_are_verified_and_synthesized(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("explore", "--family", "systolic", "--workload", "llama2-7b-decode", "--target", "xilinx-7",
+                "--trials", "20", "--set", "rows=2", "--set", "cols=2", "--range", "k_max=4..16",
+                "--verify-top", "1", "--synth-top", "1", "--top", "1", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    checks = json.loads(proc.stdout)["checks"]
+    verified, synthesized = checks["verify"][0], checks["synth"][0]
+    assert verified["passed"] and verified["cycle_mismatches"] == 0 and verified["tests"] == 6
+    assert synthesized["target"] == "xilinx-7" and synthesized["lut_measured"] > 0
+    assert synthesized["lut_predicted"] > 0 and synthesized["dsp_measured"] == synthesized["dsp_predicted"]
+    text = (out / "report.html").read_text()
+    assert "verify of the top designs" in text and "synth of the top designs" in text
