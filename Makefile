@@ -36,6 +36,9 @@ regress: $(STAMP) postgres
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_model_speed.py
+	$(BIN)/python bench/search_quality.py
+	$(BIN)/python bench/model_accuracy.py --target ecp5-85k
+	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60
 
 clean:
 	rm -rf .cache out build .pytest_cache

@@ -56,6 +56,14 @@ def param_names(explorer: Explorer) -> list[str]:
             or any(d.name == i.name for d in explorer.space.dimensions)]
 
 
+def _label(explorer: Explorer, objective) -> str:
+    if objective.name == "area":
+        return "area (LUTs)" if explorer.target.kind.value == "fpga" else "area (transistors)"
+    if objective.name == "latency":
+        return "latency per workload pass (s)"
+    return f"{objective.name} ({objective.unit})"
+
+
 def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -74,13 +82,13 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
     points = ax.scatter(front[x_obj.column], front[y_col], s=30, c=color, cmap="viridis",
                         edgecolors="black", linewidths=0.5, label="Pareto front", zorder=3)
     if color is not None:
-        fig.colorbar(points, ax=ax, label=f"{objs[2].name} ({objs[2].unit})")
+        fig.colorbar(points, ax=ax, label=_label(explorer, objs[2]))
     for axis, values in (("x", frame[x_obj.column]), ("y", frame[y_col])):
         positive = values[values > 0]
         if len(positive) and positive.max() / positive.min() > 100:
             getattr(ax, f"set_{axis}scale")("log")
-    ax.set_xlabel(f"{x_obj.name} ({x_obj.unit})")
-    ax.set_ylabel(f"{y_obj.name} ({y_obj.unit})" if y_obj else "area")
+    ax.set_xlabel(_label(explorer, x_obj))
+    ax.set_ylabel(_label(explorer, y_obj) if y_obj else "area")
     cfg = explorer.cfg
     ax.set_title(f"{cfg.family} on {cfg.target}: {explorer.workload.name}, {len(frame)} trials ({cfg.sampler})")
     ax.legend(loc="best", fontsize=8)
