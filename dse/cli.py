@@ -49,14 +49,19 @@ def _print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(_jsonable(document), indent=2) + "\n")
 
 
-def _params(family: Family, settings: Sequence[str]) -> Params:
+def _settings(items: Sequence[str]) -> dict[str, str]:
+    """``--set key=value`` items as a dict of strings."""
     values: dict[str, str] = {}
-    for item in settings or ():
+    for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set expects key=value, not {item!r}")
         values[key.strip()] = value
-    return family.params.from_strings(values)
+    return values
+
+
+def _params(family: Family, settings: Sequence[str]) -> Params:
+    return family.params.from_strings(_settings(settings))
 
 
 def _estimate_row(family: Family, params: Params, gemm: Gemm, target_name: str) -> dict[str, Any]:
@@ -235,7 +240,7 @@ def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool
     names = [d.name for d in explorer.space.dimensions]
     points = [(row, explorer.space.point({n: row[n] for n in names}))
               for _, row in front.head(max(verify_n, synth_n)).iterrows()]
-    for row, params in points[:verify_n]:
+    for _, params in points[:verify_n]:
         with _status(f"verifying {params.digest()}", quiet):
             result = verify(explorer.family, params)
         checks.setdefault("verify", []).append({
@@ -264,12 +269,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from dse.space import parse_ranges
     from dse.report import pareto_frame, summary_table, trials_frame, write_outputs
 
-    pins: dict[str, str] = {}
-    for item in args.set or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set expects key=value, not {item!r}")
-        pins[key.strip()] = value
+    pins = _settings(args.set)
     for flag in ("verify_top", "synth_top", "top"):
         value = getattr(args, flag)
         if not 0 <= value <= 50:
