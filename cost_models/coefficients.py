@@ -11,7 +11,7 @@ import dataclasses
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -40,6 +40,15 @@ def coefficients(family: str, tech: str, cls: type[C]) -> C:
         raise ValueError(f"{family}/{tech} coefficients differ from {cls.__name__}: "
                          f"missing {sorted(names - set(values))}, extra {sorted(set(values) - names)}")
     return cls(**values)
+
+
+def weighted(table: Mapping[str, float], feats: Mapping[str, Any]):
+    """Sum of coefficient x feature; the table must name exactly the features given."""
+    import numpy as np
+
+    if set(table) != set(feats):
+        raise ValueError(f"coefficients {sorted(table)} do not match features {sorted(feats)}")
+    return sum(float(table[k]) * np.asarray(feats[k], dtype=np.float64) for k in feats)
 
 
 def provenance(family: str) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from cost_models.coefficients import coefficients, provenance
+from cost_models.coefficients import coefficients, provenance, weighted
 from cost_models.ops import Gemm
-from cost_models.targets import Target, TargetKind
+from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators.systolic import Dataflow, SystolicParams, bit_length, full_precision_acc_bits
 
 WS_CODE = list(Dataflow).index(Dataflow.WS)
@@ -106,11 +106,6 @@ def _bits_for(n):
     return np.maximum(bit_length(np.maximum(n - 1, 0)), 1)
 
 
-def uses_dsp(a_bits, w_bits, fab: FabricCoefficients):
-    return ((np.minimum(a_bits, w_bits) >= fab.dsp_min_bits)
-            & (a_bits + w_bits >= fab.dsp_min_product_bits))
-
-
 def features(col: Mapping[str, np.ndarray], on_dsp, *,
              reduce_widths: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
@@ -170,13 +165,6 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
     }
 
 
-def weighted(table: Mapping[str, float], feats: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Sum of coefficient x feature; the two must name the same features."""
-    if set(table) != set(feats):
-        raise ValueError(f"coefficients {sorted(table)} do not match features {sorted(feats)}")
-    return sum(float(table[k]) * np.asarray(feats[k], dtype=np.float64) for k in feats)
-
-
 def prepare(points: Points) -> dict[str, np.ndarray]:
     """Columns with the derived fields the model needs (``acc``, ``ws``)."""
     col = _columns(points)
@@ -210,12 +198,12 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     macs = tiles * rows * cols * sweeps
 
     fpga = target.kind is TargetKind.FPGA
-    on_dsp = uses_dsp(a_bits, w_bits, fab) if fpga else np.zeros(np.shape(a_bits), dtype=bool)
+    on_dsp = (on_hard_multiplier(a_bits, w_bits, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
+              else np.zeros(np.shape(a_bits), dtype=bool))
     feats = features(col, on_dsp)
     pes = rows * cols
     if fpga:
-        per_mult = _ceil_div(a_bits, target.dsp_a_bits) * _ceil_div(w_bits, target.dsp_b_bits)
-        dsp = np.where(on_dsp, pes * per_mult, 0)
+        dsp = np.where(on_dsp, pes * target.dsps_per_product(a_bits, w_bits), 0)
         lut = weighted(fab.lut, feats["lut"])
     else:
         dsp = np.zeros_like(pes)
@@ -245,10 +233,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
         "tiles": tiles, "runs": tiles * chunks, "macs": macs, "offchip_bytes": offchip_bits / 8,
         "utilization": (gemm.m * gemm.n * gemm.k) / (pes * cycles),
     }
-    if target.kind is TargetKind.FPGA:
-        out["fits"] = ((lut <= target.luts) & (ff <= target.ffs) & (dsp <= target.dsps))
-    else:
-        out["fits"] = np.ones(np.shape(ws), dtype=bool)
+    out["fits"] = np.all(target.over_budget(lut, ff, dsp) <= 0, axis=-1)
     return {k: np.broadcast_to(v, n) for k, v in out.items()}
 
 
@@ -265,9 +250,7 @@ well under a minute on one core. The structural features extrapolate beyond the 
 def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
     """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min product bits)."""
     col = prepare(points)
-    on_dsp = ((np.minimum(col["a_bits"], col["w_bits"]) >= dsp_rule[0])
-              & (col["a_bits"] + col["w_bits"] >= dsp_rule[1]))
-    return features(col, on_dsp)
+    return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule))
 
 
 def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -277,10 +260,11 @@ def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def register_bits(points: Points) -> tuple[np.ndarray, np.ndarray]:
-    """(flip-flop bits synthesis keeps, pass-through bits it drops at the array's far edges).
+    """(flip-flop bits synthesis keeps, bits it drops).
 
-    Their sum is every register the RTL declares, which the pyverilog
-    structural count checks.
+    Dropped: the operand pass-through registers at the array's far edges and
+    the ws partial-sum bits ``wreduce`` proves constant. Their sum is every
+    register the RTL declares, which the pyverilog structural count checks.
     """
     col = prepare(points)
     kept = features(col, np.zeros(col["rows"].shape, dtype=bool))["cmos"]["reg"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 
 class TargetKind(enum.Enum):
     FPGA = "fpga"
@@ -30,6 +32,26 @@ class Target:
     offchip_gbytes_s: float = 0.0     # sustained off-chip bandwidth (a board assumption, see description)
     dram_pj_per_bit: float = 0.0      # off-chip access energy
     description: str = ""
+
+    def dsps_per_product(self, a_bits, w_bits):
+        """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets)."""
+        return -(-np.asarray(a_bits) // self.dsp_a_bits) * -(-np.asarray(w_bits) // self.dsp_b_bits)
+
+    def over_budget(self, lut, ff, dsp) -> np.ndarray:
+        """Per design, LUT, FF and DSP use over the device budget as fractions (<= 0 fits)."""
+        if self.kind is not TargetKind.FPGA:
+            return np.zeros(np.shape(lut) + (3,))
+        return np.stack([np.asarray(lut) / self.luts - 1, np.asarray(ff) / self.ffs - 1,
+                         np.asarray(dsp) / max(self.dsps, 1) - 1], axis=-1)
+
+
+def on_hard_multiplier(a_bits, w_bits, rule: tuple[int, int]):
+    """Whether synthesis maps an ``a_bits x w_bits`` product to a DSP block.
+
+    ``rule`` = (min operand bits, min product bits), fitted per technology by calibration.
+    """
+    a, w = np.asarray(a_bits), np.asarray(w_bits)
+    return (np.minimum(a, w) >= rule[0]) & (a + w >= rule[1])
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (

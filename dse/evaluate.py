@@ -77,10 +77,7 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
 
 def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndarray:
     """Per design, the resource use over budget as fractions (<= 0 means it fits)."""
-    if target.kind is not TargetKind.FPGA:
-        return np.zeros((len(metrics["area"]), 3))
-    return np.stack([metrics["lut"] / target.luts - 1, metrics["ff"] / target.ffs - 1,
-                     metrics["dsp"] / max(target.dsps, 1) - 1], axis=1)
+    return target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"])
 
 
 def pareto_mask(values: np.ndarray, directions: tuple[str, ...]) -> np.ndarray:

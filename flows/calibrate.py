@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from cost_models import coefficients as coeff_store
-from cost_models.targets import get_target
+from cost_models.targets import get_target, on_hard_multiplier
 from flows.synth import SynthResult, get_synth_target, make_job, run_job
 from generators.artifact import render, write_atomic
 from generators.params import Params
@@ -99,7 +99,7 @@ def fit_dsp_rule(mults: np.ndarray, a_bits: np.ndarray, w_bits: np.ndarray,
     best, best_hits = (99, 99), -1
     for min_bits in range(1, 17):
         for min_product in range(0, 33):
-            on = (np.minimum(a_bits, w_bits) >= min_bits) & (a_bits + w_bits >= min_product)
+            on = on_hard_multiplier(a_bits, w_bits, (min_bits, min_product))
             hits = int(np.sum(np.where(on, mults * per_mult, 0) == measured))
             if hits > best_hits:
                 best, best_hits = (min_bits, min_product), hits
@@ -162,12 +162,11 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         if synth_target.has_fmax:
             figures["period_ns"] = "fmax_mhz"
         mults, a_bits, w_bits = fam.multipliers(points)
-        per_mult = (-(-a_bits // model_target.dsp_a_bits)) * (-(-w_bits // model_target.dsp_b_bits))
+        per_mult = model_target.dsps_per_product(a_bits, w_bits)
         dsp = np.array([r.dsp for r in results], dtype=np.int64)
         rule = fit_dsp_rule(mults[train_idx], a_bits[train_idx], w_bits[train_idx], dsp[train_idx],
                             per_mult[train_idx])
-        predicted_dsp = np.where((np.minimum(a_bits, w_bits) >= rule[0]) & (a_bits + w_bits >= rule[1]),
-                                 mults * per_mult, 0)
+        predicted_dsp = np.where(on_hard_multiplier(a_bits, w_bits, rule), mults * per_mult, 0)
         bram = np.array([r.bram for r in results], dtype=np.int64)
         report.errors["dsp"] = {"held_out_exact": float(np.mean(predicted_dsp[test_idx] == dsp[test_idx]))}
         report.errors["bram"] = {"held_out_exact": float(np.mean(bram[test_idx] == 0))}
@@ -182,7 +181,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         y = 1e3 / values if table == "period_ns" else values
         group = feats_all[group_of.get(table, table)]
         fitted = fit_relative({k: v[train_idx] for k, v in group.items()}, y[train_idx])
-        pred = sum(fitted[k] * np.asarray(group[k], dtype=np.float64) for k in group)
+        pred = coeff_store.weighted(fitted, group)
         if table == "period_ns":
             pred, y, label = 1e3 / pred, values, "fmax_mhz"
         else:
