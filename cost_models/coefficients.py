@@ -11,11 +11,34 @@ import dataclasses
 import json
 from functools import lru_cache
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class FabricCoefficients:
+    """Per-technology coefficients; each table maps a structural feature to its weight.
+
+    ``lut``, ``ff``: primitives per unit of feature; ``period_ns``: ns per unit
+    (critical path = weighted sum, Fmax = 1/period); ``energy``: J per MAC
+    bit-product and accumulator bit, J per register bit per cycle, W static.
+    """
+    dsp_min_bits: int               # both operands at least this wide go to a hard multiplier
+    dsp_min_product_bits: int       # ... and their product at least this wide
+    lut: Mapping[str, float]
+    ff: Mapping[str, float]
+    period_ns: Mapping[str, float]
+    energy: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class CmosCoefficients:
+    """Technology-neutral area proxy: transistors per feature (Yosys ``stat -tech cmos``)."""
+    transistors: Mapping[str, float]
 
 
 @lru_cache(maxsize=None)

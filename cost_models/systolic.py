@@ -23,12 +23,11 @@ coefficients kept in ``cost_models/data/systolic.json``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from cost_models.coefficients import coefficients, provenance, weighted
+from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators.systolic import Dataflow, SystolicParams, bit_length, full_precision_acc_bits
@@ -36,28 +35,6 @@ from generators.systolic import Dataflow, SystolicParams, bit_length, full_preci
 WS_CODE = list(Dataflow).index(Dataflow.WS)
 
 Points = Union[SystolicParams, Sequence[SystolicParams], Mapping[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class FabricCoefficients:
-    """Per-technology coefficients; each table maps a structural feature to its weight.
-
-    ``lut``, ``ff``: primitives per unit of feature; ``period_ns``: ns per unit
-    (critical path = weighted sum, Fmax = 1/period); ``energy``: J per MAC
-    bit-product and accumulator bit, J per register bit per cycle, W static.
-    """
-    dsp_min_bits: int               # both operands at least this wide go to a hard multiplier
-    dsp_min_product_bits: int       # ... and their product at least this wide
-    lut: Mapping[str, float]
-    ff: Mapping[str, float]
-    period_ns: Mapping[str, float]
-    energy: Mapping[str, float]
-
-
-@dataclass(frozen=True)
-class CmosCoefficients:
-    """Technology-neutral area proxy: transistors per feature (Yosys ``stat -tech cmos``)."""
-    transistors: Mapping[str, float]
 
 
 def _columns(points: Points) -> dict[str, np.ndarray]:

@@ -345,9 +345,11 @@ def cmd_params(args: argparse.Namespace) -> int:
                       "default": i.default.value if hasattr(i.default, "value") else i.default,
                       "doc": i.spec.doc} for i in infos])
         return 0
-    for i in infos:
-        default = i.default.value if hasattr(i.default, "value") else i.default
-        print(f"{i.name:<10} {i.describe():<34} default {default!s:<6} {i.spec.doc}")
+    rows = [(i.name, i.describe(), str(i.default.value if hasattr(i.default, "value") else i.default),
+             i.spec.doc) for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    for name, allowed, default, doc in rows:
+        print(f"{name:<{widths[0]}}  {allowed:<{widths[1]}}  default {default:<{widths[2]}}  {doc}")
     return 0
 
 

@@ -71,13 +71,18 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
         "energy_per_token_j": energy / workload.tokens, "compute_s": compute,
         "memory_bound": compute < latency * (1 - 1e-9), "offchip_bytes": offchip,
         "area": resources["lut"] if target.kind is TargetKind.FPGA else resources["area_transistors"],
+        "valid": np.broadcast_to(family.params.valid_columns(columns), np.shape(latency)),
     })
+    out["fits"] = out["fits"] & out["valid"]
     return out
 
 
 def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndarray:
-    """Per design, the resource use over budget as fractions (<= 0 means it fits)."""
-    return target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"])
+    """Per design, the resource use over budget as fractions, then 1 for a parameter
+    combination the family rules out (every value <= 0 means it fits)."""
+    over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"])
+    invalid = np.where(np.asarray(metrics["valid"]), 0.0, 1.0)
+    return np.concatenate([over, np.broadcast_to(invalid, over.shape[:-1])[..., None]], axis=-1)
 
 
 def pareto_mask(values: np.ndarray, directions: tuple[str, ...]) -> np.ndarray:

@@ -38,7 +38,7 @@ from generators.artifact import write_atomic
 STUDY_NAME = "accelforge"
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 GRID_LIMIT = 5_000_000
-CONSTRAINTS = ("lut", "ff", "dsp")        # resource use over budget, as a fraction (<= 0 fits)
+CONSTRAINTS = ("lut", "ff", "dsp", "params")   # over budget as a fraction; 1 = ruled-out combination
 KEPT_METRICS = ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram",
                 "area_transistors", "fmax_mhz", "clock_mhz", "memory_bound", "offchip_bytes")
 

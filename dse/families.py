@@ -10,7 +10,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+import cost_models.lut_mpgemm as lut_model
+import cost_models.mac_mpgemm as mac_model
+import cost_models.mpgemm as mpgemm_model
 import cost_models.systolic as systolic_model
+import generators.lut_mpgemm as lut_gen
+import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import Gemm
 from flows.calibrate import Calibratable
@@ -43,6 +48,38 @@ def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, 
             "start_to_last_c": int(systolic_model.run_to_last_c(p.rows, p.cols, ws, k))}
 
 
+def _mpgemm_record_model(p, record: Mapping[str, Any]) -> dict[str, int]:
+    """Model figures for one measured record of ``verif.tb.mpgemm`` (LUT and MAC engines)."""
+    if "gemm" in record:
+        m, n, k = record["gemm"]
+        return {"first_start_to_last_y": int(mpgemm_model.gemm_cycles(
+            p.group, p.passes, p.m_tile, p.n_tile, p.k_max, m, n, k))}
+    k = record["k"]
+    return {"start_to_done": int(mpgemm_model.run_cycles(p.group, p.passes, k)),
+            "start_to_last_y": int(mpgemm_model.run_to_last_y(p.group, p.passes, p.m_tile, k))}
+
+
+def _mpgemm_pins(workload) -> dict[str, Any]:
+    """Operand formats a workload fixes: 8/16-bit activations, 1..4-bit or ternary weights."""
+    pins: dict[str, Any] = {"a_bits": min(16, max(4, workload.act_bits))}
+    if workload.model.ternary:
+        return {**pins, "weight_format": "ternary", "w_bits": 2}
+    if workload.weight_bits > 4:
+        raise ValueError(f"the mpGEMM engines take 1..4-bit or ternary weights; workload "
+                         f"{workload.name} has {workload.weight_bits}-bit weights")
+    return {**pins, "weight_format": "uint", "w_bits": workload.weight_bits}
+
+
+def _mpgemm_family(name, gen, model, params) -> Family:
+    return Family(name=name, params=params, build=gen.build, testbench="verif.tb.mpgemm",
+                  estimate=model.estimate, model_info=model.model_info,
+                  record_model=_mpgemm_record_model,
+                  default_gemm=lambda p: Gemm(m=p.m_tile, n=p.n_tile, k=p.k_max, name="one-tile"),
+                  workload_pins=_mpgemm_pins,
+                  calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
+                                           model.calibration_features, model.multipliers))
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(name="systolic", params=systolic_gen.SystolicParams, build=systolic_gen.build,
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
@@ -53,6 +90,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
                                     systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
                                     systolic_model.multipliers)),
+    _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams),
+    _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
 )}
 
 

@@ -32,7 +32,10 @@ def trials_frame(explorer: Explorer) -> pd.DataFrame:
         row.update({**explorer.space.pinned, **t.params})
         row.update(t.user_attrs.get("metrics", {}))
         row["feasible"] = bool(t.constraints) and all(c <= 0 for c in t.constraints.values())
-        row["hash"] = explorer.space.point(t.params).digest()
+        try:
+            row["hash"] = explorer.space.point(t.params).digest()
+        except ValueError:                  # a combination the family rules out (never feasible)
+            row["hash"] = ""
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -41,6 +41,7 @@ class ModelShape:
     gated_ffn: bool = True          # SwiGLU-style gate + up + down (Llama, BitNet) vs up + down (OPT)
     weight_bits: int = 16
     act_bits: int = 8
+    ternary: bool = False           # weights in {-1, 0, +1} (held in weight_bits = 2)
     source: str = ""
 
     @property
@@ -54,7 +55,7 @@ MODELS: dict[str, ModelShape] = {m.name: m for m in (
     ModelShape(name="llama3-8b", hidden=4096, ffn=14336, heads=32, kv_heads=8, layers=32,
                weight_bits=4, act_bits=8, source="meta-llama/Meta-Llama-3-8B config.json"),
     ModelShape(name="bitnet-b1.58-3b", hidden=3200, ffn=8640, heads=32, kv_heads=32, layers=26,
-               weight_bits=2, act_bits=8, source="1bitLLM/bitnet_b1_58-3B config.json; ternary "
+               weight_bits=2, act_bits=8, ternary=True, source="1bitLLM/bitnet_b1_58-3B config.json; ternary "
                "weights held in 2 bits"),
     ModelShape(name="opt-6.7b", hidden=4096, ffn=16384, heads=32, kv_heads=32, layers=32,
                gated_ffn=False, weight_bits=8, act_bits=8, source="facebook/opt-6.7b config.json"),
@@ -175,6 +176,8 @@ def _from_mapping(doc: Any, origin: str) -> Workload:
             lo, hi = (1, 16) if key.endswith("bits") else (1, 1 << 20)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{origin}: model.{key} must be an integer in {lo}..{hi}, not {value!r}")
+        if not isinstance(model_doc.get("ternary", False), bool):
+            raise ValueError(f"{origin}: model.ternary must be true or false, not {model_doc['ternary']!r}")
         if model_doc["hidden"] % model_doc["heads"] or model_doc["heads"] % model_doc["kv_heads"]:
             raise ValueError(f"{origin}: model.heads must divide model.hidden and model.kv_heads "
                              f"must divide model.heads")

@@ -51,7 +51,10 @@ def sample_points(params_cls: type[Params], box: Mapping[str, tuple[int, int]], 
                 values[info.name] = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
             else:
                 values[info.name] = int(rng.integers(lo, hi, endpoint=True))
-        p = params_cls(**values)
+        try:
+            p = params_cls(**values)
+        except ValueError:                  # a cross-field constraint rules this combination out
+            continue
         points.setdefault(p.digest(), p)
         if len(points) == n:
             break

@@ -17,6 +17,8 @@ Flows:
   designs wider than the package's pins still place), with a clock
   constraint; resources from nextpnr's post-pack JSON report, Fmax from
   its timing report, ``met_timing`` against the constraint.
+* ``ecp5-85k-fabric``: the same without hard multipliers (``-nodsp``), so
+  that fabric area compares designs whatever their multiplier count.
 * ``xilinx-7`` / ``xilinx-us``: ``synth_xilinx`` without I/O pads;
   resources only (no place and route, so no Fmax).
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
@@ -46,6 +48,7 @@ class SynthTarget:
     device: str = ""              # nextpnr device flag or synth_xilinx family
     package: str = ""
     default_clock_mhz: float | None = None
+    dsp: bool = True              # False: every multiplier in fabric (area comparisons)
 
     @property
     def has_fmax(self) -> bool:
@@ -55,6 +58,8 @@ class SynthTarget:
 SYNTH_TARGETS: dict[str, SynthTarget] = {t.name: t for t in (
     SynthTarget("ecp5-25k", "ecp5", "ecp5-25k", device="--25k", package="CABGA381", default_clock_mhz=100.0),
     SynthTarget("ecp5-85k", "ecp5", "ecp5-85k", device="--85k", package="CABGA381", default_clock_mhz=100.0),
+    SynthTarget("ecp5-85k-fabric", "ecp5", "ecp5-85k", device="--85k", package="CABGA381",
+                default_clock_mhz=100.0, dsp=False),
     SynthTarget("xilinx-7", "xilinx", "xilinx-7", device="xc7"),
     SynthTarget("xilinx-us", "xilinx", "xilinx-us", device="xcu"),
     SynthTarget("generic", "generic", "asic-45nm"),
@@ -108,8 +113,9 @@ class SynthJob:
         top = self.artifact.top
         read = f"read_verilog {top}.v\n"
         if self.target.flow == "ecp5":
+            nodsp = "" if self.target.dsp else " -nodsp"
             return read + (
-                f"synth_ecp5 -top {top} -run :map_luts\n"
+                f"synth_ecp5 -top {top}{nodsp} -run :map_luts\n"
                 "check -latchonly -assert\n"
                 "techmap -map +/lattice/latches_map.v\n"
                 "abc -lut 4:7 -dress\n"

@@ -201,6 +201,15 @@ class Params:
                 out[info.name] = np.array([0 if v is None else v for v in values], dtype=np.int64)
         return out
 
+    @classmethod
+    def valid_columns(cls, col: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per point of ``columns()``, whether the cross-field checks of ``_check`` pass.
+
+        The explorer samples every field independently, so a family with
+        cross-field constraints restates them here, vectorised.
+        """
+        return np.ones(np.shape(next(iter(col.values()))), dtype=bool)
+
     def replace(self, **changes: Any) -> "Params":
         return dataclasses.replace(self, **changes)
 

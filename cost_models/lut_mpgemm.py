@@ -1,0 +1,172 @@
+"""PPA model of the LUT-based mpGEMM engine, vectorised over design points.
+
+Cycles, tiling and traffic are the shared exact forms of
+:mod:`cost_models.mpgemm` with ``group = g`` and
+``passes = ceil(planes / planes_per_cycle)`` (``planes = w_bits``, 1 for
+ternary). The closed forms of the notes (section 1.3) are exact here:
+
+* table entries per activation row: ``2^g``, ``2^(g-1)`` (symmetric),
+  ``3^g`` or ``(3^g + 1)/2`` (ternary), each ``entry_bits`` wide;
+  :func:`table_storage_bits` is what the operand register holds;
+* table build: :func:`table_adders` adders per row and group (shared
+  prefixes, about one per entry), none for external tables;
+* lookups per output element: ``planes * ceil(K/g)``, each followed by an
+  accumulate.
+
+Resources, area and energy are structural counts times coefficients kept
+in ``cost_models/data/lut_mpgemm.json`` (fitted by ``accelforge calibrate``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+
+from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
+from cost_models.mpgemm import bits_for, offchip_bits, price, tiling
+from cost_models.ops import Gemm
+from cost_models.targets import Target
+from generators import lut_mpgemm as gen
+from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
+
+EXTERNAL_CODE = list(gen.TableSource).index(gen.TableSource.EXTERNAL)
+
+Points = Union[gen.LutMpGemmParams, Sequence[gen.LutMpGemmParams], Mapping[str, np.ndarray]]
+
+
+@lru_cache(maxsize=None)
+def _adders(ternary: bool, symmetric: bool, g: int) -> int:
+    """Adder nodes :class:`hw.lut.TableBuilder` creates for one table (prefix sharing included)."""
+    nodes = set()
+    for row in gen.table_coefficients(ternary, symmetric, g):
+        for t in range(1, g + 1):
+            prefix = row[:t]
+            if prefix[-1] != 0 and any(prefix[:-1]):
+                nodes.add(prefix)
+    return len(nodes)
+
+
+_ADDERS = np.array([[[_adders(bool(t), bool(s), g) if g else 0 for g in range(6)] for s in (0, 1)]
+                    for t in (0, 1)], dtype=np.int64)
+
+
+def table_adders(fmt, g, symmetric):
+    """Adders per activation row to build one group's table on chip."""
+    return _ADDERS[(np.asarray(fmt) == TERNARY_CODE).astype(np.int64),
+                   np.asarray(symmetric, dtype=np.int64), np.asarray(g, dtype=np.int64)]
+
+
+def table_storage_bits(fmt, g, symmetric, a_bits, m_tile):
+    """Bits of table the engine holds: ``m_tile * entries * entry_bits`` (independent of K and N)."""
+    return (np.asarray(m_tile, dtype=np.int64) * gen.stored_entries(fmt, g, symmetric)
+            * gen.entry_bits(a_bits, g))
+
+
+def prepare(points: Points) -> dict[str, np.ndarray]:
+    """Model columns with every derived width of the generator."""
+    if isinstance(points, gen.LutMpGemmParams):
+        points = [points]
+    col = dict(points) if isinstance(points, Mapping) else gen.LutMpGemmParams.columns(points)
+    col = {k: np.asarray(v) for k, v in col.items()}
+    fmt, g, sym = col["weight_format"].astype(np.int64), col["g"].astype(np.int64), col["symmetric"].astype(bool)
+    a, b, k_max = col["a_bits"].astype(np.int64), col["w_bits"].astype(np.int64), col["k_max"].astype(np.int64)
+    planes = gen.planes(fmt, b)
+    ppc = np.minimum(col["planes_per_cycle"].astype(np.int64), planes)      # invalid points clamp
+    keeps = gen.keeps_rowsum(fmt, sym)
+    return {
+        "m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
+        "g": g, "a_bits": a, "w_bits": b, "fmt": fmt, "sym": sym, "k_max": k_max,
+        "external": col["table_source"] == EXTERNAL_CODE, "planes": planes, "ppc": ppc,
+        "passes": -(-planes // ppc), "entries": gen.stored_entries(fmt, g, sym),
+        "code_bits": gen.code_bits(fmt, g, sym), "entry_bits": gen.entry_bits(a, g),
+        "acc": gen.acc_bits(a, b, fmt, k_max), "out": out_bits(a, b, fmt, k_max),
+        "rowsum": np.where(keeps, rowsum_bits(a, k_max), 0), "keeps": keeps,
+        "uint": fmt == UINT_CODE, "adders": table_adders(fmt, g, sym),
+        "valid": gen.LutMpGemmParams.valid_columns(col),
+    }
+
+
+def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Structural features of the generated RTL, grouped by the figure they price."""
+    mt, nt, e, eb = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"]
+    units = mt * nt
+    slots = c["ppc"]
+    contrib = eb + c["planes"]
+    lookup = units * slots * e * eb
+    negate = units * slots * eb * c["sym"]
+    pass_mux = units * (c["passes"] - 1) * contrib
+    combine = units * (slots - 1) * contrib
+    acc_bits = mt * (nt * c["acc"] + c["rowsum"])
+    build = np.where(c["external"], 0, mt * c["adders"] * eb)
+    correction = np.where(c["keeps"], nt * c["rowsum"] * (c["w_bits"] + 1), 0)
+    table_reg = mt * e * eb
+    zp_reg = np.where(c["uint"], 2 * nt * c["w_bits"], 0)
+    control = bits_for(c["k_max"] + 1) + bits_for(np.maximum(c["passes"], 2)) + bits_for(mt + 1) + 5
+    one = np.ones_like(mt)
+    return {
+        "lut": {"const": one, "lookup": lookup, "negate": negate, "pass_mux": pass_mux,
+                "combine": combine, "acc": acc_bits, "table_build": build, "drain": acc_bits,
+                "correction": correction},
+        "ff": {"const": one, "table": table_reg, "acc": 2 * acc_bits, "zero_point": zp_reg,
+               "control": control},
+        "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(e, 2)),
+                      "acc_bit": c["acc"], "table_levels": np.where(c["external"], 0, c["g"]),
+                      "combine_levels": np.log2(slots) + (c["passes"] > 1)},
+        "cmos": {"const": one, "reg": table_reg + 2 * acc_bits + zp_reg + control,
+                 "mux": lookup + pass_mux + acc_bits, "adder": acc_bits + combine + build + correction,
+                 "negate": negate},
+    }
+
+
+def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray]:
+    """PPA of every design point running ``gemm`` on ``target`` (dict of equal-length arrays)."""
+    c = prepare(points)
+    fab = coefficients("lut_mpgemm", target.tech, FabricCoefficients)
+    cmos = coefficients("lut_mpgemm", "cmos", CmosCoefficients)
+    feats = features(c)
+    counts = tiling(c["g"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm)
+    units = c["m_tile"] * c["n_tile"]
+    lookups = counts["beats"] * units * c["ppc"]
+    builds = np.where(c["external"], 0, counts["groups"] * c["m_tile"] * c["adders"])
+    e = fab.energy
+    e_compute = (e["j_per_lookup_bit"] * lookups * c["entry_bits"]
+                 + e["j_per_adder_bit"] * (counts["beats"] * units * c["acc"] + builds * c["entry_bits"]))
+    reg_bits = feats["cmos"]["reg"]
+    a_per_element = np.where(c["external"], c["entries"] * c["entry_bits"] / c["g"], c["a_bits"])
+    w_per_element = c["passes"] * c["ppc"] * c["code_bits"] / c["g"]
+    traffic = offchip_bits(gemm, c["m_tile"], c["n_tile"], counts["chunks"], a_per_element, w_per_element,
+                           c["out"])
+    out = price(gemm=gemm, target=target, fab=fab, counts=counts,
+                lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
+                dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
+                period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=reg_bits,
+                e_compute=e_compute, offchip=traffic)
+    out = dict(out)
+    n = out["cycles"].shape
+    extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
+             "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"]),
+             "lookups": lookups, "valid": c["valid"],
+             "macs_per_cycle": units * c["g"] * c["ppc"] / c["planes"]}
+    out.update({k: np.broadcast_to(v, n) for k, v in extra.items()})
+    out["fits"] = out["fits"] & out["valid"]
+    return out
+
+
+def model_info() -> dict[str, object]:
+    return {"family": "lut_mpgemm", "coefficients": provenance("lut_mpgemm")}
+
+
+# ---------------------------------------------------------------------- calibration hooks
+CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_max": (4, 1024)}
+"""Where calibration samples designs: capped so each synthesizes in about a minute on one core."""
+
+
+def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+    return features(prepare(points))
+
+
+def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The LUT engine has no multipliers (its zero-point products are shift-adds in fabric)."""
+    c = prepare(points)
+    return np.zeros_like(c["m_tile"]), c["a_bits"], c["w_bits"]

@@ -1,0 +1,112 @@
+"""PPA model of the MAC mpGEMM baseline, vectorised over design points.
+
+Cycles, tiling and traffic are the shared exact forms of
+:mod:`cost_models.mpgemm` with ``group = k_lanes`` and one weight beat per
+group. Every output element has ``k_lanes`` multipliers of
+``a_bits x (w_bits + 1)`` (the dequantized weight is one bit wider),
+placed on hard multipliers by the technology's fitted rule; resources,
+area and energy are structural counts times coefficients kept in
+``cost_models/data/mac_mpgemm.json``.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+
+from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
+from cost_models.mpgemm import bits_for, offchip_bits, price, tiling
+from cost_models.ops import Gemm
+from cost_models.targets import Target, TargetKind, on_hard_multiplier
+from generators.mac_mpgemm import MacMpGemmParams
+from generators.mpgemm import UINT_CODE, out_bits
+
+Points = Union[MacMpGemmParams, Sequence[MacMpGemmParams], Mapping[str, np.ndarray]]
+
+
+def prepare(points: Points) -> dict[str, np.ndarray]:
+    if isinstance(points, MacMpGemmParams):
+        points = [points]
+    col = dict(points) if isinstance(points, Mapping) else MacMpGemmParams.columns(points)
+    col = {k: np.asarray(v) for k, v in col.items()}
+    fmt = col["weight_format"].astype(np.int64)
+    a, b, k_max = col["a_bits"].astype(np.int64), col["w_bits"].astype(np.int64), col["k_max"].astype(np.int64)
+    return {"m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
+            "lanes": col["k_lanes"].astype(np.int64), "a_bits": a, "w_bits": b, "fmt": fmt,
+            "k_max": k_max, "out": out_bits(a, b, fmt, k_max), "uint": fmt == UINT_CODE,
+            "valid": MacMpGemmParams.valid_columns(col)}
+
+
+def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
+    """Structural features of the generated RTL, grouped by the figure they price."""
+    mt, nt, lanes, a, wq = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["w_bits"] + 1
+    units = mt * nt
+    mults = units * lanes
+    soft = ~on_dsp
+    product = a + wq
+    tree = units * (lanes - 1) * (product + bits_for(lanes))
+    acc_bits = units * c["out"]
+    dequant = np.where(c["uint"], nt * lanes * wq, 0)
+    operand = mt * lanes * a
+    zp_reg = np.where(c["uint"], nt * c["w_bits"], 0)
+    control = bits_for(c["k_max"] + 1) + bits_for(mt + 1) + 6     # + pass index bit, flags, state
+    one = np.ones_like(mt)
+    return {
+        "lut": {"const": one, "soft_mult": mults * a * wq * soft, "adder_tree": tree, "acc": acc_bits,
+                "drain": acc_bits, "dequant": dequant},
+        "ff": {"const": one, "operand": operand, "acc": 2 * acc_bits, "zero_point": zp_reg,
+               "control": control},
+        "period_ns": {"const": one, "dsp": on_dsp.astype(np.float64),
+                      "soft_mult_level": np.log2(np.minimum(a, wq)) * soft,
+                      "acc_bit": c["out"], "tree_levels": np.log2(lanes)},
+        "cmos": {"const": one, "reg": operand + 2 * acc_bits + zp_reg + control, "mult": mults * a * wq,
+                 "adder": tree + acc_bits + dequant, "mux": acc_bits},
+    }
+
+
+def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray]:
+    """PPA of every design point running ``gemm`` on ``target`` (dict of equal-length arrays)."""
+    c = prepare(points)
+    fab = coefficients("mac_mpgemm", target.tech, FabricCoefficients)
+    cmos = coefficients("mac_mpgemm", "cmos", CmosCoefficients)
+    wq = c["w_bits"] + 1
+    fpga = target.kind is TargetKind.FPGA
+    on_dsp = (on_hard_multiplier(c["a_bits"], wq, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
+              else np.zeros(c["a_bits"].shape, dtype=bool))
+    feats = features(c, on_dsp)
+    counts = tiling(c["lanes"], 1, c["m_tile"], c["n_tile"], c["k_max"], gemm)
+    units = c["m_tile"] * c["n_tile"]
+    macs = counts["beats"] * units * c["lanes"]
+    e = fab.energy
+    e_compute = macs * (e["j_per_mult_bit2"] * c["a_bits"] * wq + e["j_per_adder_bit"] * c["out"])
+    dsp = np.where(on_dsp, units * c["lanes"] * target.dsps_per_product(c["a_bits"], wq) if fpga else 0, 0)
+    traffic = offchip_bits(gemm, c["m_tile"], c["n_tile"], counts["chunks"], c["a_bits"], c["w_bits"], c["out"])
+    out = dict(price(gemm=gemm, target=target, fab=fab, counts=counts,
+                     lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
+                     area=weighted(cmos.transistors, feats["cmos"]),
+                     period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
+                     e_compute=e_compute, offchip=traffic))
+    n = out["cycles"].shape
+    extra = {"out_bits": c["out"], "macs": macs, "valid": c["valid"],
+             "macs_per_cycle": units * c["lanes"]}
+    out.update({k: np.broadcast_to(v, n) for k, v in extra.items()})
+    out["fits"] = out["fits"] & out["valid"]
+    return out
+
+
+def model_info() -> dict[str, object]:
+    return {"family": "mac_mpgemm", "coefficients": provenance("mac_mpgemm")}
+
+
+# ---------------------------------------------------------------------- calibration hooks
+CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 16), "k_lanes": (1, 8), "k_max": (4, 1024)}
+
+
+def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+    c = prepare(points)
+    return features(c, on_hard_multiplier(c["a_bits"], c["w_bits"] + 1, dsp_rule))
+
+
+def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    c = prepare(points)
+    return c["m_tile"] * c["n_tile"] * c["lanes"], c["a_bits"], c["w_bits"] + 1

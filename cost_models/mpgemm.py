@@ -1,0 +1,104 @@
+"""What the LUT and MAC mpGEMM models share: exact cycles, tiling, traffic and pricing.
+
+Cycles are exact for our RTL (:mod:`generators.mpgemm`; the cocotb
+regression measures them). With ``G = ceil(k / group)`` activation groups
+and ``passes`` weight beats per group, a run asserts ``done``
+``G * passes + 2`` cycles after its start was accepted (the start cycle,
+one cycle to load the first group, then one weight beat per cycle), and
+its last Y row leaves ``m_tile`` cycles after ``done``. A start is taken
+in the ``done`` cycle, but a tile can only move to the output bank once
+the previous one has drained, so back-to-back runs are spaced
+``max(run, m_tile + 1)`` cycles apart.
+
+A GEMM (M, N, K) is tiled as ``ceil(M/m_tile) * ceil(N/n_tile)`` output
+tiles, each reduced in ``ceil(K/k_max)`` runs whose partial tiles the host
+adds; tiles are issued back to back.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from cost_models.coefficients import FabricCoefficients
+from cost_models.ops import Gemm
+from cost_models.targets import Target, TargetKind
+
+
+def ceil_div(a, b):
+    return -(-np.asarray(a, dtype=np.int64) // np.asarray(b, dtype=np.int64))
+
+
+def bits_for(n):
+    """Width of an Amaranth ``range(n)`` signal (at least 1 bit)."""
+    from generators.systolic import bit_length
+    n = np.asarray(n, dtype=np.int64)
+    return np.maximum(bit_length(np.maximum(n - 1, 0)), 1)
+
+
+def run_cycles(group, passes, k):
+    """Cycles from the accepted ``start`` to ``done`` for one run of depth ``k``."""
+    return ceil_div(k, group) * np.asarray(passes, dtype=np.int64) + 2
+
+
+def run_to_last_y(group, passes, m_tile, k):
+    """Cycles from the accepted ``start`` to the run's last Y beat (Y never stalled)."""
+    return run_cycles(group, passes, k) + np.asarray(m_tile, dtype=np.int64)
+
+
+def gemm_cycles(group, passes, m_tile, n_tile, k_max, m, n, k):
+    """Cycles from the first accepted ``start`` to the last Y beat of a tiled GEMM."""
+    m_tile = np.asarray(m_tile, dtype=np.int64)
+    tiles = ceil_div(m, m_tile) * ceil_div(n, n_tile)
+    chunks = ceil_div(k, k_max)
+    k_last = np.asarray(k, dtype=np.int64) - (chunks - 1) * k_max
+    full = run_cycles(group, passes, k_max)
+    last = run_cycles(group, passes, k_last)
+    spacing = m_tile + 1
+    total = tiles * ((chunks - 1) * np.maximum(full, spacing) + np.maximum(last, spacing))
+    first = np.where(chunks > 1, full, last)
+    return total - np.maximum(first, spacing) + first + m_tile
+
+
+def tiling(group, passes, m_tile, n_tile, k_max, gemm: Gemm) -> dict[str, np.ndarray]:
+    """Counts of a GEMM's tiling: tiles, runs, activation groups and weight beats processed."""
+    tiles = ceil_div(gemm.m, m_tile) * ceil_div(gemm.n, n_tile)
+    chunks = ceil_div(gemm.k, k_max)
+    k_last = gemm.k - (chunks - 1) * np.asarray(k_max, dtype=np.int64)
+    groups = (chunks - 1) * ceil_div(k_max, group) + ceil_div(k_last, group)
+    return {"tiles": tiles, "chunks": chunks, "runs": tiles * chunks, "groups": tiles * groups,
+            "beats": tiles * groups * np.asarray(passes, dtype=np.int64),
+            "cycles": gemm_cycles(group, passes, m_tile, n_tile, k_max, gemm.m, gemm.n, gemm.k)}
+
+
+def offchip_bits(gemm: Gemm, m_tile, n_tile, chunks, a_bits_per_element, w_bits_per_element, out_bits):
+    """Off-chip traffic of this tiling (no reuse across tiles): every output tile streams its A
+    slab and W slab as the engine's streams carry them; partial tiles of each K chunk go back."""
+    return (ceil_div(gemm.n, n_tile) * gemm.m * gemm.k * a_bits_per_element
+            + ceil_div(gemm.m, m_tile) * gemm.n * gemm.k * w_bits_per_element
+            + chunks * gemm.m * gemm.n * out_bits)
+
+
+def price(*, gemm: Gemm, target: Target, fab: FabricCoefficients, counts: Mapping[str, np.ndarray],
+          lut, ff, dsp, area, period_ns, reg_bits, e_compute, offchip) -> dict[str, np.ndarray]:
+    """The estimate table both families return: time, energy, resources, fit."""
+    fmax = 1e3 / period_ns
+    clock = np.minimum(fmax, target.clock_mhz)
+    cycles = counts["cycles"]
+    latency = cycles / (clock * 1e6)
+    e_reg = fab.energy["j_per_reg_bit_cycle"] * reg_bits * cycles
+    e_static = fab.energy["w_static"] * latency
+    if target.kind is not TargetKind.FPGA:
+        lut = np.zeros(np.shape(lut))
+        dsp = np.zeros(np.shape(dsp), dtype=np.int64)
+    out = {
+        "cycles": cycles, "latency_s": latency, "throughput_ops_s": gemm.ops / latency,
+        "lut": lut, "ff": ff, "dsp": dsp, "bram": np.zeros(np.shape(cycles), dtype=np.int64),
+        "area_transistors": area, "energy_j": e_compute + e_reg + e_static,
+        "energy_compute_j": e_compute, "energy_reg_j": e_reg, "energy_static_j": e_static,
+        "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],
+        "offchip_bytes": offchip / 8,
+    }
+    out["fits"] = np.all(target.over_budget(out["lut"], ff, out["dsp"]) <= 0, axis=-1)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
+    return {k: np.broadcast_to(v, shape) for k, v in out.items()}

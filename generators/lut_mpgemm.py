@@ -1,0 +1,333 @@
+"""LUT-based mixed-precision GEMM engine: table lookups instead of multiplications.
+
+Per activation group of ``g`` elements a table of signed sums of those
+activations is built once and shared by all ``n_tile`` weight columns; each
+weight column then indexes it with ``g`` bits of one bit-plane (or one
+base-3 code for ternary weights). The arithmetic is that of
+``../shared/notes/lut_mpgemm.md`` section 1:
+
+* {0,1} tables (``symmetric=false``): ``T[idx] = sum_t bit_t(idx) a_t``,
+  ``2^g`` entries; plane ``i`` weighs ``2^i`` (``-2^(b-1)`` for the MSB of
+  ``int`` weights). ``uint`` subtracts ``z * rowsum(A)`` at the output.
+* {-1,+1} half tables (``symmetric=true``): ``H[u] = a_0 + sum_{t>=1} (2 bit_{t-1}(u) - 1) a_t``,
+  ``2^(g-1)`` entries plus a sign; the accumulator holds
+  ``sum_i 2^i sum_j T+-`` and the output is ``(acc + c * rowsum) / 2``
+  (exact) with ``c = 2^b - 1 - 2z`` (``uint``) or ``-1`` (``int``).
+* ternary base-3 tables: ``T[idx] = sum_t (digit_t(idx) - 1) a_t``, ``3^g``
+  entries, or with ``symmetric`` the ``(3^g + 1)/2`` entries
+  ``H[u] = T[c + u]`` (``c = (3^g - 1)/2``, ``H[0] = 0``) plus a sign.
+
+Weight stream layout (:func:`pack_weights`): per group, ``passes`` beats;
+lane ``j`` of a beat holds ``planes_per_cycle`` fields of ``code_bits``,
+field ``s`` of pass ``p`` = plane ``p * planes_per_cycle + s`` (plane 0 =
+LSB; fields past the last plane are zero). A binary field is the ``g``
+bits of that plane (bit ``t`` from element ``t``); a symmetric field is
+``sign << (g-1) | u`` with the sign set when element 0's bit is 0 and
+``u`` the upper ``g-1`` bits, complemented when the sign is set (LUT
+Tensor Core's offline weight reinterpretation). A ternary field is
+``idx = sum_t (w_t + 1) 3^t``, symmetric: ``sign << (code_bits-1) | |idx - c|``
+with the sign set when ``idx < c``.
+
+With ``table_source=external`` the a_stream carries the tables themselves
+(per beat and row, the ``entries`` values of ``entry_bits``, as
+:func:`pack_tables` builds them from A): the operator-fusion variant of
+LUT Tensor Core, where the precompute runs elsewhere. K past the last whole
+group is zero-padded by the packers; zero activations make every entry of
+the padded elements' share zero, so any weight code there adds nothing.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data
+
+from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, MpGemmParams,
+                               WeightFormat, check_weights, pack_activations, pack_lanes,
+                               padded_groups, padded_weights, signed_bits)
+from generators.params import bool_field, choice_field, int_field
+from hw.lut import LutDotUnit, TableBuilder, shift_add_product
+
+__all__ = ["LutMpGemmParams", "LutMpGemmEngine", "TableSource", "build", "pack_a", "pack_weights",
+           "pack_tables", "table_coefficients"]
+
+
+class TableSource(enum.Enum):
+    ONCHIP = "onchip"         # a precompute unit builds the tables from streamed activations
+    EXTERNAL = "external"     # tables arrive precomputed on the a_stream
+
+
+def _index_bits(count: int) -> int:
+    return max(1, (count - 1).bit_length())
+
+
+# ---------------------------------------------------------------------- closed forms (vectorised)
+def planes(fmt, w_bits):
+    """Weight bit-planes a group is looked up in: ``w_bits``, or 1 base-3 code for ternary."""
+    return np.where(np.asarray(fmt) == TERNARY_CODE, 1, np.asarray(w_bits))
+
+
+def stored_entries(fmt, g, symmetric):
+    """Table entries per activation row: 2^g, 2^(g-1), 3^g or (3^g + 1)/2."""
+    g = np.asarray(g, dtype=np.int64)
+    ternary = np.asarray(fmt) == TERNARY_CODE
+    binary = np.where(symmetric, 1 << np.maximum(g - 1, 0), 1 << g)
+    three = 3 ** g
+    return np.where(ternary, np.where(symmetric, (three + 1) // 2, three), binary)
+
+
+def code_bits(fmt, g, symmetric):
+    """Bits of one lookup field in a weight lane."""
+    g = np.asarray(g, dtype=np.int64)
+    ternary = np.asarray(fmt) == TERNARY_CODE
+    sym = np.asarray(symmetric, dtype=bool)
+    three = 3 ** g
+    half_bits = np.maximum(np.ceil(np.log2(np.maximum((three + 1) // 2, 2))), 1).astype(np.int64)
+    full_bits = np.ceil(np.log2(three)).astype(np.int64)
+    return np.where(ternary, np.where(sym, 1 + half_bits, full_bits), g)
+
+
+def entry_bits(a_bits, g):
+    """Signed width of a table entry: any signed sum of ``g`` activations."""
+    return signed_bits(np.asarray(g, dtype=np.int64) << (np.asarray(a_bits, dtype=np.int64) - 1))
+
+
+def acc_bits(a_bits, w_bits, fmt, k_max):
+    """Accumulator width: ``sum_i 2^i sum_j T`` over ``k_max`` activations never overflows."""
+    k = np.asarray(k_max, dtype=np.int64)
+    a = np.asarray(a_bits, dtype=np.int64)
+    w = np.asarray(w_bits, dtype=np.int64)
+    binary = signed_bits(k * (1 << (a - 1)) * ((1 << w) - 1))
+    return np.where(np.asarray(fmt) == TERNARY_CODE, signed_bits(k * (1 << (a - 1))), binary)
+
+
+def keeps_rowsum(fmt, symmetric):
+    """The output needs ``rowsum(A)``: zero points, or halving symmetric int weights."""
+    fmt = np.asarray(fmt)
+    return (fmt == UINT_CODE) | ((fmt == INT_CODE) & np.asarray(symmetric, dtype=bool))
+
+
+@lru_cache(maxsize=None)
+def table_coefficients(ternary: bool, symmetric: bool, g: int) -> tuple[tuple[int, ...], ...]:
+    """Entry ``e`` of a table is ``sum_t coef[e][t] * a_t`` (the host and the RTL share this)."""
+    if ternary:
+        c = (3 ** g - 1) // 2
+        indices = range(c, 3 ** g) if symmetric else range(3 ** g)
+        return tuple(tuple((idx // 3 ** t) % 3 - 1 for t in range(g)) for idx in indices)
+    if symmetric:
+        return tuple((1,) + tuple(2 * ((u >> (t - 1)) & 1) - 1 for t in range(1, g))
+                     for u in range(1 << (g - 1)))
+    return tuple(tuple((idx >> t) & 1 for t in range(g)) for idx in range(1 << g))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LutMpGemmParams(MpGemmParams):
+    """Parameters of the LUT-based engine (see the module docstring for the arithmetic)."""
+
+    family: ClassVar[str] = "lut_mpgemm"
+
+    g: int = int_field(4, 1, 5, doc="activations per table (K group); the table has 2^g entries, "
+                                    "half with symmetric, 3^g for ternary")
+    symmetric: bool = bool_field(True, doc="half tables plus a sign select (T[~idx] = -T[idx])")
+    planes_per_cycle: int = int_field(1, 1, 4, doc="bit-planes looked up per cycle: 1 = bit-serial, "
+                                                   "w_bits = bit-parallel (1 for ternary)")
+    table_source: TableSource = choice_field(
+        TableSource.ONCHIP, doc="onchip = tables built from streamed activations, "
+                                "external = precomputed tables streamed in (operator fusion)")
+
+    def _check(self) -> None:
+        super()._check()
+        if self.planes_per_cycle > self.planes:
+            raise self._error("planes_per_cycle", f"an integer in 1..{self.planes} "
+                              f"(the weight's bit-planes)", self.planes_per_cycle)
+
+    @classmethod
+    def valid_columns(cls, col) -> np.ndarray:
+        return super().valid_columns(col) & (np.asarray(col["planes_per_cycle"])
+                                             <= planes(col["weight_format"], col["w_bits"]))
+
+    @property
+    def ternary(self) -> bool:
+        return self.weight_format is WeightFormat.TERNARY
+
+    @property
+    def planes(self) -> int:
+        return 1 if self.ternary else self.w_bits
+
+    @property
+    def group(self) -> int:
+        return self.g
+
+    @property
+    def passes(self) -> int:
+        return -(-self.planes // self.planes_per_cycle)
+
+    @property
+    def entries(self) -> int:
+        return int(stored_entries(self.fmt_code, self.g, self.symmetric))
+
+    @property
+    def code_bits(self) -> int:
+        return int(code_bits(self.fmt_code, self.g, self.symmetric))
+
+    @property
+    def entry_bits(self) -> int:
+        return int(entry_bits(self.a_bits, self.g))
+
+    @property
+    def acc_bits(self) -> int:
+        return int(acc_bits(self.a_bits, self.w_bits, self.fmt_code, self.k_max))
+
+    @property
+    def keeps_rowsum(self) -> bool:
+        return bool(keeps_rowsum(self.fmt_code, self.symmetric))
+
+    def plane_weights(self) -> list[list[int]]:
+        """``[pass][slot]``: the signed power of two a lookup carries (0 = unused slot)."""
+        out = []
+        for p in range(self.passes):
+            row = []
+            for s in range(self.planes_per_cycle):
+                plane = p * self.planes_per_cycle + s
+                if plane >= self.planes:
+                    row.append(0)
+                elif self.weight_format is WeightFormat.INT and plane == self.w_bits - 1:
+                    row.append(-(1 << plane))
+                else:
+                    row.append(1 << plane)
+            out.append(row)
+        return out
+
+
+class LutMpGemmEngine(MpGemmEngine):
+    """Table precompute (or external tables), ``m_tile x n_tile`` lookup units, shared frame."""
+
+    def __init__(self, params: LutMpGemmParams):
+        p = params
+        self._table_layout = data.ArrayLayout(signed(p.entry_bits), p.entries)
+        operand = data.ArrayLayout(self._table_layout, p.m_tile)
+        if p.table_source is TableSource.ONCHIP:
+            a_payload = data.ArrayLayout(data.ArrayLayout(signed(p.a_bits), p.g), p.m_tile)
+        else:
+            a_payload = operand
+        super().__init__(p, operand, a_payload, p.planes_per_cycle * p.code_bits, p.acc_bits,
+                         rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point)
+
+    def operand(self, m: Module, payload):
+        p = self.params
+        if p.table_source is TableSource.EXTERNAL:
+            return payload
+        tables = Signal(self._operand_layout)
+        coefficients = table_coefficients(p.ternary, p.symmetric, p.g)
+        for i in range(p.m_tile):
+            builder = TableBuilder(coefficients, p.a_bits, signed(p.entry_bits))
+            m.submodules[f"table{i}"] = builder
+            m.d.comb += [builder.a.eq(payload[i]), tables[i].eq(builder.table)]
+        return tables
+
+    def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
+        p = self.params
+        weights = p.plane_weights()
+        magnitude = sum(abs(w) for w in weights[0]) if p.passes == 1 else max(
+            sum(abs(w) for w in row) for row in weights)
+        out_shape = signed(int(signed_bits(magnitude * (p.g << (p.a_bits - 1)))))
+        adds = []
+        for i in range(p.m_tile):
+            row = []
+            for j in range(p.n_tile):
+                unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, weights, out_shape)
+                m.submodules[f"dot{i}_{j}"] = unit
+                m.d.comb += [unit.table.eq(operand[i]), unit.code.eq(w_payload[j]),
+                             unit.pass_index.eq(pass_index)]
+                row.append(unit.out)
+            adds.append(row)
+        return adds
+
+    def group_sums(self, m: Module, operand):
+        # the all-ones entry: sum of the group ({0,1} table: 2^g - 1; half table: 2^(g-1) - 1)
+        last = self.params.entries - 1
+        return [operand[i][last] for i in range(self.params.m_tile)]
+
+    def correct(self, m: Module, acc, rowsum, zero_point):
+        p = self.params
+        if not p.keeps_rowsum:
+            return acc
+        if not p.has_zero_point:                    # symmetric int: (acc - rowsum) / 2
+            return (acc - rowsum) >> 1
+        z_rowsum = shift_add_product(zero_point, rowsum)
+        if not p.symmetric:                         # uint {0,1} tables: acc - z * rowsum
+            return acc - z_rowsum
+        # (acc + (2^b - 1 - 2z) * rowsum) / 2
+        return (acc + (rowsum << p.w_bits) - rowsum - (z_rowsum << 1)) >> 1
+
+
+def build(params: LutMpGemmParams) -> LutMpGemmEngine:
+    return LutMpGemmEngine(params)
+
+
+# ---------------------------------------------------------------------- host-side packing
+def _codes(params: LutMpGemmParams, w: np.ndarray) -> np.ndarray:
+    """Per group, column and plane the lookup field: ``groups x n_tile x planes``."""
+    p = params
+    groups = padded_weights(p, w)                              # groups x g x n_tile
+    place = np.array([1 << t for t in range(p.g)], dtype=np.int64)
+    if p.ternary:
+        idx = np.einsum("xtn,t->xn", groups + 1, 3 ** np.arange(p.g, dtype=np.int64))
+        if not p.symmetric:
+            return idx[:, :, None]
+        c = (3 ** p.g - 1) // 2
+        sign = (idx < c).astype(np.int64)
+        return (np.abs(idx - c) | (sign << (p.code_bits - 1)))[:, :, None]
+    bits = (groups[..., None] & (1 << np.arange(p.w_bits))) != 0     # groups x g x n x planes
+    idx = np.einsum("xtnp,t->xnp", bits.astype(np.int64), place)
+    if not p.symmetric:
+        return idx
+    mask = (1 << (p.g - 1)) - 1
+    sign = 1 - (idx & 1)
+    upper = np.where(sign == 1, (~idx >> 1) & mask, idx >> 1)
+    return upper | (sign << (p.g - 1))
+
+
+def pack_weights(params: LutMpGemmParams, w: np.ndarray) -> list[int]:
+    """W (``K x n_tile``) as the w_stream beats of one run (layout in the module docstring)."""
+    p = params
+    w = check_weights(p, w, np.asarray(w).shape[0])
+    codes = _codes(p, w)                                          # groups x n x planes
+    beats = []
+    for group in codes:
+        for pass_ in range(p.passes):
+            lanes = []
+            for column in group:
+                word = 0
+                for slot in range(p.planes_per_cycle):
+                    plane = pass_ * p.planes_per_cycle + slot
+                    if plane < p.planes:
+                        word |= int(column[plane]) << (slot * p.code_bits)
+                lanes.append(word)
+            beats.extend(pack_lanes([lanes], p.planes_per_cycle * p.code_bits))
+    return beats
+
+
+def tables(params: LutMpGemmParams, a: np.ndarray) -> np.ndarray:
+    """The stored tables of every group: ``groups x m_tile x entries``."""
+    coef = np.array(table_coefficients(params.ternary, params.symmetric, params.g), dtype=np.int64)
+    return np.einsum("xmt,et->xme", padded_groups(params, a), coef)
+
+
+def pack_tables(params: LutMpGemmParams, a: np.ndarray) -> list[int]:
+    """A's precomputed tables as a_stream beats for ``table_source=external``."""
+    p = params
+    row_bits = p.entries * p.entry_bits
+    return pack_lanes([pack_lanes(rows, p.entry_bits) for rows in tables(p, a)], row_bits)
+
+
+def pack_a(params: LutMpGemmParams, a: np.ndarray) -> list[int]:
+    """The a_stream beats of one run: activations, or tables for ``table_source=external``."""
+    if params.table_source is TableSource.EXTERNAL:
+        return pack_tables(params, a)
+    return pack_activations(params, a)
+

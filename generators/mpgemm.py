@@ -1,0 +1,371 @@
+"""The frame shared by the mixed-precision GEMM engines (LUT-based and MAC baseline).
+
+Both compute one output tile ``Y = A @ W`` of ``m_tile x n_tile`` integers,
+``A`` signed ``a_bits`` activations (``m_tile x K``), ``W`` low-bit weights
+(``K x n_tile``) in one of three formats:
+
+* ``uint``: unsigned codes ``q`` with a per-column zero point ``z``;
+  the weight is ``q - z`` (the host applies the per-column scale).
+* ``int``: two's complement codes, the weight is the code.
+* ``ternary``: weights in {-1, 0, +1} (``w_bits`` must be 2).
+
+Stream contract (valid/ready; lane 0 in the least significant bits):
+
+* ``a_stream``: ``ceil(K / group)`` beats, beat ``j`` carries for every
+  row ``i`` the ``group`` activations ``A[i, j*group : (j+1)*group]``;
+  the last beat is zero-filled past ``K`` (zero activations add nothing).
+  The LUT engine with ``table_source=external`` takes precomputed tables
+  here instead (see :mod:`generators.lut_mpgemm`).
+* ``w_stream``: ``passes`` beats per group, ``n_tile`` lanes each; the lane
+  layout is the engine's own (bit-planes for LUT, plain codes for MAC).
+* ``zero_point`` (``uint`` only): ``n_tile`` codes, sampled with ``start``.
+* ``y_stream``: ``m_tile`` beats per run, beat ``i`` = ``Y[i, :]`` as
+  signed ``out_bits`` lanes, wide enough that nothing ever wraps.
+
+Control as in the systolic family: ``start`` with ``k`` (1..``k_max``) is
+taken while idle or in the ``done`` cycle; ``done`` pulses when the tile
+moves to the output bank, which drains while the next run computes.
+A run asserts ``done`` ``ceil(k/group) * passes + 2`` cycles after its
+start was accepted when the streams never stall.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from generators.params import Params, choice_field, int_field
+from generators.systolic import bit_length
+from hw.tile_buffer import TileDrain
+
+
+class WeightFormat(enum.Enum):
+    UINT = "uint"           # unsigned codes with a per-column zero point
+    INT = "int"             # two's complement codes
+    TERNARY = "ternary"     # {-1, 0, +1}
+
+
+UINT_CODE, INT_CODE, TERNARY_CODE = range(3)       # index codes in Params.columns()
+assert [f.value for f in WeightFormat] == ["uint", "int", "ternary"]
+
+
+# ---------------------------------------------------------------------- widths (vectorised)
+def signed_bits(max_abs) -> np.ndarray:
+    """Width of a two's complement value holding every integer in [-max_abs, max_abs]."""
+    return bit_length(max_abs) + 1
+
+
+def weight_magnitude(fmt, w_bits) -> np.ndarray:
+    """Largest |weight|: ``2^b - 1`` (uint minus a zero point), ``2^(b-1)`` (int), 1 (ternary)."""
+    fmt, w = np.asarray(fmt), np.asarray(w_bits, dtype=np.int64)
+    return np.where(fmt == UINT_CODE, (1 << w) - 1, np.where(fmt == INT_CODE, 1 << np.maximum(w - 1, 0), 1))
+
+
+def out_bits(a_bits, w_bits, fmt, k_max) -> np.ndarray:
+    """Width of Y: any sum of ``k_max`` products fits."""
+    a, k = np.asarray(a_bits, dtype=np.int64), np.asarray(k_max, dtype=np.int64)
+    return signed_bits(k * (1 << (a - 1)) * weight_magnitude(fmt, w_bits))
+
+
+def rowsum_bits(a_bits, k_max) -> np.ndarray:
+    """Width of one row's activation sum over ``k_max`` elements."""
+    a, k = np.asarray(a_bits, dtype=np.int64), np.asarray(k_max, dtype=np.int64)
+    return signed_bits(k * (1 << (a - 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MpGemmParams(Params):
+    """Fields both engines share (the tile, the operands, the reduction depth)."""
+
+    family: ClassVar[str] = "mpgemm"
+
+    m_tile: int = int_field(2, 1, 16, doc="activation rows (tokens) per output tile")
+    n_tile: int = int_field(16, 1, 256, log=True,
+                            doc="weight columns per output tile; each activation group serves all of them")
+    a_bits: int = int_field(8, 4, 16, doc="signed activation width")
+    w_bits: int = int_field(2, 1, 4, doc="weight code width (2 for ternary)")
+    weight_format: WeightFormat = choice_field(
+        WeightFormat.UINT, doc="uint = codes with a per-column zero point, int = two's complement, "
+                               "ternary = {-1, 0, +1}")
+    k_max: int = int_field(256, 1, 65536, log=True, doc="deepest reduction K one run accepts")
+
+    def _check(self) -> None:
+        if self.weight_format is WeightFormat.TERNARY and self.w_bits != 2:
+            raise self._error("w_bits", "2 when weight_format is 'ternary'", self.w_bits)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def group(self) -> int:
+        """Activations per row in one a_stream beat."""
+        raise NotImplementedError
+
+    @property
+    def passes(self) -> int:
+        """w_stream beats per activation group."""
+        raise NotImplementedError
+
+    @property
+    def fmt_code(self) -> int:
+        return list(WeightFormat).index(self.weight_format)
+
+    @property
+    def out_bits(self) -> int:
+        return int(out_bits(self.a_bits, self.w_bits, self.fmt_code, self.k_max))
+
+    @property
+    def rowsum_bits(self) -> int:
+        return int(rowsum_bits(self.a_bits, self.k_max))
+
+    @property
+    def has_zero_point(self) -> bool:
+        return self.weight_format is WeightFormat.UINT
+
+    def groups(self, k: int) -> int:
+        return -(-k // self.group)
+
+    def weight_range(self) -> tuple[int, int]:
+        """Inclusive range of the weight codes the host passes (uint codes, int or ternary values)."""
+        b = self.w_bits
+        if self.weight_format is WeightFormat.UINT:
+            return 0, (1 << b) - 1
+        if self.weight_format is WeightFormat.INT:
+            return -(1 << (b - 1)), (1 << (b - 1)) - 1
+        return -1, 1
+
+    @classmethod
+    def valid_columns(cls, col) -> np.ndarray:
+        fmt, w = np.asarray(col["weight_format"]), np.asarray(col["w_bits"])
+        return (fmt != TERNARY_CODE) | (w == 2)
+
+
+class MpGemmEngine(wiring.Component):
+    """Controller, accumulators, output bank and ports; subclasses supply the datapath.
+
+    The activation side is a one-deep operand register (a table, or the raw
+    activations) loaded from ``a_stream``; each ``w_stream`` beat it meets adds
+    one contribution per output element. The next group loads in the cycle
+    its predecessor's last pass is consumed, so groups follow back to back.
+    """
+
+    def __init__(self, params: MpGemmParams, operand_layout: data.Layout, a_payload: data.Layout,
+                 w_lane_bits: int, acc_bits: int, *, rowsum: bool, tile_zero_point: bool):
+        self.params = p = params
+        self._operand_layout = operand_layout
+        self._acc_bits = acc_bits
+        self._rowsum = rowsum
+        self._tile_zero_point = tile_zero_point
+        signature = {
+            "start": In(1),
+            "k": In(range(p.k_max + 1)),
+            "busy": Out(1),
+            "done": Out(1),
+            "a_stream": In(stream.Signature(a_payload)),
+            "w_stream": In(stream.Signature(data.ArrayLayout(unsigned(w_lane_bits), p.n_tile))),
+            "y_stream": Out(stream.Signature(data.ArrayLayout(signed(p.out_bits), p.n_tile))),
+        }
+        if p.has_zero_point:
+            signature["zero_point"] = In(data.ArrayLayout(unsigned(p.w_bits), p.n_tile))
+        super().__init__(signature)
+
+    # ------------------------------------------------------------------ datapath hooks
+    def operand(self, m: Module, payload) -> object:
+        """The operand register's next value from an accepted a_stream payload."""
+        return payload
+
+    def contributions(self, m: Module, operand, w_payload, pass_index, zero_point) -> list[list[object]]:
+        """Per row ``i`` and column ``j``, what one w_stream beat adds to ``acc[i][j]``."""
+        raise NotImplementedError
+
+    def group_sums(self, m: Module, operand) -> list[object]:
+        """Per row, the sum of the group's activations (when ``rowsum`` is kept)."""
+        raise NotImplementedError
+
+    def correct(self, m: Module, acc, rowsum, zero_point):
+        """An output element from its accumulator at drain time."""
+        return acc
+
+    # ------------------------------------------------------------------ frame
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        acc_shape = signed(self._acc_bits)
+        row_fields = {"acc": data.ArrayLayout(acc_shape, p.n_tile)}
+        if self._rowsum:
+            row_fields["sum"] = signed(p.rowsum_bits)
+        row_layout = data.StructLayout(row_fields)
+        drain = m.submodules.drain = TileDrain(row_layout, p.m_tile)
+
+        acc = Signal(data.ArrayLayout(row_layout, p.m_tile))
+        zp_shape = data.ArrayLayout(unsigned(p.w_bits), p.n_tile)
+        zp_run = Signal(zp_shape)
+        zp_tile = Signal(zp_shape)
+        opnd = Signal(self._operand_layout)
+        opnd_valid = Signal()
+        opnd_last = Signal()
+        more = Signal()                                 # a_stream beats still to take
+        k_left = Signal(range(p.k_max + 1))             # activations not yet taken
+        pass_index = Signal(range(max(p.passes, 2)))
+
+        k_ok = self.k != 0
+        if p.k_max < 2 ** len(self.k) - 1:
+            k_ok &= self.k <= p.k_max
+        handoff, accept = Signal(), Signal()
+        m.d.comb += [
+            self.done.eq(handoff & drain.empty),
+            accept.eq(self.start & k_ok & (~self.busy | self.done)),
+            drain.load.eq(self.done),
+            drain.tile.eq(acc),
+            drain.o.ready.eq(self.y_stream.ready),
+            self.y_stream.valid.eq(drain.o.valid),
+        ]
+        if self._tile_zero_point:          # the draining tile keeps its own zero points
+            with m.If(self.done):
+                m.d.sync += zp_tile.eq(zp_run)
+        out_row = drain.o.payload
+        for j in range(p.n_tile):
+            value = self.correct(m, out_row.acc[j], out_row.sum if self._rowsum else None,
+                                 zp_tile[j] if self._tile_zero_point else None)
+            m.d.comb += self.y_stream.payload[j].eq(value)
+
+        # one activation group in the operand register meets its w_stream beats
+        consume = Signal()
+        group_end = Signal()
+        load = Signal()
+        running = Signal()
+        m.d.comb += [
+            consume.eq(running & opnd_valid & self.w_stream.valid),
+            self.w_stream.ready.eq(running & opnd_valid),
+            group_end.eq(consume & (pass_index == p.passes - 1)),
+            self.a_stream.ready.eq(running & more & (~opnd_valid | group_end)),
+            load.eq(self.a_stream.ready & self.a_stream.valid),
+        ]
+        with m.If(load):
+            m.d.sync += [
+                opnd.eq(self.operand(m, self.a_stream.payload)),
+                opnd_valid.eq(1),
+                opnd_last.eq(k_left <= p.group),
+                more.eq(k_left > p.group),
+                k_left.eq(_floor_sub(k_left, p.group)),
+            ]
+        with m.Elif(group_end):
+            m.d.sync += opnd_valid.eq(0)
+        with m.If(consume):
+            m.d.sync += pass_index.eq(_next_index(pass_index, p.passes))
+            adds = self.contributions(m, opnd, self.w_stream.payload, pass_index,
+                                      zp_run if p.has_zero_point else None)
+            for i in range(p.m_tile):
+                for j in range(p.n_tile):
+                    m.d.sync += acc[i].acc[j].eq(acc[i].acc[j] + adds[i][j])
+            if self._rowsum:
+                sums = self.group_sums(m, opnd)
+                with m.If(pass_index == 0):
+                    for i in range(p.m_tile):
+                        m.d.sync += acc[i].sum.eq(acc[i].sum + sums[i])
+
+        def begin_run():
+            m.d.sync += [acc.eq(0), k_left.eq(self.k), more.eq(1), opnd_valid.eq(0), pass_index.eq(0)]
+            if p.has_zero_point:
+                m.d.sync += zp_run.eq(self.zero_point)
+            m.next = "RUN"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(accept):
+                    begin_run()
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), running.eq(1)]
+                with m.If(group_end & opnd_last):
+                    m.next = "HANDOFF"
+            with m.State("HANDOFF"):
+                m.d.comb += [self.busy.eq(1), handoff.eq(1)]
+                with m.If(accept):
+                    begin_run()
+                with m.Elif(drain.empty):
+                    m.next = "IDLE"
+        return m
+
+
+def _floor_sub(value, step: int):
+    """``value - step`` floored at zero."""
+    return Mux(value > step, value - step, 0)
+
+
+def _next_index(index, count: int):
+    """``index + 1`` modulo ``count``."""
+    return Mux(index == count - 1, 0, index + 1)
+
+
+def select(values: list, index):
+    """``values[index]`` as a multiplexer (a single value needs none)."""
+    return values[0] if len(values) == 1 else Array(values)[index]
+
+
+# ---------------------------------------------------------------------- host-side packing
+def pack_lanes(rows, bits: int) -> list[int]:
+    """Pack each row (a sequence of integers) into one integer, lane 0 lowest."""
+    mask = (1 << bits) - 1
+    out = []
+    for row in rows:
+        word = 0
+        for lane, v in enumerate(row):
+            word |= (int(v) & mask) << (lane * bits)
+        out.append(word)
+    return out
+
+
+def unpack_lanes(word: int, lanes: int, bits: int) -> np.ndarray:
+    """Split a beat into ``lanes`` signed integers."""
+    mask = (1 << bits) - 1
+    vals = [(word >> (lane * bits)) & mask for lane in range(lanes)]
+    return np.array([v - (1 << bits) if v >> (bits - 1) else v for v in vals], dtype=np.int64)
+
+
+def padded_groups(params: MpGemmParams, a: np.ndarray) -> np.ndarray:
+    """``A`` (``m_tile x K``) zero-padded to whole groups: ``groups x m_tile x group``."""
+    a = np.asarray(a, dtype=np.int64)
+    if a.ndim != 2 or a.shape[0] != params.m_tile:
+        raise ValueError(f"A must be {params.m_tile} x K, not {a.shape}")
+    groups = params.groups(a.shape[1])
+    padded = np.zeros((params.m_tile, groups * params.group), dtype=np.int64)
+    padded[:, :a.shape[1]] = a
+    return padded.reshape(params.m_tile, groups, params.group).transpose(1, 0, 2)
+
+
+def pack_activations(params: MpGemmParams, a: np.ndarray) -> list[int]:
+    """A as a_stream beats: per beat, ``m_tile`` rows of ``group`` activations."""
+    groups = padded_groups(params, a)
+    row_bits = params.group * params.a_bits
+    return pack_lanes([pack_lanes(g, params.a_bits) for g in groups], row_bits)
+
+
+def check_weights(params: MpGemmParams, w: np.ndarray, k: int) -> np.ndarray:
+    w = np.asarray(w, dtype=np.int64)
+    if w.shape != (k, params.n_tile):
+        raise ValueError(f"W must be {k} x {params.n_tile}, not {w.shape}")
+    lo, hi = params.weight_range()
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise ValueError(f"{params.weight_format.value} weights must lie in {lo}..{hi}")
+    return w
+
+
+def padded_weights(params: MpGemmParams, w: np.ndarray) -> np.ndarray:
+    """W (``K x n_tile``) padded with zero codes to whole groups: ``groups x group x n_tile``."""
+    k = w.shape[0]
+    groups = params.groups(k)
+    padded = np.zeros((groups * params.group, params.n_tile), dtype=np.int64)
+    padded[:k] = w
+    return padded.reshape(groups, params.group, params.n_tile)
+
+
+def pack_zero_point(params: MpGemmParams, zero_point) -> int:
+    return pack_lanes([np.asarray(zero_point, dtype=np.int64)], params.w_bits)[0]
+
+
+def unpack_y(params: MpGemmParams, beats: list[int]) -> np.ndarray:
+    """The ``m_tile`` y_stream beats of one run as an ``m_tile x n_tile`` array."""
+    return np.stack([unpack_lanes(w, params.n_tile, params.out_bits) for w in beats])

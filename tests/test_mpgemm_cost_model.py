@@ -1,0 +1,111 @@
+"""The mpGEMM cost models: closed forms against the generators, vectorisation, structure."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cost_models.lut_mpgemm as lut_model
+import cost_models.mac_mpgemm as mac_model
+import cost_models.mpgemm as frame
+from cost_models.ops import Gemm
+from cost_models.targets import TARGETS
+from flows.structure import flop_bits, top_ports
+from generators.artifact import render
+from generators.lut_mpgemm import LutMpGemmParams, build as lut_build, table_coefficients
+from generators.mac_mpgemm import MacMpGemmParams, build as mac_build
+from generators.mpgemm import WeightFormat
+from tests.test_mpgemm_sim import LUT_CONFIGS, MAC_CONFIGS, config_id
+
+
+@pytest.mark.parametrize("g", range(1, 6))
+def test_table_closed_forms(g):
+    """Entries 2^g, 2^(g-1), 3^g, (3^g+1)/2 and code bits, as the notes give them."""
+    for fmt, sym, entries in (("uint", False, 2 ** g), ("uint", True, 2 ** (g - 1)),
+                              ("ternary", False, 3 ** g), ("ternary", True, (3 ** g + 1) // 2)):
+        p = LutMpGemmParams(g=g, weight_format=fmt, symmetric=sym, w_bits=2)
+        assert p.entries == entries == len(table_coefficients(fmt == "ternary", sym, g))
+        assert p.entry_bits == (g * 128).bit_length() + 1
+        assert 2 ** (p.code_bits - sym) >= (entries if fmt == "ternary" else 2 ** (g - sym))
+        storage = lut_model.table_storage_bits(p.fmt_code, g, sym, p.a_bits, p.m_tile)
+        assert storage == p.m_tile * entries * p.entry_bits
+
+
+def test_table_build_is_about_one_adder_per_entry():
+    for g in range(2, 6):
+        full = int(lut_model.table_adders(0, g, False))
+        half = int(lut_model.table_adders(0, g, True))
+        assert full == 2 ** g - g - 1            # every entry with two or more bits set, one add each
+        assert half <= 2 ** g                    # ... and the half table no more than that
+
+
+def test_lookups_and_throughput_follow_the_notes():
+    """Lookups per output element = planes * ceil(K/g); MAC-equivalents per cycle."""
+    gemm = Gemm(m=4, n=32, k=256)
+    for w_bits, ppc in ((1, 1), (2, 1), (4, 1), (4, 2), (4, 4)):
+        p = LutMpGemmParams(m_tile=2, n_tile=16, w_bits=w_bits, planes_per_cycle=ppc, k_max=256)
+        est = lut_model.estimate(p, gemm, TARGETS["ecp5-85k"])
+        assert est["lookups"][0] == gemm.m * gemm.n * w_bits * 256 // p.g
+        assert est["macs_per_cycle"][0] == 2 * 16 * p.g * ppc / w_bits
+
+
+def test_gemm_cycles_match_a_run_by_run_sum():
+    """The closed form equals issuing every run with the drain spacing, for many shapes."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        group, passes, mt, nt = (int(x) for x in rng.integers(1, 9, size=4))
+        k_max = int(rng.integers(1, 40))
+        m, n, k = (int(x) for x in rng.integers(1, 50, size=3))
+        runs = []
+        for _tile in range(-(-m // mt) * -(-n // nt)):
+            for k0 in range(0, k, k_max):
+                runs.append(int(frame.run_cycles(group, passes, min(k_max, k - k0))))
+        expected = runs[0] + sum(max(r, mt + 1) for r in runs[1:]) + mt
+        assert frame.gemm_cycles(group, passes, mt, nt, k_max, m, n, k) == expected
+
+
+def test_estimates_are_vectorised_and_match_single_points():
+    points = LUT_CONFIGS
+    gemm = Gemm(m=8, n=64, k=300)
+    for target in ("ecp5-85k", "xilinx-7", "asic-45nm"):
+        batch = lut_model.estimate(points, gemm, TARGETS[target])
+        for i, p in enumerate(points):
+            one = lut_model.estimate(p, gemm, TARGETS[target])
+            for key, values in batch.items():
+                assert np.allclose(values[i], one[key][0]), (target, key)
+        mac = mac_model.estimate(MAC_CONFIGS, gemm, TARGETS[target])
+        assert mac["cycles"].shape == (len(MAC_CONFIGS),)
+
+
+def test_invalid_combinations_never_fit():
+    cols = LutMpGemmParams.columns([LutMpGemmParams(w_bits=2, planes_per_cycle=2)] * 2)
+    cols["planes_per_cycle"] = np.array([2, 4])           # 4 planes per cycle of a 2-bit weight
+    est = lut_model.estimate(cols, Gemm(m=1, n=64, k=64), TARGETS["ecp5-85k"])
+    assert list(est["valid"]) == [True, False] and not est["fits"][1]
+    with pytest.raises(ValueError, match="planes_per_cycle must be an integer in 1..2"):
+        LutMpGemmParams(w_bits=2, planes_per_cycle=4)
+    with pytest.raises(ValueError, match="w_bits must be 2 when weight_format is 'ternary'"):
+        LutMpGemmParams(weight_format=WeightFormat.TERNARY, w_bits=3)
+
+
+def test_mac_dsp_count_follows_the_rule():
+    p = MacMpGemmParams(m_tile=2, n_tile=4, k_lanes=3, w_bits=4, a_bits=8)
+    est = mac_model.estimate(p, Gemm(m=2, n=4, k=64), TARGETS["ecp5-85k"])
+    assert est["dsp"][0] == 2 * 4 * 3                         # ECP5 maps every product
+    est = mac_model.estimate(p, Gemm(m=2, n=4, k=64), TARGETS["asic-45nm"])
+    assert est["dsp"][0] == 0
+
+
+@pytest.mark.parametrize("params", LUT_CONFIGS + MAC_CONFIGS, ids=config_id)
+def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
+    """pyverilog's view of the RTL: the manifest's ports, and exactly the model's register bits."""
+    lut = params.family == "lut_mpgemm"
+    artifact = render(params, lut_build if lut else mac_build)
+    parsed = {(p.name, p.width, p.direction) for p in top_ports(artifact.verilog, artifact.top)}
+    manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
+    assert parsed == manifest
+    if lut:
+        regs = lut_model.features(lut_model.prepare(params))["cmos"]["reg"]
+    else:
+        c = mac_model.prepare(params)
+        regs = mac_model.features(c, np.zeros(1, dtype=bool))["cmos"]["reg"]
+    assert flop_bits(artifact.verilog, artifact.top) == int(regs[0])
