@@ -46,7 +46,7 @@ def main() -> None:
     predicted = family.estimate(points, family.default_gemm(points[0]), get_target(synth_target.model_target))
     rows = []
     for p, m, i in zip(points, measured, range(len(points)), strict=True):
-        row = {"design": f"{p.dataflow.value} {p.rows}x{p.cols} a{p.a_bits}w{p.w_bits}"}
+        row = {"design": p.digest()}
         for fig, attr in FIGURES.items():
             value = getattr(m, attr)
             if value is not None:

@@ -46,6 +46,13 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
     (["generate", "systolic", "--gemm", "1,2"], "gemm must be M,N,K"),
     (["generate", "systolic", "--target", "ecp9"], "target must be one of"),
     (["generate", "gemmini"], "family must be one of systolic"),
+    (["generate", "lut_mpgemm", "--set", "g=6"], "lut_mpgemm.g must be an integer in 1..5, not 6"),
+    (["generate", "lut_mpgemm", "--set", "w_bits=2", "--set", "planes_per_cycle=3"],
+     "lut_mpgemm.planes_per_cycle must be an integer in 1..2"),
+    (["generate", "lut_mpgemm", "--set", "weight_format=ternary", "--set", "w_bits=4"],
+     "lut_mpgemm.w_bits must be 2 when weight_format is 'ternary'"),
+    (["generate", "mac_mpgemm", "--set", "k_lanes=17"], "mac_mpgemm.k_lanes must be an integer in 1..16"),
+    (["generate", "lut_mpgemm", "--set", "table_source=dram"], "lut_mpgemm.table_source must be one of"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, argv, field):
     out = tmp_path / "never"
@@ -89,3 +96,20 @@ def test_verify_json_reports_measured_and_model_cycles():
     for measured, model in zip(doc["measured_cycles"], doc["model_cycles"]):
         if model["exact"]:
             assert measured["cycles"] == model["cycles"]
+
+
+@pytest.mark.parametrize("family, lanes", [("lut_mpgemm", {"a_stream__payload": 2 * 4 * 8,
+                                                          "w_stream__payload": 16 * 4, "zero_point": 16 * 2}),
+                                           ("mac_mpgemm", {"a_stream__payload": 2 * 4 * 8,
+                                                           "w_stream__payload": 16 * 4 * 2})])
+def test_mpgemm_generate_and_estimate(tmp_path, capsys, family, lanes):
+    out = tmp_path / family
+    assert main(["generate", family, "--out", str(out), "--target", "asic-45nm"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert all(widths[k] == v for k, v in lanes.items()), widths
+    assert widths["y_stream__payload"] == 16 * 18          # signed_bits(256 * 128 * 3)
+    capsys.readouterr()
+    assert main(["estimate", family, "--gemm", "1,3200,8640", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cycles"] > 0 and doc["valid"] is True and doc["family"] == family

@@ -1,0 +1,117 @@
+"""Where does table lookup beat multiply-accumulate? Synthesized area per unit throughput.
+
+Usage: python bench/lut_vs_mac.py [--quick] [--fabric] [--m-tile 1] [--png FILE] [--csv FILE]
+
+Synthesizes the LUT engine (bit-serial, symmetric half tables, tables built
+on chip) and the MAC baseline over a grid of weight formats (uint 1, 2, 4
+bits and ternary), activation widths (8, 16), tile widths ``n_tile``
+(4, 16, 64) and, for LUT, group sizes ``g`` (2..4), and prints the area
+per multiply-equivalent per cycle: Yosys ``stat -tech cmos`` transistors
+(the ``generic`` flow) and, with ``--fabric``, ECP5 LUT4s with every
+multiplier in fabric (``ecp5-85k-fabric``, place and route included, slow).
+Throughput is structural: ``m_tile * n_tile * g / w_bits`` products per
+cycle for the bit-serial LUT engine (``g`` for ternary), ``m_tile *
+n_tile * k_lanes`` for MAC. The ratio LUT/MAC below 1 means lookup wins.
+``--quick`` keeps ``n_tile`` 4 and 64 and ``g = 4``. Results go through
+the synthesis cache, so a second run is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from flows.calibrate import synthesize_all
+from generators import lut_mpgemm, mac_mpgemm
+from verif.runner import cache_root
+
+WEIGHTS = (("uint", 1), ("uint", 2), ("uint", 4), ("ternary", 2))
+
+
+def designs(quick: bool, m_tile: int, k_lanes: int):
+    n_tiles = (4, 64) if quick else (4, 16, 64)
+    groups = (4,) if quick else (2, 3, 4)
+    lut, mac = [], []
+    for (fmt, w_bits), a_bits, n_tile in itertools.product(WEIGHTS, (8, 16), n_tiles):
+        common = dict(m_tile=m_tile, n_tile=n_tile, a_bits=a_bits, w_bits=w_bits, weight_format=fmt,
+                      k_max=256)
+        mac.append(mac_mpgemm.MacMpGemmParams(k_lanes=k_lanes, **common))
+        for g in groups:
+            lut.append(lut_mpgemm.LutMpGemmParams(g=g, symmetric=True, planes_per_cycle=1,
+                                                  table_source="onchip", **common))
+    return lut, mac
+
+
+def measure(points, build, targets):
+    rows = [dict(p.to_dict()) for p in points]
+    for target in targets:
+        results = synthesize_all(points, build, target, jobs=os.cpu_count() or 1, cache_root=cache_root(),
+                                 progress=True)
+        key = "transistors" if target == "generic" else "lut4"
+        for row, r in zip(rows, results, strict=True):
+            row[key] = r.transistors if target == "generic" else r.lut
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fabric", action="store_true", help="also ECP5 LUT4 without DSPs (slow)")
+    parser.add_argument("--m-tile", type=int, default=1)
+    parser.add_argument("--k-lanes", type=int, default=2)
+    parser.add_argument("--png", default="out/bench/lut_vs_mac.png")
+    parser.add_argument("--csv", default="out/bench/lut_vs_mac.csv")
+    args = parser.parse_args()
+    targets = ["generic"] + (["ecp5-85k-fabric"] if args.fabric else [])
+    lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes)
+    lut = measure(lut_points, lut_mpgemm.build, targets)
+    lut["macs_per_cycle"] = [p.m_tile * p.n_tile * p.g * p.planes_per_cycle / p.planes for p in lut_points]
+    mac = measure(mac_points, mac_mpgemm.build, targets)
+    mac["macs_per_cycle"] = [p.m_tile * p.n_tile * p.k_lanes for p in mac_points]
+    metrics = [k for k in ("transistors", "lut4") if k in lut]
+    for frame in (lut, mac):
+        for k in metrics:
+            frame[f"{k}_per_mac"] = frame[k] / frame["macs_per_cycle"]
+    keys = ["weight_format", "w_bits", "a_bits", "n_tile"]
+    table = lut.merge(mac[keys + [f"{k}_per_mac" for k in metrics]], on=keys, suffixes=("", "_mac"))
+    for k in metrics:
+        table[f"{k}_ratio"] = table[f"{k}_per_mac"] / table[f"{k}_per_mac_mac"]
+    shown = keys + ["g"] + [c for k in metrics for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
+    pd.set_option("display.width", 200)
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+    best = table.loc[table.groupby(keys)["transistors_ratio"].idxmin()]
+    wins = best[best["transistors_ratio"] < 1]
+    print(f"\nLUT beats MAC (transistors per product per cycle, best g) in {len(wins)} of {len(best)} "
+          f"(format, a_bits, n_tile) cells:")
+    print(wins[keys + ["g", "transistors_ratio"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.csv, index=False)
+    _plot(best, args.png)
+    print(f"\ntable: {args.csv}\nplot: {args.png}")
+
+
+def _plot(best: pd.DataFrame, png: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (fmt, w_bits, a_bits), part in best.groupby(["weight_format", "w_bits", "a_bits"]):
+        label = f"{'ternary' if fmt == 'ternary' else f'w{w_bits}'} x a{a_bits}"
+        ax.plot(part["n_tile"], part["transistors_ratio"], marker="o", label=label)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n_tile (weight columns sharing one table)")
+    ax.set_ylabel("LUT / MAC transistors per product per cycle")
+    ax.set_title("Below 1: table lookup is cheaper (best g per point)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
