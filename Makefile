@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/search_quality.py
 	$(BIN)/python bench/model_accuracy.py --target ecp5-85k
 	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60
+	$(BIN)/python bench/lut_vs_mac.py --quick
 
 clean:
 	rm -rf .cache out build .pytest_cache

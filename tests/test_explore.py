@@ -265,3 +265,23 @@ def test_top_designs_are_verified_and_synthesized(tmp_path):
     assert synthesized["lut_predicted"] > 0 and synthesized["dsp_measured"] == synthesized["dsp_predicted"]
     text = (out / "report.html").read_text()
     assert "verify of the top designs" in text and "synth of the top designs" in text
+
+
+@pytest.mark.parametrize("family", ["lut_mpgemm", "mac_mpgemm"])
+def test_mpgemm_families_explore_with_workload_formats(tmp_path, family):
+    """BitNet pins ternary weights; ruled-out combinations are stored but never feasible."""
+    out = tmp_path / family
+    proc = _cli("explore", "--family", family, "--workload", "bitnet-b1.58-3b-decode", "--target",
+                "ecp5-85k", "--trials", "80", "--batch", "40", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["pinned"] == {"a_bits": 8, "weight_format": "ternary", "w_bits": 2}
+    frame = pd.read_parquet(out / "trials.parquet")
+    assert len(frame) == 80 and frame["feasible"].any()
+    if family == "lut_mpgemm":          # only one plane for ternary weights
+        assert not frame[frame["planes_per_cycle"] > 1]["feasible"].any()
+    front = pd.read_csv(out / "pareto.csv")
+    assert len(front) > 0 and (front["hash"].str.len() == 10).all()
+    bad = _cli("explore", "--family", family, "--workload", "opt-6.7b-decode", "--trials", "5",
+               "--out", str(tmp_path / "opt"))
+    assert bad.returncode == 2 and "1..4-bit or ternary weights" in bad.stderr
