@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument("--csv", default="out/bench/lut_vs_mac.csv")
     args = parser.parse_args()
     targets = ["generic"] + (["ecp5-85k-fabric"] if args.fabric else [])
-    lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes)
+    try:
+        lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes)
+    except ValueError as exc:
+        parser.error(str(exc))
     lut = measure(lut_points, lut_mpgemm.build, targets)
     lut["macs_per_cycle"] = [p.m_tile * p.n_tile * p.g * p.planes_per_cycle / p.planes for p in lut_points]
     mac = measure(mac_points, mac_mpgemm.build, targets)

@@ -24,11 +24,12 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
-from cost_models.mpgemm import bits_for, offchip_bits, price, tiling
+from cost_models.mpgemm import offchip_bits, price, tiling
 from cost_models.ops import Gemm
 from cost_models.targets import Target
 from generators import lut_mpgemm as gen
 from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
+from generators.widths import bits_for
 
 EXTERNAL_CODE = list(gen.TableSource).index(gen.TableSource.EXTERNAL)
 
@@ -137,20 +138,14 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     w_per_element = c["passes"] * c["ppc"] * c["code_bits"] / c["g"]
     traffic = offchip_bits(gemm, c["m_tile"], c["n_tile"], counts["chunks"], a_per_element, w_per_element,
                            c["out"])
-    out = price(gemm=gemm, target=target, fab=fab, counts=counts,
-                lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
-                dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
-                period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=reg_bits,
-                e_compute=e_compute, offchip=traffic)
-    out = dict(out)
-    n = out["cycles"].shape
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"]),
-             "lookups": lookups, "valid": c["valid"],
-             "macs_per_cycle": units * c["g"] * c["ppc"] / c["planes"]}
-    out.update({k: np.broadcast_to(v, n) for k, v in extra.items()})
-    out["fits"] = out["fits"] & out["valid"]
-    return out
+             "lookups": lookups, "macs_per_cycle": units * c["g"] * c["ppc"] / c["planes"]}
+    return price(gemm=gemm, target=target, fab=fab, counts=counts,
+                 lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
+                 dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
+                 period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=reg_bits,
+                 e_compute=e_compute, offchip=traffic, valid=c["valid"], extra=extra)
 
 
 def model_info() -> dict[str, object]:

@@ -23,17 +23,7 @@ import numpy as np
 from cost_models.coefficients import FabricCoefficients
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind
-
-
-def ceil_div(a, b):
-    return -(-np.asarray(a, dtype=np.int64) // np.asarray(b, dtype=np.int64))
-
-
-def bits_for(n):
-    """Width of an Amaranth ``range(n)`` signal (at least 1 bit)."""
-    from generators.systolic import bit_length
-    n = np.asarray(n, dtype=np.int64)
-    return np.maximum(bit_length(np.maximum(n - 1, 0)), 1)
+from generators.widths import ceil_div
 
 
 def run_cycles(group, passes, k):
@@ -80,8 +70,10 @@ def offchip_bits(gemm: Gemm, m_tile, n_tile, chunks, a_bits_per_element, w_bits_
 
 
 def price(*, gemm: Gemm, target: Target, fab: FabricCoefficients, counts: Mapping[str, np.ndarray],
-          lut, ff, dsp, area, period_ns, reg_bits, e_compute, offchip) -> dict[str, np.ndarray]:
-    """The estimate table both families return: time, energy, resources, fit."""
+          lut, ff, dsp, area, period_ns, reg_bits, e_compute, offchip, valid,
+          extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The estimate table both families return: time, energy, resources, fit (a ruled-out
+    parameter combination never fits), then the family's ``extra`` figures."""
     fmax = 1e3 / period_ns
     clock = np.minimum(fmax, target.clock_mhz)
     cycles = counts["cycles"]
@@ -99,6 +91,8 @@ def price(*, gemm: Gemm, target: Target, fab: FabricCoefficients, counts: Mappin
         "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],
         "offchip_bytes": offchip / 8,
     }
-    out["fits"] = np.all(target.over_budget(out["lut"], ff, out["dsp"]) <= 0, axis=-1)
+    out["fits"] = np.all(target.over_budget(out["lut"], ff, out["dsp"]) <= 0, axis=-1) & valid
+    out.update(extra)
+    out["valid"] = valid
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
     return {k: np.broadcast_to(v, shape) for k, v in out.items()}

@@ -30,7 +30,8 @@ import numpy as np
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
-from generators.systolic import Dataflow, SystolicParams, bit_length, full_precision_acc_bits
+from generators.systolic import Dataflow, SystolicParams, full_precision_acc_bits
+from generators.widths import bits_for, ceil_div
 
 WS_CODE = list(Dataflow).index(Dataflow.WS)
 
@@ -45,14 +46,10 @@ def _columns(points: Points) -> dict[str, np.ndarray]:
     return SystolicParams.columns(points)
 
 
-def _ceil_div(a, b):
-    return -(-a // b)
-
-
 def run_cycles(rows, cols, ws, k):
     """Cycles from the accepted ``start`` to ``done`` for one run of depth ``k``."""
     rows, cols, k = (np.asarray(x, dtype=np.int64) for x in (rows, cols, k))
-    passes = _ceil_div(k, rows)
+    passes = ceil_div(k, rows)
     ws_cycles = k + passes * rows + (passes - 1) * np.maximum(cols - 2, 0) + rows + cols
     return np.where(ws, ws_cycles, k + rows + cols - 1)
 
@@ -64,23 +61,17 @@ def run_to_last_c(rows, cols, ws, k):
 
 def array_passes(rows, ws, k):
     """Times the array is swept in a run: ``K`` feed steps (os) or ``ceil(K/R)`` passes (ws)."""
-    return np.where(ws, _ceil_div(k, rows) * rows, k)
+    return np.where(ws, ceil_div(k, rows) * rows, k)
 
 
 def gemm_cycles(rows, cols, ws, k_max, m, n, k):
     """Cycles from the first accepted ``start`` to the last C beat of a tiled GEMM."""
     rows, cols, k_max, m, n, k = (np.asarray(x, dtype=np.int64) for x in (rows, cols, k_max, m, n, k))
-    tiles = _ceil_div(m, rows) * _ceil_div(n, cols)
-    chunks = _ceil_div(k, k_max)
+    tiles = ceil_div(m, rows) * ceil_div(n, cols)
+    chunks = ceil_div(k, k_max)
     k_last = k - (chunks - 1) * k_max
     per_tile = (chunks - 1) * run_cycles(rows, cols, ws, k_max) + run_cycles(rows, cols, ws, k_last)
     return tiles * per_tile + rows
-
-
-def _bits_for(n):
-    """Width of an Amaranth ``range(n)`` signal (at least 1 bit)."""
-    n = np.asarray(n, dtype=np.int64)
-    return np.maximum(bit_length(np.maximum(n - 1, 0)), 1)
 
 
 def features(col: Mapping[str, np.ndarray], on_dsp, *,
@@ -109,16 +100,16 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
     os_pass = a * r * (c - 1) + w * c * (r - 1)
     ws_pass = a * r * (c - 1) + w * pes
     pe_pass = np.where(ws, ws_pass, os_pass)
-    index = _bits_for(np.maximum(r, 2))
-    drain = pes * acc + _bits_for(r + 1)
+    index = bits_for(np.maximum(r, 2))
+    drain = pes * acc + bits_for(r + 1)
     os_other = (a * r * (r - 1) // 2 + w * c * (c - 1) // 2 + drain
-                + _bits_for(k_max + 1) + _bits_for(np.maximum(r + c - 1, 2))
-                + _bits_for(np.where(r + c > 2, 4, 3)))
+                + bits_for(k_max + 1) + bits_for(np.maximum(r + c - 1, 2))
+                + bits_for(np.where(r + c > 2, 4, 3)))
     gap = np.maximum(c - 2, 0)
     ws_other = (a * r * (r - 1) // 2 + last_row_bits * c * (c - 1) // 2 + drain + pes * acc
                 + (r + c - 1) * (2 + index)
-                + _bits_for(k_max + 1) + _bits_for(r + 1) + 2 * index + 1
-                + _bits_for(np.maximum(gap, r + c - 1) + 1) + _bits_for(np.where(gap > 0, 6, 5)))
+                + bits_for(k_max + 1) + bits_for(r + 1) + 2 * index + 1
+                + bits_for(np.maximum(gap, r + c - 1) + 1) + bits_for(np.where(gap > 0, 6, 5)))
     other = np.where(ws, ws_other, os_other)
     drain_mux = pes * acc                                   # output bank: load or shift
     read_mux = np.where(ws, c * acc * (r - 1), 0)           # ws row accumulator: rows:1 select
@@ -168,8 +159,8 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     a_bits, w_bits, acc = col["a_bits"], col["w_bits"], col["acc"]
 
     cycles = gemm_cycles(rows, cols, ws, k_max, gemm.m, gemm.n, gemm.k)
-    tiles = _ceil_div(gemm.m, rows) * _ceil_div(gemm.n, cols)
-    chunks = _ceil_div(gemm.k, k_max)
+    tiles = ceil_div(gemm.m, rows) * ceil_div(gemm.n, cols)
+    chunks = ceil_div(gemm.k, k_max)
     k_last = gemm.k - (chunks - 1) * k_max
     sweeps = (chunks - 1) * array_passes(rows, ws, k_max) + array_passes(rows, ws, k_last)
     macs = tiles * rows * cols * sweeps
@@ -197,8 +188,8 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     e_static = energy["w_static"] * latency
     # Off-chip traffic of this tiling (no reuse across tiles): every output tile streams its
     # A row slab and B column slab; partial tiles of each K chunk go back to the host.
-    offchip_bits = (_ceil_div(gemm.n, cols) * gemm.m * gemm.k * a_bits
-                    + _ceil_div(gemm.m, rows) * gemm.n * gemm.k * w_bits
+    offchip_bits = (ceil_div(gemm.n, cols) * gemm.m * gemm.k * a_bits
+                    + ceil_div(gemm.m, rows) * gemm.n * gemm.k * w_bits
                     + chunks * gemm.m * gemm.n * acc)
     n = np.broadcast_shapes(rows.shape, cycles.shape)
     out = {

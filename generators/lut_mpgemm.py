@@ -46,10 +46,12 @@ import numpy as np
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data
 
+from generators.lanes import pack_lanes
 from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, MpGemmParams,
-                               WeightFormat, check_weights, pack_activations, pack_lanes,
-                               padded_groups, padded_weights, signed_bits)
+                               WeightFormat, check_weights, pack_activations, padded_groups,
+                               padded_weights)
 from generators.params import bool_field, choice_field, int_field
+from generators.widths import signed_bits
 from hw.lut import LutDotUnit, TableBuilder, shift_add_product
 
 __all__ = ["LutMpGemmParams", "LutMpGemmEngine", "TableSource", "build", "pack_a", "pack_weights",
@@ -232,8 +234,7 @@ class LutMpGemmEngine(MpGemmEngine):
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
         p = self.params
         weights = p.plane_weights()
-        magnitude = sum(abs(w) for w in weights[0]) if p.passes == 1 else max(
-            sum(abs(w) for w in row) for row in weights)
+        magnitude = max(sum(abs(w) for w in row) for row in weights)
         out_shape = signed(int(signed_bits(magnitude * (p.g << (p.a_bits - 1)))))
         adds = []
         for i in range(p.m_tile):

@@ -22,8 +22,9 @@ import numpy as np
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data
 
+from generators.lanes import pack_lanes
 from generators.mpgemm import (MpGemmEngine, MpGemmParams, WeightFormat, check_weights,
-                               pack_activations, pack_lanes, padded_weights)
+                               pack_activations, padded_weights)
 from generators.params import int_field
 
 __all__ = ["MacMpGemmParams", "MacMpGemmEngine", "build", "pack_a", "pack_weights"]

@@ -35,12 +35,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from generators.lanes import pack_lanes, unpack_lanes
 from generators.params import Params, choice_field, int_field
-from generators.systolic import bit_length
+from generators.widths import signed_bits
+from hw.run_control import handoff_state, run_handshake
 from hw.tile_buffer import TileDrain
 
 
@@ -55,11 +57,6 @@ assert [f.value for f in WeightFormat] == ["uint", "int", "ternary"]
 
 
 # ---------------------------------------------------------------------- widths (vectorised)
-def signed_bits(max_abs) -> np.ndarray:
-    """Width of a two's complement value holding every integer in [-max_abs, max_abs]."""
-    return bit_length(max_abs) + 1
-
-
 def weight_magnitude(fmt, w_bits) -> np.ndarray:
     """Largest |weight|: ``2^b - 1`` (uint minus a zero point), ``2^(b-1)`` (int), 1 (ternary)."""
     fmt, w = np.asarray(fmt), np.asarray(w_bits, dtype=np.int64)
@@ -211,14 +208,8 @@ class MpGemmEngine(wiring.Component):
         k_left = Signal(range(p.k_max + 1))             # activations not yet taken
         pass_index = Signal(range(max(p.passes, 2)))
 
-        k_ok = self.k != 0
-        if p.k_max < 2 ** len(self.k) - 1:
-            k_ok &= self.k <= p.k_max
-        handoff, accept = Signal(), Signal()
+        accept, handoff = run_handshake(m, self, p.k_max, drain)
         m.d.comb += [
-            self.done.eq(handoff & drain.empty),
-            accept.eq(self.start & k_ok & (~self.busy | self.done)),
-            drain.load.eq(self.done),
             drain.tile.eq(acc),
             drain.o.ready.eq(self.y_stream.ready),
             self.y_stream.valid.eq(drain.o.valid),
@@ -281,12 +272,7 @@ class MpGemmEngine(wiring.Component):
                 m.d.comb += [self.busy.eq(1), running.eq(1)]
                 with m.If(group_end & opnd_last):
                     m.next = "HANDOFF"
-            with m.State("HANDOFF"):
-                m.d.comb += [self.busy.eq(1), handoff.eq(1)]
-                with m.If(accept):
-                    begin_run()
-                with m.Elif(drain.empty):
-                    m.next = "IDLE"
+            handoff_state(m, self, accept, handoff, drain, begin_run)
         return m
 
 
@@ -300,31 +286,7 @@ def _next_index(index, count: int):
     return Mux(index == count - 1, 0, index + 1)
 
 
-def select(values: list, index):
-    """``values[index]`` as a multiplexer (a single value needs none)."""
-    return values[0] if len(values) == 1 else Array(values)[index]
-
-
 # ---------------------------------------------------------------------- host-side packing
-def pack_lanes(rows, bits: int) -> list[int]:
-    """Pack each row (a sequence of integers) into one integer, lane 0 lowest."""
-    mask = (1 << bits) - 1
-    out = []
-    for row in rows:
-        word = 0
-        for lane, v in enumerate(row):
-            word |= (int(v) & mask) << (lane * bits)
-        out.append(word)
-    return out
-
-
-def unpack_lanes(word: int, lanes: int, bits: int) -> np.ndarray:
-    """Split a beat into ``lanes`` signed integers."""
-    mask = (1 << bits) - 1
-    vals = [(word >> (lane * bits)) & mask for lane in range(lanes)]
-    return np.array([v - (1 << bits) if v >> (bits - 1) else v for v in vals], dtype=np.int64)
-
-
 def padded_groups(params: MpGemmParams, a: np.ndarray) -> np.ndarray:
     """``A`` (``m_tile x K``) zero-padded to whole groups: ``groups x m_tile x group``."""
     a = np.asarray(a, dtype=np.int64)

@@ -33,9 +33,12 @@ from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from generators.lanes import pack_lanes, unpack_lanes
 from generators.params import Params, bool_field, choice_field, int_field
+from generators.widths import bit_length
 from hw import index_shape
 from hw.delay import DelayLine
+from hw.run_control import handoff_state, run_handshake
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray, WeightStationaryArray
 from hw.tile_buffer import RowAccumulator, TileDrain
@@ -44,12 +47,6 @@ from hw.tile_buffer import RowAccumulator, TileDrain
 class Dataflow(enum.Enum):
     OS = "os"     # output-stationary: C stays in the PEs, A and B flow
     WS = "ws"     # weight-stationary: B stays in the PEs, A flows, partial sums flow down
-
-
-def bit_length(values) -> np.ndarray:
-    """Exact ``int.bit_length`` for non-negative integers below 2**53, vectorised."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.frexp(values)[1].astype(np.int64)
 
 
 def full_precision_acc_bits(a_bits, w_bits, k_max, signed_) -> np.ndarray:
@@ -126,14 +123,7 @@ class SystolicEngine(wiring.Component):
         drain = m.submodules.drain = TileDrain(data.ArrayLayout(self._acc_shape, p.cols), p.rows)
         wiring.connect(m, drain.o, wiring.flipped(self.c_stream))
 
-        k_ok = self.k != 0
-        if p.k_max < 2 ** len(self.k) - 1:          # else the port cannot exceed k_max
-            k_ok &= self.k <= p.k_max
-        handoff = Signal()                  # controller is in its hand-off state
-        m.d.comb += self.done.eq(handoff & drain.empty)
-        accept = Signal()
-        m.d.comb += accept.eq(self.start & k_ok & (~self.busy | self.done))
-        m.d.comb += drain.load.eq(self.done)
+        accept, handoff = run_handshake(m, self, p.k_max, drain)
 
         if p.dataflow is Dataflow.OS:
             self._elaborate_os(m, drain, accept, handoff)
@@ -181,7 +171,7 @@ class SystolicEngine(wiring.Component):
                         m.next = "FLUSH" if flush else "HANDOFF"
             if flush:
                 self._countdown(m, "FLUSH", flush_left, en, "HANDOFF")
-            self._handoff(m, handoff, accept, drain, begin_run)
+            handoff_state(m, self, accept, handoff, drain, begin_run)
 
     # ------------------------------------------------------------------ weight-stationary
     def _elaborate_ws(self, m, drain, accept, handoff):
@@ -257,9 +247,9 @@ class SystolicEngine(wiring.Component):
             if gap:
                 self._countdown(m, "GAP", gap_left, en, "LOAD")
             self._countdown(m, "FLUSH", gap_left, en, "HANDOFF")
-            self._handoff(m, handoff, accept, drain, begin_run)
+            handoff_state(m, self, accept, handoff, drain, begin_run)
 
-    # ------------------------------------------------------------------ shared controller states
+    # ------------------------------------------------------------------ shared controller state
     def _countdown(self, m, state, counter, en, then):
         """Advance the array for ``counter`` cycles (loaded on entry), then go to ``then``."""
         with m.State(state):
@@ -268,42 +258,12 @@ class SystolicEngine(wiring.Component):
             with m.If(counter == 1):
                 m.next = then
 
-    def _handoff(self, m, handoff, accept, drain, begin_run):
-        """Move the finished tile to the drain; start the next run in the same cycle if asked."""
-        with m.State("HANDOFF"):
-            m.d.comb += [self.busy.eq(1), handoff.eq(1)]
-            with m.If(accept):
-                begin_run()
-            with m.Elif(drain.empty):
-                m.next = "IDLE"
-
 
 def build(params: SystolicParams) -> SystolicEngine:
     return SystolicEngine(params)
 
 
 # ---------------------------------------------------------------------- host-side packing
-def _pack_rows(values: np.ndarray, bits: int) -> list[int]:
-    """Pack each row of ``values`` into one integer, lane 0 in the low bits."""
-    mask = (1 << bits) - 1
-    out = []
-    for row in np.asarray(values, dtype=np.int64).tolist():
-        word = 0
-        for lane, v in enumerate(row):
-            word |= (int(v) & mask) << (lane * bits)
-        out.append(word)
-    return out
-
-
-def unpack_lanes(word: int, lanes: int, bits: int, is_signed: bool) -> np.ndarray:
-    """Split one beat into ``lanes`` integers (two's complement when ``is_signed``)."""
-    mask = (1 << bits) - 1
-    vals = [(word >> (lane * bits)) & mask for lane in range(lanes)]
-    if is_signed:
-        vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
-    return np.array(vals, dtype=np.int64)
-
-
 def pack_a(params: SystolicParams, a: np.ndarray) -> list[int]:
     """A (``rows x K``) as the a_stream beats of one run, per the module contract."""
     a = np.asarray(a, dtype=np.int64)
@@ -311,11 +271,11 @@ def pack_a(params: SystolicParams, a: np.ndarray) -> list[int]:
     if rows != params.rows:
         raise ValueError(f"A must have {params.rows} rows, not {rows}")
     if params.dataflow is Dataflow.OS:
-        return _pack_rows(a.T, params.a_bits)
+        return pack_lanes(a.T, params.a_bits)
     padded = np.zeros((rows, params.a_beats(k)), dtype=np.int64)
     padded[:, :k] = a
     passes = [padded[:, p * rows:(p + 1) * rows] for p in range(padded.shape[1] // rows)]
-    return [beat for chunk in passes for beat in _pack_rows(chunk, params.a_bits)]
+    return [beat for chunk in passes for beat in pack_lanes(chunk, params.a_bits)]
 
 
 def pack_b(params: SystolicParams, b: np.ndarray) -> list[int]:
@@ -323,7 +283,7 @@ def pack_b(params: SystolicParams, b: np.ndarray) -> list[int]:
     b = np.asarray(b, dtype=np.int64)
     if b.shape[1] != params.cols:
         raise ValueError(f"B must have {params.cols} columns, not {b.shape[1]}")
-    return _pack_rows(b, params.w_bits)
+    return pack_lanes(b, params.w_bits)
 
 
 def unpack_c(params: SystolicParams, beats: list[int]) -> np.ndarray:

@@ -3,26 +3,24 @@
 Both engines share ports, control and tile semantics, so one bench serves
 them; the family named in the run's parameters picks the packers and the
 golden model (the LUT engine's step-by-step arithmetic, or the plain
-integer GEMM for the MAC baseline). The host drives one clock at a time as
-in the systolic bench: inputs after the falling edge, outputs sampled in
-ReadOnly, a transfer on every stream where valid and ready were both high.
-Cycle figures count rising edges from the edge that accepted ``start``.
+integer GEMM for the MAC baseline). The lock-step host is
+:mod:`verif.tb.host`; cycle figures count rising edges from the edge that
+accepted ``start``.
 """
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles
 
 from generators import lut_mpgemm, mac_mpgemm
 from generators.mpgemm import MpGemmParams, pack_zero_point, unpack_y
 from verif.golden.lut_mpgemm import lut_gemm, reference
 from verif.runner import bench_params, bench_report
+from verif.tb.host import LockStepHost, Timing
 
 
 @dataclass(frozen=True)
@@ -64,88 +62,28 @@ class Run:
         return self.a.shape[1]
 
 
-@dataclass
-class Timing:
-    start: int = -1
-    done: int = -1
-    last_y: int = -1
-    tile: list[int] = field(default_factory=list)
-
-
-class Host:
-    """Drives ``start``/``k``/``zero_point`` and the A/W streams, sinks Y; gaps and stalls are seeded."""
+class Host(LockStepHost):
+    """Feeds packed A and W beats and the zero points, sinks Y, checks every tile."""
 
     def __init__(self, dut, fam: Family, params: MpGemmParams, *, seed: int,
                  a_gap: float = 0.0, w_gap: float = 0.0, y_stall: float = 0.0):
-        self.dut, self.fam, self.p = dut, fam, params
-        self.prng = random.Random(seed)
-        self.a_gap, self.w_gap, self.y_stall = a_gap, w_gap, y_stall
-        self.cycle = 0
-
-    async def reset(self) -> None:
-        dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
-        names = ["start", "k", "a_stream__valid", "w_stream__valid", "y_stream__ready",
-                 "a_stream__payload", "w_stream__payload"]
-        if self.p.has_zero_point:
-            names.append("zero_point")
-        for name in names:
-            getattr(dut, name).value = 0
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
+        super().__init__(dut, inputs=("a_stream", "w_stream"), output="y_stream", rows_per_tile=params.m_tile,
+                         seed=seed, gaps=(a_gap, w_gap), stall=y_stall,
+                         held=("zero_point",) if params.has_zero_point else ())
+        self.fam, self.p = fam, params
 
     async def execute(self, runs: list[Run]) -> list[Timing]:
         """Issue ``runs`` back to back; check every tile; return per-run timing."""
-        dut, p, fam = self.dut, self.p, self.fam
+        p, fam = self.p, self.fam
         a_beats = [b for r in runs for b in fam.pack_a(p, r.a)]
         w_beats = [b for r in runs for b in fam.pack_w(p, r.w)]
-        timings = [Timing() for _ in runs]
-        a_idx = w_idx = started = finished = drained = 0
-        a_on = w_on = False
         limit = 8 * (len(a_beats) + len(w_beats)) + 64 * len(runs) * (p.m_tile + 4) + 1000
-        for _ in range(limit):
-            await FallingEdge(dut.clk)
-            self.cycle += 1
-            if not a_on and a_idx < len(a_beats) and self.prng.random() >= self.a_gap:
-                a_on = True
-                dut.a_stream__payload.value = a_beats[a_idx]
-            if not w_on and w_idx < len(w_beats) and self.prng.random() >= self.w_gap:
-                w_on = True
-                dut.w_stream__payload.value = w_beats[w_idx]
-            dut.a_stream__valid.value = int(a_on)
-            dut.w_stream__valid.value = int(w_on)
-            want_start = started < len(runs)
-            dut.start.value = int(want_start)
-            dut.k.value = runs[started].k if want_start else 0
-            if p.has_zero_point and want_start:
-                dut.zero_point.value = pack_zero_point(p, runs[started].zero_point)
-            y_ready = self.prng.random() >= self.y_stall
-            dut.y_stream__ready.value = int(y_ready)
 
-            await ReadOnly()
-            if a_on and dut.a_stream__ready.value:
-                a_on, a_idx = False, a_idx + 1
-            if w_on and dut.w_stream__ready.value:
-                w_on, w_idx = False, w_idx + 1
-            done, busy = int(dut.done.value), int(dut.busy.value)
-            if done:
-                timings[finished].done = self.cycle
-                finished += 1
-            if want_start and (not busy or done):
-                timings[started].start = self.cycle
-                started += 1
-            if y_ready and dut.y_stream__valid.value:
-                t = timings[drained]
-                t.tile.append(int(dut.y_stream__payload.value.to_unsigned()))
-                if len(t.tile) == p.m_tile:
-                    t.last_y = self.cycle
-                    drained += 1
-                    if drained == len(runs):
-                        break
-        else:
-            raise AssertionError(f"engine stalled: {drained}/{len(runs)} tiles after {limit} cycles")
-        assert a_idx == len(a_beats) and w_idx == len(w_beats), "engine left stream beats unread"
+        def zero_point(r: int) -> None:
+            if p.has_zero_point:
+                self.dut.zero_point.value = pack_zero_point(p, runs[r].zero_point)
+
+        timings = await self.run([r.k for r in runs], [a_beats, w_beats], limit, zero_point)
         for run, t in zip(runs, timings, strict=True):
             expected = golden(p, run.a, run.w, run.zero_point)
             np.testing.assert_array_equal(unpack_y(p, t.tile), expected)
@@ -165,7 +103,7 @@ def random_run(p: MpGemmParams, rng: np.random.Generator, k: int) -> Run:
 def _report(test: str, runs: list[Run], timings: list[Timing], **extra) -> None:
     for run, t in zip(runs, timings, strict=True):
         bench_report({"test": test, "k": run.k, "start_to_done": t.done - t.start,
-                      "start_to_last_y": t.last_y - t.start, **extra})
+                      "start_to_last_y": t.last_out - t.start, **extra})
 
 
 async def _isolated(dut, test: str, make_runs: Callable[[MpGemmParams, np.random.Generator], list[Run]],
@@ -264,7 +202,7 @@ async def back_to_back_gemm(dut):
         y[i:i + p.m_tile, j:j + p.n_tile] += unpack_y(p, t.tile)
     np.testing.assert_array_equal(y[:m, :n], reference(a, w, p.weight_format.value, z))
     bench_report({"test": "back_to_back_gemm", "gemm": [m, n, k], "runs": len(runs),
-                  "first_start_to_last_y": timings[-1].last_y - timings[0].start, "stalled": False})
+                  "first_start_to_last_y": timings[-1].last_out - timings[0].start, "stalled": False})
 
 
 @cocotb.test()

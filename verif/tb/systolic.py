@@ -1,9 +1,7 @@
 """cocotb testbench for the systolic tile engine.
 
-The host model drives the engine one clock at a time: it writes inputs after
-the falling edge, samples outputs in the ReadOnly phase that follows, and
-counts a transfer on every stream where valid and ready were both high. Cycle
-figures are counted in rising edges from the edge that accepted ``start``.
+The lock-step host (:mod:`verif.tb.host`) drives the engine one clock at a
+time; cycle figures count rising edges from the edge that accepted ``start``.
 
 Each test compares every C tile with the golden model and appends what it
 measured to the run's report; the pytest side compares those figures with
@@ -11,17 +9,16 @@ the cost model, so the bench itself knows nothing about cost models.
 """
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles
 
 from generators.systolic import SystolicParams, pack_a, pack_b, unpack_c
 from verif.golden.systolic import gemm, operand_range, wrap
 from verif.runner import bench_params, bench_report
+from verif.tb.host import LockStepHost, Timing
 
 
 @dataclass
@@ -35,83 +32,22 @@ class Run:
         return self.a.shape[1]
 
 
-@dataclass
-class Timing:
-    start: int = -1
-    done: int = -1
-    last_c: int = -1
-    tile: list[int] = field(default_factory=list)
-
-
-class Host:
-    """Drives ``start``/``k`` and the A/B streams, sinks C; gaps and stalls are seeded."""
+class Host(LockStepHost):
+    """Feeds packed A and B beats, sinks C and checks every tile against the golden model."""
 
     def __init__(self, dut, params: SystolicParams, *, seed: int,
                  a_gap: float = 0.0, b_gap: float = 0.0, c_stall: float = 0.0):
-        self.dut, self.p = dut, params
-        self.prng = random.Random(seed)
-        self.a_gap, self.b_gap, self.c_stall = a_gap, b_gap, c_stall
-        self.cycle = 0
-
-    async def reset(self) -> None:
-        dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
-        for name in ("start", "k", "a_stream__valid", "b_stream__valid", "c_stream__ready",
-                     "a_stream__payload", "b_stream__payload"):
-            getattr(dut, name).value = 0
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
+        super().__init__(dut, inputs=("a_stream", "b_stream"), output="c_stream", rows_per_tile=params.rows,
+                         seed=seed, gaps=(a_gap, b_gap), stall=c_stall)
+        self.p = params
 
     async def execute(self, runs: list[Run]) -> list[Timing]:
         """Issue ``runs`` back to back; return per-run timing with the C tile words."""
-        dut, p = self.dut, self.p
+        p = self.p
         a_beats = [w for r in runs for w in pack_a(p, r.a)]
         b_beats = [w for r in runs for w in pack_b(p, r.b)]
-        timings = [Timing() for _ in runs]
-        a_idx = b_idx = started = finished = drained = 0
-        a_on = b_on = False
         limit = 64 * (len(a_beats) + len(b_beats) + len(runs) * (p.rows + p.cols) ** 2) + 1000
-        for _ in range(limit):
-            await FallingEdge(dut.clk)
-            self.cycle += 1
-            if not a_on and a_idx < len(a_beats) and self.prng.random() >= self.a_gap:
-                a_on = True
-                dut.a_stream__payload.value = a_beats[a_idx]
-            if not b_on and b_idx < len(b_beats) and self.prng.random() >= self.b_gap:
-                b_on = True
-                dut.b_stream__payload.value = b_beats[b_idx]
-            dut.a_stream__valid.value = int(a_on)
-            dut.b_stream__valid.value = int(b_on)
-            want_start = started < len(runs)
-            dut.start.value = int(want_start)
-            dut.k.value = runs[started].k if want_start else 0
-            c_ready = self.prng.random() >= self.c_stall
-            dut.c_stream__ready.value = int(c_ready)
-
-            await ReadOnly()
-            if a_on and dut.a_stream__ready.value:
-                a_on, a_idx = False, a_idx + 1
-            if b_on and dut.b_stream__ready.value:
-                b_on, b_idx = False, b_idx + 1
-            done, busy = int(dut.done.value), int(dut.busy.value)
-            if done:
-                timings[finished].done = self.cycle
-                finished += 1
-            if want_start and (not busy or done):
-                timings[started].start = self.cycle
-                started += 1
-            if c_ready and dut.c_stream__valid.value:
-                t = timings[drained]
-                t.tile.append(int(dut.c_stream__payload.value.to_unsigned()))
-                if len(t.tile) == p.rows:
-                    t.last_c = self.cycle
-                    drained += 1
-                    if drained == len(runs):
-                        break
-        else:
-            raise AssertionError(f"engine stalled: {drained}/{len(runs)} tiles after {limit} cycles")
-        assert a_idx == len(a_beats) and b_idx == len(b_beats), "engine left stream beats unread"
+        timings = await self.run([r.k for r in runs], [a_beats, b_beats], limit)
         for run, t in zip(runs, timings, strict=True):
             expected = gemm(run.a, run.b, p.acc_width, p.signed)
             np.testing.assert_array_equal(unpack_c(p, t.tile), expected)
@@ -132,7 +68,7 @@ def _random_run(p: SystolicParams, rng: np.random.Generator, k: int) -> Run:
 def _report(test: str, p: SystolicParams, runs: list[Run], timings: list[Timing], **extra) -> None:
     for run, t in zip(runs, timings, strict=True):
         bench_report({"test": test, "k": run.k, "start_to_done": t.done - t.start,
-                      "start_to_last_c": t.last_c - t.start, **extra})
+                      "start_to_last_c": t.last_out - t.start, **extra})
 
 
 async def _isolated(dut, test: str, runs: list[Run], seed: int) -> None:
@@ -222,7 +158,7 @@ async def back_to_back_gemm(dut):
     np.testing.assert_array_equal(got, gemm(a, b, p.acc_width, p.signed))
     _report("back_to_back_gemm", p, runs, timings, stalled=False, back_to_back=True)
     bench_report({"test": "back_to_back_gemm", "gemm": [m, n, k], "runs": len(runs),
-                  "first_start_to_last_c": timings[-1].last_c - timings[0].start, "stalled": False})
+                  "first_start_to_last_c": timings[-1].last_out - timings[0].start, "stalled": False})
 
 
 @cocotb.test()

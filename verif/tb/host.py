@@ -1,0 +1,108 @@
+"""The lock-step host the engine testbenches share.
+
+It drives ``start``/``k`` and two valid/ready input streams and sinks one
+output stream, one clock at a time: inputs are written after the falling
+edge and outputs sampled in the ReadOnly phase that follows, and a
+transfer counts on every stream where valid and ready were both high.
+Gaps on the inputs and backpressure on the output come from a seeded PRNG.
+Cycle figures count rising edges from the edge that accepted ``start``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+
+@dataclass
+class Timing:
+    """One run: the cycles of its accepted start, its done pulse and its last output beat."""
+    start: int = -1
+    done: int = -1
+    last_out: int = -1
+    tile: list[int] = field(default_factory=list)
+
+
+class LockStepHost:
+    """Runs a sequence of back-to-back engine runs and collects each run's output beats."""
+
+    def __init__(self, dut, *, inputs: tuple[str, str], output: str, rows_per_tile: int, seed: int,
+                 gaps: tuple[float, float] = (0.0, 0.0), stall: float = 0.0,
+                 held: Sequence[str] = ()):
+        self.dut = dut
+        self.inputs, self.output, self.rows = inputs, output, rows_per_tile
+        self.gaps, self.stall = gaps, stall
+        self.held = tuple(held)              # further input ports the caller drives with start
+        self.prng = random.Random(seed)
+        self.cycle = 0
+
+    def _port(self, stream: str, name: str):
+        return getattr(self.dut, f"{stream}__{name}")
+
+    async def reset(self) -> None:
+        dut = self.dut
+        Clock(dut.clk, 10, unit="ns").start()
+        dut.rst.value = 1
+        for name in ("start", "k", *self.held):
+            getattr(dut, name).value = 0
+        for stream in self.inputs:
+            self._port(stream, "valid").value = 0
+            self._port(stream, "payload").value = 0
+        self._port(self.output, "ready").value = 0
+        await ClockCycles(dut.clk, 3)
+        dut.rst.value = 0
+
+    async def run(self, ks: Sequence[int], beats: Sequence[Sequence[int]], limit: int,
+                  on_start: Callable[[int], None] | None = None) -> list[Timing]:
+        """Issue runs of depth ``ks`` back to back, feeding ``beats[i]`` to input stream ``i``.
+
+        ``on_start(r)`` drives the extra ports of run ``r`` while its start is offered.
+        Raises if the engine stops before every run's tile has left, or leaves beats unread.
+        """
+        dut = self.dut
+        timings = [Timing() for _ in ks]
+        index = [0, 0]
+        offered = [False, False]
+        started = finished = drained = 0
+        for _ in range(limit):
+            await FallingEdge(dut.clk)
+            self.cycle += 1
+            for i, stream in enumerate(self.inputs):
+                if not offered[i] and index[i] < len(beats[i]) and self.prng.random() >= self.gaps[i]:
+                    offered[i] = True
+                    self._port(stream, "payload").value = beats[i][index[i]]
+                self._port(stream, "valid").value = int(offered[i])
+            want_start = started < len(ks)
+            dut.start.value = int(want_start)
+            dut.k.value = ks[started] if want_start else 0
+            if want_start and on_start is not None:
+                on_start(started)
+            out_ready = self.prng.random() >= self.stall
+            self._port(self.output, "ready").value = int(out_ready)
+
+            await ReadOnly()
+            for i, stream in enumerate(self.inputs):
+                if offered[i] and self._port(stream, "ready").value:
+                    offered[i], index[i] = False, index[i] + 1
+            done, busy = int(dut.done.value), int(dut.busy.value)
+            if done:
+                timings[finished].done = self.cycle
+                finished += 1
+            if want_start and (not busy or done):
+                timings[started].start = self.cycle
+                started += 1
+            if out_ready and self._port(self.output, "valid").value:
+                t = timings[drained]
+                t.tile.append(int(self._port(self.output, "payload").value.to_unsigned()))
+                if len(t.tile) == self.rows:
+                    t.last_out = self.cycle
+                    drained += 1
+                    if drained == len(ks):
+                        break
+        else:
+            raise AssertionError(f"engine stalled: {drained}/{len(ks)} tiles after {limit} cycles")
+        assert index == [len(b) for b in beats], "engine left stream beats unread"
+        return timings
