@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/model_accuracy.py --target ecp5-85k
 	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60
 	$(BIN)/python bench/lut_vs_mac.py --quick
+	$(BIN)/python bench/attention_accuracy.py
 
 clean:
 	rm -rf .cache out build .pytest_cache

@@ -43,7 +43,7 @@ def main() -> None:
     points = [points[i] for i in held_out]
     measured = synthesize_all(points, cal.build, args.target, jobs=os.cpu_count() or 1,
                               cache_root=cache_root())
-    predicted = family.estimate(points, family.default_gemm(points[0]), get_target(synth_target.model_target))
+    predicted = family.estimate(points, family.default_op(points[0]), get_target(synth_target.model_target))
     rows = []
     for p, m, i in zip(points, measured, range(len(points)), strict=True):
         row = {"design": p.digest()}

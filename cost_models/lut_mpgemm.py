@@ -24,7 +24,8 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
-from cost_models.mpgemm import offchip_bits, price, tiling
+from cost_models.mpgemm import offchip_bits, tiling
+from cost_models.pricing import price
 from cost_models.ops import Gemm
 from cost_models.targets import Target
 from generators import lut_mpgemm as gen
@@ -141,7 +142,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"]),
              "lookups": lookups, "macs_per_cycle": units * c["g"] * c["ppc"] / c["planes"]}
-    return price(gemm=gemm, target=target, fab=fab, counts=counts,
+    return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
                  dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=reg_bits,

@@ -16,13 +16,9 @@ adds; tiles are issued back to back.
 """
 from __future__ import annotations
 
-from typing import Mapping
-
 import numpy as np
 
-from cost_models.coefficients import FabricCoefficients
 from cost_models.ops import Gemm
-from cost_models.targets import Target, TargetKind
 from generators.widths import ceil_div
 
 
@@ -67,32 +63,3 @@ def offchip_bits(gemm: Gemm, m_tile, n_tile, chunks, a_bits_per_element, w_bits_
     return (ceil_div(gemm.n, n_tile) * gemm.m * gemm.k * a_bits_per_element
             + ceil_div(gemm.m, m_tile) * gemm.n * gemm.k * w_bits_per_element
             + chunks * gemm.m * gemm.n * out_bits)
-
-
-def price(*, gemm: Gemm, target: Target, fab: FabricCoefficients, counts: Mapping[str, np.ndarray],
-          lut, ff, dsp, area, period_ns, reg_bits, e_compute, offchip, valid,
-          extra: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The estimate table both families return: time, energy, resources, fit (a ruled-out
-    parameter combination never fits), then the family's ``extra`` figures."""
-    fmax = 1e3 / period_ns
-    clock = np.minimum(fmax, target.clock_mhz)
-    cycles = counts["cycles"]
-    latency = cycles / (clock * 1e6)
-    e_reg = fab.energy["j_per_reg_bit_cycle"] * reg_bits * cycles
-    e_static = fab.energy["w_static"] * latency
-    if target.kind is not TargetKind.FPGA:
-        lut = np.zeros(np.shape(lut))
-        dsp = np.zeros(np.shape(dsp), dtype=np.int64)
-    out = {
-        "cycles": cycles, "latency_s": latency, "throughput_ops_s": gemm.ops / latency,
-        "lut": lut, "ff": ff, "dsp": dsp, "bram": np.zeros(np.shape(cycles), dtype=np.int64),
-        "area_transistors": area, "energy_j": e_compute + e_reg + e_static,
-        "energy_compute_j": e_compute, "energy_reg_j": e_reg, "energy_static_j": e_static,
-        "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],
-        "offchip_bytes": offchip / 8,
-    }
-    out["fits"] = np.all(target.over_budget(out["lut"], ff, out["dsp"]) <= 0, axis=-1) & valid
-    out.update(extra)
-    out["valid"] = valid
-    shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
-    return {k: np.broadcast_to(v, shape) for k, v in out.items()}

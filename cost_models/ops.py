@@ -34,3 +34,65 @@ class Gemm:
         except ValueError:
             raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}") from None
         return cls(m=m, n=n, k=k)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionOp:
+    """Attention of ``heads`` query heads over ``kv_heads`` KV heads (one layer).
+
+    ``n_q`` queries attend over ``n_kv`` keys; with ``causal`` the queries are
+    the last ``n_q`` positions of the ``n_kv`` (a prefill has ``n_q = n_kv``,
+    a decode step ``n_q = 1``).
+    """
+    batch: int
+    heads: int
+    kv_heads: int
+    n_q: int
+    n_kv: int
+    head_dim: int
+    causal: bool
+    name: str = "attention"
+
+    def __post_init__(self) -> None:
+        for name, hi in (("batch", 1 << 16), ("heads", 1 << 12), ("kv_heads", 1 << 12), ("n_q", 1 << 24),
+                         ("n_kv", 1 << 24), ("head_dim", 1 << 12)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+                raise ValueError(f"attention.{name} must be an integer in 1..{hi}, not {value!r}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"attention.kv_heads must divide heads ({self.heads}), not {self.kv_heads}")
+        if self.n_q > self.n_kv:
+            raise ValueError(f"attention.n_q must be at most n_kv ({self.n_kv}), not {self.n_q}")
+
+    @property
+    def pairs(self) -> int:
+        """(query, key) pairs that take part, per (batch, head)."""
+        if not self.causal:
+            return self.n_q * self.n_kv
+        prefix = self.n_kv - self.n_q
+        return self.n_q * prefix + self.n_q * (self.n_q + 1) // 2
+
+    @property
+    def ops(self) -> int:
+        """Useful operations: QK^T and PV, a multiply and an add each."""
+        return 4 * self.batch * self.heads * self.pairs * self.head_dim
+
+    def as_gemms(self) -> list[tuple[Gemm, int]]:
+        """Scores (Q K^T) and context (P V) as GEMMs, with how often each runs."""
+        count = self.batch * self.heads
+        return [(Gemm(m=self.n_q, n=self.n_kv, k=self.head_dim, name=f"{self.name}.scores"), count),
+                (Gemm(m=self.n_q, n=self.head_dim, k=self.n_kv, name=f"{self.name}.context"), count)]
+
+    @classmethod
+    def parse(cls, text: str) -> "AttentionOp":
+        """``"B,H,HKV,NQ,NKV,D[,causal]"`` as given on the command line."""
+        parts = [p.strip() for p in text.split(",")]
+        causal = len(parts) == 7 and parts[6].lower() in ("causal", "1", "true")
+        if len(parts) not in (6, 7) or (len(parts) == 7 and not causal and parts[6].lower()
+                                         not in ("dense", "0", "false")):
+            raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}")
+        try:
+            b, h, hkv, nq, nkv, d = (int(p) for p in parts[:6])
+        except ValueError:
+            raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
+        return cls(batch=b, heads=h, kv_heads=hkv, n_q=nq, n_kv=nkv, head_dim=d, causal=causal)

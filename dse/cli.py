@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cost_models.ops import Gemm
+from cost_models.ops import AttentionOp, Gemm
 from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
 from generators.artifact import render, write
@@ -64,8 +64,33 @@ def _params(family: Family, settings: Sequence[str]) -> Params:
     return family.params.from_strings(_settings(settings))
 
 
-def _estimate_row(family: Family, params: Params, gemm: Gemm, target_name: str) -> dict[str, Any]:
-    table = family.estimate(params, gemm, get_target(target_name))
+def _op(family: Family, params: Params, args: argparse.Namespace) -> Gemm | AttentionOp:
+    """The op to price: ``--gemm`` for the GEMM engines, ``--attention`` for attention."""
+    gemm, attention = getattr(args, "gemm", None), getattr(args, "attention", None)
+    if family.op_kind == "attention" and gemm:
+        raise UsageError(f"{family.name} prices attention ops: use --attention B,H,HKV,NQ,NKV,D[,causal]")
+    if family.op_kind == "gemm" and attention:
+        raise UsageError(f"{family.name} prices GEMMs: use --gemm M,N,K")
+    text = attention if family.op_kind == "attention" else gemm
+    return family.parse_op(text) if text else family.default_op(params)
+
+
+def _describe_op(op: Gemm | AttentionOp) -> dict[str, Any]:
+    if isinstance(op, Gemm):
+        return {"gemm": [op.m, op.n, op.k]}
+    return {"attention": {"batch": op.batch, "heads": op.heads, "kv_heads": op.kv_heads, "n_q": op.n_q,
+                          "n_kv": op.n_kv, "head_dim": op.head_dim, "causal": op.causal}}
+
+
+def _op_text(op: Gemm | AttentionOp) -> str:
+    if isinstance(op, Gemm):
+        return f"GEMM {op.m}x{op.n}x{op.k}"
+    return (f"attention B{op.batch} H{op.heads}/{op.kv_heads} Nq{op.n_q} Nkv{op.n_kv} d{op.head_dim}"
+            + (" causal" if op.causal else ""))
+
+
+def _estimate_row(family: Family, params: Params, op: Gemm | AttentionOp, target_name: str) -> dict[str, Any]:
+    table = family.estimate(params, op, get_target(target_name))
     return {key: _jsonable(column[0]) for key, column in table.items()}
 
 
@@ -82,12 +107,12 @@ def _status(message: str, quiet: bool):
 def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
     params = _params(family, args.set)
-    gemm = Gemm.parse(args.gemm) if args.gemm else family.default_gemm(params)
+    gemm = _op(family, params, args)
     target = get_target(args.target)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
-    prediction = {"target": target.name, "gemm": [gemm.m, gemm.n, gemm.k],
+    prediction = {"target": target.name, **_describe_op(gemm),
                   **_estimate_row(family, params, gemm, target.name),
                   "model": family.model_info()}
     if args.flow == "vivado" and not args.part:
@@ -114,16 +139,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
     params = _params(family, args.set)
-    gemm = Gemm.parse(args.gemm) if args.gemm else family.default_gemm(params)
+    gemm = _op(family, params, args)
     row = _estimate_row(family, params, gemm, args.target)
     document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
-                "target": args.target, "gemm": [gemm.m, gemm.n, gemm.k], **row,
+                "target": args.target, **_describe_op(gemm), **row,
                 "model": family.model_info()}
     if args.json:
         _print_json(document)
     else:
         width = max(len(k) for k in row)
-        print(f"{family.name} {params.digest()} on {args.target}, GEMM {gemm.m}x{gemm.n}x{gemm.k}")
+        print(f"{family.name} {params.digest()} on {args.target}, {_op_text(gemm)}")
         for key, value in row.items():
             print(f"  {key:<{width}}  {value:.6g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
     return 0
@@ -175,7 +200,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         except FlowError as exc:
             print(f"accelforge: synthesis failed: {exc}", file=sys.stderr)
             return EXIT_FAILED
-    gemm = family.default_gemm(params)
+    gemm = family.default_op(params)
     predicted = _estimate_row(family, params, gemm, target.model_target)
     keys = ("lut", "ff", "dsp", "bram", "fmax_mhz") if target.flow != "generic" else ("area_transistors",)
     pairs = {}
@@ -334,6 +359,8 @@ def _add_design_args(p: argparse.ArgumentParser) -> None:
 
 def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gemm", metavar="M,N,K", help="GEMM to price (default: one tile at k_max)")
+    p.add_argument("--attention", metavar="B,H,HKV,NQ,NKV,D[,causal]",
+                   help="attention op to price (attention family; default: one run at max_seq_len)")
     p.add_argument("--target", default="ecp5-85k", help=f"one of: {', '.join(TARGETS)}")
 
 

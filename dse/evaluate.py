@@ -1,10 +1,11 @@
 """Price many designs of one family on a whole workload, vectorised.
 
-Each GEMM op costs ``max(compute time, off-chip bytes / bandwidth)`` (a
-roofline with perfect overlap), times how often the workload runs it.
+Each op the family computes (GEMMs for the GEMM engines, attention for the
+attention engine) costs ``max(compute time, off-chip bytes / bandwidth)``
+(a roofline with perfect overlap), times how often the workload runs it.
 Energy adds the off-chip traffic at the target's pJ/bit and static power
-over the op's real duration. Attention ops are priced by families that
-compute attention; GEMM engines leave them out and the result says so.
+over the op's real duration. A GEMM engine leaves the attention ops out and
+the attention engine the GEMMs; the result names the family.
 """
 from __future__ import annotations
 
@@ -45,13 +46,17 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
              target: Target) -> dict[str, np.ndarray]:
     """Workload-level PPA of every design in ``columns``."""
-    if not workload.gemms:
-        raise ValueError(f"workload {workload.name} has no GEMM ops for {family.name}")
+    if family.op_kind == "attention":
+        ops = list(workload.attention)
+    else:
+        ops = [(op.gemm, op.count) for op in workload.gemms]
+    if not ops:
+        raise ValueError(f"workload {workload.name} has no {family.op_kind} ops for {family.name}")
     bandwidth = target.offchip_gbytes_s * 1e9
     latency = energy = compute = offchip = 0.0
     resources = None
-    for op in workload.gemms:
-        est = family.estimate(columns, op.gemm, target)
+    for op, count in ops:
+        est = family.estimate(columns, op, target)
         if resources is None:
             resources = est
         t_compute = est["latency_s"]
@@ -59,10 +64,10 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
         static_w = est["energy_static_j"] / t_compute
         e_op = (est["energy_j"] - est["energy_static_j"] + static_w * t_op
                 + est["offchip_bytes"] * 8 * target.dram_pj_per_bit * 1e-12)
-        latency = latency + op.count * t_op
-        compute = compute + op.count * t_compute
-        energy = energy + op.count * e_op
-        offchip = offchip + op.count * est["offchip_bytes"]
+        latency = latency + count * t_op
+        compute = compute + count * t_compute
+        energy = energy + count * e_op
+        offchip = offchip + count * est["offchip_bytes"]
     assert resources is not None
     out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "area_transistors", "fmax_mhz",
                                      "clock_mhz", "fits")}

@@ -10,20 +10,24 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+import cost_models.attention as attention_model
 import cost_models.lut_mpgemm as lut_model
 import cost_models.mac_mpgemm as mac_model
 import cost_models.mpgemm as mpgemm_model
 import cost_models.systolic as systolic_model
+import generators.attention as attention_gen
 import generators.lut_mpgemm as lut_gen
 import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
-from cost_models.ops import Gemm
+from cost_models.ops import AttentionOp, Gemm
 from flows.calibrate import Calibratable
 from generators.params import Params
 
 
 @dataclass(frozen=True)
 class Family:
+    """``estimate(points, op, target)`` prices ops of ``op_kind``: GEMMs (``Gemm``) for the
+    GEMM engines, attention (``AttentionOp``) for the attention engine."""
     name: str
     params: type[Params]
     build: Callable[[Any], Any]
@@ -31,9 +35,13 @@ class Family:
     estimate: Callable[..., dict[str, np.ndarray]]
     model_info: Callable[[], dict[str, Any]]
     record_model: Callable[[Any, Mapping[str, Any]], dict[str, int]]
-    default_gemm: Callable[[Any], Gemm]
+    default_op: Callable[[Any], Gemm | AttentionOp]
     workload_pins: Callable[[Any], dict[str, Any]] = lambda workload: {}
     calibration: Calibratable | None = None
+    op_kind: str = "gemm"
+
+    def parse_op(self, text: str) -> Gemm | AttentionOp:
+        return AttentionOp.parse(text) if self.op_kind == "attention" else Gemm.parse(text)
 
 
 def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, Any]) -> dict[str, int]:
@@ -74,17 +82,36 @@ def _mpgemm_family(name, gen, model, params) -> Family:
     return Family(name=name, params=params, build=gen.build, testbench="verif.tb.mpgemm",
                   estimate=model.estimate, model_info=model.model_info,
                   record_model=_mpgemm_record_model,
-                  default_gemm=lambda p: Gemm(m=p.m_tile, n=p.n_tile, k=p.k_max, name="one-tile"),
+                  default_op=lambda p: Gemm(m=p.m_tile, n=p.n_tile, k=p.k_max, name="one-tile"),
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
                                            model.calibration_features, model.multipliers))
+
+
+def _attention_record_model(p: attention_gen.AttentionParams, record: Mapping[str, Any]) -> dict[str, int]:
+    """Model figures for one measured record of ``verif.tb.attention``."""
+    c = attention_model.prepare(p)
+    if "ns" in record:
+        return {"first_start_to_last_o": int(sum(attention_model.run_cycles(c, n)[0] for n in record["ns"]))}
+    cycles = int(attention_model.run_cycles(c, record["n"])[0])
+    return {"start_to_done": cycles, "start_to_last_o": cycles}
+
+
+def _attention_pins(workload) -> dict[str, Any]:
+    """The workload fixes the head dimension, the longest context and causality (prefill)."""
+    op = workload.attention[0][0]
+    if not 8 <= op.head_dim <= 256:
+        raise ValueError(f"the attention engine takes head_dim 8..256; workload {workload.name} has {op.head_dim}")
+    bits = min(16, max(4, workload.act_bits))
+    return {"head_dim": op.head_dim, "max_seq_len": 1 << max(op.n_kv - 1, 1).bit_length(),
+            "causal": op.causal and op.n_q > 1, "q_bits": bits, "k_bits": bits, "v_bits": bits}
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(name="systolic", params=systolic_gen.SystolicParams, build=systolic_gen.build,
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
            model_info=systolic_model.model_info, record_model=_systolic_record_model,
-           default_gemm=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile"),
+           default_op=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile"),
            workload_pins=lambda wl: {"a_bits": max(2, wl.act_bits), "w_bits": max(2, wl.weight_bits),
                                      "signed": True},
            calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
@@ -92,6 +119,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                     systolic_model.multipliers)),
     _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams),
     _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
+    Family(name="attention", params=attention_gen.AttentionParams, build=attention_gen.build,
+           testbench="verif.tb.attention", estimate=attention_model.estimate,
+           model_info=attention_model.model_info, record_model=_attention_record_model,
+           default_op=lambda p: AttentionOp(batch=1, heads=1, kv_heads=1, n_q=min(p.q_rows, p.max_seq_len),
+                                            n_kv=p.max_seq_len,
+                                            head_dim=p.head_dim, causal=p.causal, name="one-run"),
+           workload_pins=_attention_pins, op_kind="attention"),
 )}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cost_models.ops import Gemm
+from cost_models.ops import AttentionOp, Gemm
 
 
 class Phase(enum.Enum):
@@ -60,25 +60,6 @@ MODELS: dict[str, ModelShape] = {m.name: m for m in (
     ModelShape(name="opt-6.7b", hidden=4096, ffn=16384, heads=32, kv_heads=32, layers=32,
                gated_ffn=False, weight_bits=8, act_bits=8, source="facebook/opt-6.7b config.json"),
 )}
-
-
-@dataclass(frozen=True, kw_only=True)
-class AttentionOp:
-    """Attention of ``heads`` query heads over ``kv_heads`` KV heads for one layer."""
-    batch: int
-    heads: int
-    kv_heads: int
-    n_q: int
-    n_kv: int
-    head_dim: int
-    causal: bool
-    name: str = "attention"
-
-    def as_gemms(self) -> list[tuple[Gemm, int]]:
-        """Scores (Q K^T) and context (P V) as GEMMs, with how often each runs."""
-        count = self.batch * self.heads
-        return [(Gemm(m=self.n_q, n=self.n_kv, k=self.head_dim, name=f"{self.name}.scores"), count),
-                (Gemm(m=self.n_q, n=self.head_dim, k=self.n_kv, name=f"{self.name}.context"), count)]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,11 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
      "lut_mpgemm.w_bits must be 2 when weight_format is 'ternary'"),
     (["generate", "mac_mpgemm", "--set", "k_lanes=17"], "mac_mpgemm.k_lanes must be an integer in 1..16"),
     (["generate", "lut_mpgemm", "--set", "table_source=dram"], "lut_mpgemm.table_source must be one of"),
+    (["generate", "attention", "--set", "lanes=48"], "attention.lanes must be a divisor of head_dim (64), not 48"),
+    (["generate", "attention", "--set", "exp=cordic"], "attention.exp must be one of 'pwl', 'table'"),
+    (["generate", "attention", "--gemm", "1,2,3"], "attention prices attention ops: use --attention"),
+    (["generate", "attention", "--attention", "1,32,5,1,64,64"], "attention.kv_heads must divide heads"),
+    (["generate", "systolic", "--attention", "1,1,1,1,64,64"], "systolic prices GEMMs: use --gemm"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, argv, field):
     out = tmp_path / "never"
@@ -113,3 +118,17 @@ def test_mpgemm_generate_and_estimate(tmp_path, capsys, family, lanes):
     assert main(["estimate", family, "--gemm", "1,3200,8640", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["cycles"] > 0 and doc["valid"] is True and doc["family"] == family
+
+
+def test_attention_generate_and_estimate(tmp_path, capsys):
+    out = tmp_path / "attention"
+    assert main(["generate", "attention", "--set", "causal=true", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    widths = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert widths["q_stream__payload"] == widths["k_stream__payload"] == 8 * 8
+    assert widths["o_stream__payload"] == 8 * 16 and widths["scale"] == 16 and "q_pos" in widths
+    capsys.readouterr()
+    assert main(["estimate", "attention", "--attention", "1,32,8,1,1024,64", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["attention"]["kv_heads"] == 8 and doc["valid"] is True
+    assert doc["runs"] == 8 and doc["seq_dependent_bits"] == 0            # 4 GQA heads per run

@@ -285,3 +285,18 @@ def test_mpgemm_families_explore_with_workload_formats(tmp_path, family):
     bad = _cli("explore", "--family", family, "--workload", "opt-6.7b-decode", "--trials", "5",
                "--out", str(tmp_path / "opt"))
     assert bad.returncode == 2 and "1..4-bit or ternary weights" in bad.stderr
+
+
+def test_attention_family_explores_the_attention_ops(tmp_path):
+    """The workload pins the head dimension, the context and causality; the designs price attention."""
+    out = tmp_path / "attention"
+    proc = _cli("explore", "--family", "attention", "--workload", "llama3-8b-prefill", "--target",
+                "ecp5-85k", "--trials", "60", "--batch", "30", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["pinned"] == {"head_dim": 128, "max_seq_len": 128, "causal": True, "q_bits": 8, "k_bits": 8,
+                             "v_bits": 8}
+    frame = pd.read_parquet(out / "trials.parquet")
+    assert len(frame) == 60 and frame["feasible"].any()
+    assert not frame[(128 % frame["lanes"]) != 0]["feasible"].any()
+    assert len(pd.read_csv(out / "pareto.csv")) > 0

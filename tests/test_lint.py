@@ -5,7 +5,8 @@ import pytest
 
 from generators.artifact import render, write
 from generators.systolic import SystolicParams, build
-from generators import lut_mpgemm, mac_mpgemm
+from generators import attention, lut_mpgemm, mac_mpgemm
+from tests.test_attention_sim import CONFIGS as ATTENTION_CONFIGS, config_id as attention_id
 from tests.test_mpgemm_sim import LUT_CONFIGS, MAC_CONFIGS, config_id
 from tests.test_systolic_sim import CONFIGS, _config_id
 from verif.verilator import WAIVED_WARNINGS, lint
@@ -24,6 +25,13 @@ def test_generated_verilog_lints_clean(params, tmp_path):
 def test_mpgemm_verilog_lints_clean(params, tmp_path):
     build_fn = lut_mpgemm.build if params.family == "lut_mpgemm" else mac_mpgemm.build
     artifact = render(params, build_fn)
+    result = lint(write(artifact, tmp_path)["verilog"], artifact.top)
+    assert result.ok, "\n".join(result.messages[:20])
+
+
+@pytest.mark.parametrize("params", ATTENTION_CONFIGS[:4], ids=attention_id)
+def test_attention_verilog_lints_clean(params, tmp_path):
+    artifact = render(params, attention.build)
     result = lint(write(artifact, tmp_path)["verilog"], artifact.top)
     assert result.ok, "\n".join(result.messages[:20])
 

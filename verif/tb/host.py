@@ -1,6 +1,6 @@
 """The lock-step host the engine testbenches share.
 
-It drives ``start``/``k`` and two valid/ready input streams and sinks one
+It drives ``start``/``k`` and valid/ready input streams and sinks one
 output stream, one clock at a time: inputs are written after the falling
 edge and outputs sampled in the ReadOnly phase that follows, and a
 transfer counts on every stream where valid and ready were both high.
@@ -29,13 +29,14 @@ class Timing:
 class LockStepHost:
     """Runs a sequence of back-to-back engine runs and collects each run's output beats."""
 
-    def __init__(self, dut, *, inputs: tuple[str, str], output: str, rows_per_tile: int, seed: int,
-                 gaps: tuple[float, float] = (0.0, 0.0), stall: float = 0.0,
-                 held: Sequence[str] = ()):
+    def __init__(self, dut, *, inputs: tuple[str, ...], output: str, rows_per_tile: int, seed: int,
+                 gaps: tuple[float, ...] | None = None, stall: float = 0.0,
+                 held: Sequence[str] = (), length_port: str = "k"):
         self.dut = dut
         self.inputs, self.output, self.rows = inputs, output, rows_per_tile
-        self.gaps, self.stall = gaps, stall
+        self.gaps, self.stall = gaps or (0.0,) * len(inputs), stall
         self.held = tuple(held)              # further input ports the caller drives with start
+        self.length = length_port            # the run-length input sampled with start
         self.prng = random.Random(seed)
         self.cycle = 0
 
@@ -46,7 +47,7 @@ class LockStepHost:
         dut = self.dut
         Clock(dut.clk, 10, unit="ns").start()
         dut.rst.value = 1
-        for name in ("start", "k", *self.held):
+        for name in ("start", self.length, *self.held):
             getattr(dut, name).value = 0
         for stream in self.inputs:
             self._port(stream, "valid").value = 0
@@ -64,8 +65,8 @@ class LockStepHost:
         """
         dut = self.dut
         timings = [Timing() for _ in ks]
-        index = [0, 0]
-        offered = [False, False]
+        index = [0] * len(self.inputs)
+        offered = [False] * len(self.inputs)
         started = finished = drained = 0
         for _ in range(limit):
             await FallingEdge(dut.clk)
@@ -77,7 +78,7 @@ class LockStepHost:
                 self._port(stream, "valid").value = int(offered[i])
             want_start = started < len(ks)
             dut.start.value = int(want_start)
-            dut.k.value = ks[started] if want_start else 0
+            getattr(dut, self.length).value = ks[started] if want_start else 0
             if want_start and on_start is not None:
                 on_start(started)
             out_ready = self.prng.random() >= self.stall

@@ -1,0 +1,320 @@
+"""PPA model of the attention engine, vectorised over design points.
+
+Cycles are exact for our RTL (:mod:`generators.attention`; the cocotb
+regression measures them). A run of ``n`` keys on an idle engine, streams
+never stalling, asserts ``done`` (with its last O beat)
+
+    1 + max(q_rows, min(kv_block, n)) * chunks      Q tile and first K/V block
+      + slots(n) * slot                             QK and PV jobs
+      + q_rows * (recip + 2 + chunks)               reciprocal, then the row's O beats
+      + out                                         normaliser pipeline
+
+cycles after its start was accepted, with ``slots = blocks * q_rows + 1``
+(online: PV one slot behind QK) or ``2 * blocks * q_rows`` (two-pass),
+``slot = kv_block * chunks + tail + 1`` (see ``generators.attention``).
+Back-to-back runs follow each other exactly: the next start is taken in the
+``done`` cycle.
+
+A workload attention op is cut into runs: for every (batch, KV head) the
+rows are the query positions of the GQA group's heads (``n_q`` times ``g``
+rows over the same keys); a causal prefill keeps its rows in position order
+per head and streams each tile only the keys it can see (whole masked
+blocks are never fetched). Off-chip traffic: each run streams its Q tile,
+its keys and values, and its O tile.
+
+On-chip memory is the sum of the memories the RTL instantiates (tests read
+them from the Verilog); resources, area and energy are structural counts
+times coefficients in ``cost_models/data/attention.json``.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+
+from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
+from cost_models.ops import AttentionOp
+from cost_models.pricing import price
+from cost_models.targets import Target, TargetKind, on_hard_multiplier
+from generators import attention as gen
+from generators import fixed_softmax as fx
+from generators.attention import AttentionParams
+from generators.widths import bits_for, ceil_div
+
+Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
+
+# block RAM aspect ratios (width, depth) of one primitive
+EBR_ASPECTS = {"ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+               "xilinx": ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))}
+LUTRAM_MAX_ROWS = 32            # shallower memories stay in LUT RAM (as Yosys maps them on ECP5)
+
+
+def prepare(points: Points) -> dict[str, np.ndarray]:
+    """Parameter columns plus every derived width the RTL uses."""
+    if isinstance(points, AttentionParams):
+        points = [points]
+    col = dict(points) if isinstance(points, Mapping) else AttentionParams.columns(points)
+    c = {k: np.asarray(v).astype(np.int64) for k, v in col.items()}
+    c["valid"] = AttentionParams.valid_columns(col)
+    lanes = np.maximum(c["lanes"], 1)
+    c["chunks"] = c["head_dim"] // lanes
+    c["pwl"] = c["exp"] == gen.PWL_CODE
+    c["two_pass"] = c["softmax"] == gen.TWO_PASS_CODE
+    c["shift"] = c["rescale"] == gen.SHIFT_RESCALE
+    c["raw_bits"] = fx.raw_score_bits(c["head_dim"], c["q_bits"], c["k_bits"])
+    c["y_bits"] = fx.score_bits(c["head_dim"], c["q_bits"], c["k_bits"], c["scale_frac"], c["score_frac"])
+    c["m_bits"] = fx.max_bits(c["y_bits"])
+    c["l_bits"] = fx.denominator_bits(c["max_seq_len"], c["prob_frac"])
+    c["acc_bits"] = fx.acc_bits(c["max_seq_len"], c["prob_frac"], c["v_bits"])
+    c["out_bits"] = fx.out_bits(c["v_bits"], c["out_frac"])
+    c["max_blocks"] = ceil_div(c["max_seq_len"], c["kv_block"])
+    c["slot"] = gen.slot_cycles(c["kv_block"], c["chunks"], lanes, c["pwl"], c["pipeline"])
+    c["recip"] = gen.recip_latency(c["l_bits"], c["recip_bits"])
+    c["out_latency"] = gen.output_latency(c["pipeline"])
+    return c
+
+
+# ---------------------------------------------------------------------- cycles (exact)
+def slots(c: Mapping[str, np.ndarray], n) -> np.ndarray:
+    jobs = ceil_div(n, c["kv_block"]) * c["q_rows"]
+    return np.where(c["two_pass"], 2 * jobs, jobs + 1)
+
+
+def run_cycles(c: Mapping[str, np.ndarray], n) -> np.ndarray:
+    """Cycles from the accepted ``start`` to ``done`` (= the last O beat) for ``n`` keys."""
+    n = np.asarray(n, dtype=np.int64)
+    load = np.maximum(c["q_rows"], np.minimum(c["kv_block"], n)) * c["chunks"]
+    rows = c["q_rows"] * (c["recip"] + 1 + c["chunks"] + gen.fanout_copies(c["lanes"], c["pipeline"]))
+    return 1 + load + slots(c, n) * c["slot"] + rows + c["out_latency"]
+
+
+def runs_of(c: Mapping[str, np.ndarray], op: AttentionOp) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The op's runs as (key counts, how many runs have that count), per design point."""
+    rows = c["q_rows"]
+    group = op.heads // op.kv_heads
+    if op.causal and op.n_q > 1:
+        tiles = ceil_div(op.n_q, rows)
+        prefix = op.n_kv - op.n_q
+        # tile i sees prefix + (i + 1) * rows keys, the last tile all n_kv
+        t_max = int(np.max(tiles))
+        keys, counts = [], []
+        for i in range(t_max):
+            present = i < tiles
+            keys.append(np.where(present, np.minimum(op.n_kv, prefix + (i + 1) * rows), 1))
+            counts.append(np.where(present, op.batch * op.heads, 0))
+        return keys, counts
+    tiles = ceil_div(group * op.n_q, rows)
+    return [np.broadcast_to(np.int64(op.n_kv), np.shape(rows))], [op.batch * op.kv_heads * tiles]
+
+
+def op_cycles(c: Mapping[str, np.ndarray], op: AttentionOp) -> dict[str, np.ndarray]:
+    """Cycles and counts of a whole op issued back to back on one engine."""
+    keys, counts = runs_of(c, op)
+    cycles = sum(cnt * run_cycles(c, k) for k, cnt in zip(keys, counts))
+    runs = sum(counts)
+    streamed_keys = sum(cnt * k for k, cnt in zip(keys, counts))
+    blocks = sum(cnt * ceil_div(k, c["kv_block"]) for k, cnt in zip(keys, counts))
+    return {"cycles": cycles, "runs": runs, "keys": streamed_keys, "blocks": blocks,
+            "tiles": runs}
+
+
+# ---------------------------------------------------------------------- memories
+def memories(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(width, rows) of every memory the RTL instantiates."""
+    lanes, rows, chunks, bc = c["lanes"], c["q_rows"], c["chunks"], c["kv_block"]
+    depth = gen.mem_depth
+    s_rows = np.where(c["two_pass"], rows * c["max_blocks"] * bc, 2 * bc)
+    rom_width = fx.coef_frac(c["prob_frac"]) + 1
+    rom_rows = depth(1 << c["exp_index_bits"])
+    return {
+        "q_buf": (lanes * c["q_bits"], depth(rows * chunks)),
+        "k_buf": (lanes * c["k_bits"], depth(2 * bc * chunks)),
+        "v_buf": (lanes * c["v_bits"], depth(2 * bc * chunks)),
+        "s_buf": (c["y_bits"] + 1, depth(s_rows)),
+        "m_state": (c["m_bits"], depth(rows)),
+        "l_state": (c["l_bits"], depth(rows)),
+        "acc": (lanes * c["acc_bits"], depth(rows * chunks)),
+        "exp_rom": (np.where(c["pwl"], 2, 1) * rom_width, rom_rows),
+    }
+
+
+def buffer_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """On-chip bits: data buffers and state (``buffers``), exp coefficients (``rom``)."""
+    mems = memories(c)
+    data = sum(w * d for name, (w, d) in mems.items() if name != "exp_rom")
+    w, d = mems["exp_rom"]
+    return {"buffers": data, "rom": w * d, "n_dependent": np.where(c["two_pass"], mems["s_buf"][0]
+                                                                     * mems["s_buf"][1], 0)}
+
+
+def block_rams(c: Mapping[str, np.ndarray], tech: str) -> np.ndarray:
+    """Block RAM primitives: each memory deeper than ``LUTRAM_MAX_ROWS`` in its cheapest aspect ratio."""
+    if tech not in EBR_ASPECTS:
+        return np.zeros(np.shape(c["q_rows"]), dtype=np.int64)
+    total = 0
+    for name, (w, d) in memories(c).items():
+        best = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in EBR_ASPECTS[tech]])
+        total = total + np.where(d > LUTRAM_MAX_ROWS, best, 0)
+    return total
+
+
+# ---------------------------------------------------------------------- structure
+def products(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Multipliers by role: (count, operand a bits, operand b bits)."""
+    lanes = c["lanes"]
+    pb = c["prob_frac"] + 1
+    cf = fx.coef_frac(c["prob_frac"])
+    one = np.ones_like(lanes)
+    return {
+        "qk": (lanes, c["q_bits"], c["k_bits"]),
+        "pv": (lanes, pb, c["v_bits"]),
+        "rescale": (np.where(c["shift"], 0, lanes + 1), c["acc_bits"], pb),
+        "normalise": (lanes, c["acc_bits"], c["recip_bits"] + 1),
+        "prescale": (one, c["raw_bits"], np.full_like(lanes, fx.SCALE_BITS)),
+        "exp": (np.where(c["pwl"] & (c["score_frac"] > c["exp_index_bits"]), 1, 0), cf + 1,
+                np.maximum(c["score_frac"] - c["exp_index_bits"], 1)),
+    }
+
+
+def _tree_registers(lanes: int) -> int:
+    """Registers :func:`hw.softmax.adder_tree` places for ``lanes`` inputs (output included)."""
+    count, depth, level = 1, 0, lanes
+    while level > 1:
+        level, depth = -(-level // 2), depth + 1
+        if depth % 2 == 0 and level > 1:
+            count += level
+    return count
+
+
+def _index(n) -> np.ndarray:
+    """Width of an ``index_shape(n)`` signal."""
+    return bits_for(np.maximum(n, 2))
+
+
+def _staged(a_bits, b_bits) -> np.ndarray:
+    """Register bits of :func:`hw.softmax.staged_product`."""
+    out = a_bits + b_bits + 1
+    split = (a_bits - 17 + b_bits + 1) + (17 + b_bits)
+    return out + np.where(a_bits <= 18, out, split)
+
+
+def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Flip-flop bits of the generated RTL, unit by unit (memory read ports included)."""
+    lanes, chunks, bc, rows = c["lanes"], c["chunks"], c["kv_block"], c["q_rows"]
+    qb, kb, vb, pf, sf = c["q_bits"], c["k_bits"], c["v_bits"], c["prob_frac"], c["score_frac"]
+    raw, y, mb, lb, ab, ob, rb = (c["raw_bits"], c["y_bits"], c["m_bits"], c["l_bits"], c["acc_bits"],
+                                  c["out_bits"], c["recip_bits"])
+    piped = c["pipeline"] >= 1
+    tl = gen.tree_latency(lanes)
+    lat_s, lat_r = gen.prescale_latency(c["pipeline"]), gen.rescale_latency(c["pipeline"])
+    e_lat = gen.exp_latency(c["pwl"], c["pipeline"])
+    tree = np.vectorize(_tree_registers)(lanes) * raw
+    q_tag = 4 + _index(bc)
+    scaled = np.where(lat_s == 2, _staged(raw, fx.SCALE_BITS), raw + fx.SCALE_BITS + 1)
+    qk = (2 * lanes * (qb + kb) + tree + q_tag * (3 + tl + 1 + lat_s + 1) + raw + scaled + y
+          + 6 * mb + 1)
+    cf = fx.coef_frac(pf)
+    frac = fx.exp_frac(c["pwl"], pf, sf) + 2
+    cap = bits_for(fx.exp_shift_cap(pf) + 1)
+    rem = np.maximum(sf - c["exp_index_bits"], 1)
+    exp = (3 * cap + _index(1 << c["exp_index_bits"]) + 2 * rem + frac + (pf + 3) + (pf + 1)
+           + (cf + 1) * np.where(c["pwl"], 2, 1)
+           + np.where(c["pwl"] & piped, (cf + 1) + rem + (cf + 1) + cap, 0)
+           + np.where(c["pipeline"] >= 2, frac + cap, 0))
+    p_tag = 4 + _index(chunks)
+    in_reg = lat_r == 3
+    rescale_lane = np.where(c["shift"], ab * lat_r, np.where(lat_r >= 2, _staged(ab, pf + 1) + in_reg * ab, ab))
+    rescale_l = np.where(c["shift"], lb * lat_r, np.where(lat_r >= 2, _staged(lb, pf + 1) + in_reg * lb, lb))
+    alpha_copies = np.where(lat_r >= 2, np.minimum(gen.fanout_copies(lanes + 1, c["pipeline"]), bc + 1), 0)
+    r_copies = gen.fanout_copies(lanes, c["pipeline"])
+    pv = ((mb + 1) + (pf + 1) + bits_for(ab + 1) + lb + (1 + e_lat) + p_tag * (2 + e_lat + 3 + lat_r)
+          + lanes * vb * (2 + e_lat) + 2 * (pf + 1) + lanes * (pf + vb + 2) + lanes * ab + lb
+          + lanes * rescale_lane + rescale_l + lanes * ab * lat_r + lb * lat_r + alpha_copies * (pf + 1))
+    prod_bits = ab + rb + 2
+    o_prod = np.where(piped, _staged(ab, rb + 1) + (c["pipeline"] >= 2) * ab, prod_bits)
+    out = (lanes * (o_prod + prod_bits + ob) + np.where(piped, lanes * (ob + 4) + 4, 0) + 8
+           + r_copies * (rb + 1) + bits_for(rb + lb + 1) + 3 + _index(rows) + _index(chunks) + 7
+           + 2 * lb + 1 + bits_for(lb) + bits_for(gen.recip_latency(lb, rb) + 1) + (rb + 1))
+    read_ports = lanes * (qb + kb + vb + ab) + (y + 1) + mb + lb
+    blocks = bits_for(c["max_blocks"] + 1)
+    keys = bits_for(c["max_seq_len"] + 1)
+    loaders = (2 * (keys + _index(chunks) + _index(bc) + _index(bc * chunks) + 1 + blocks)
+               + (bits_for(rows + 1) + _index(chunks) + _index(rows) + _index(rows * chunks) + 1 + 2))
+    key_span = bits_for(c["max_blocks"] * bc + 1)
+    s_span = _index(np.where(c["two_pass"], rows * c["max_blocks"] * bc, 2 * bc))
+    control = (keys + fx.SCALE_BITS + np.where(c["causal"], _index(c["max_seq_len"]), 0)
+               + 2 * blocks + 7 + bits_for(c["slot"]) + 2 * blocks + 2 * _index(rows) + 2 * key_span
+               + 2 * _index(rows * chunks) + 2 * s_span + 2 + 2 * _index(bc) + 2 * _index(chunks)
+               + 2 * _index(2 * bc * chunks) + 2 + loaders)
+    return {"qk": qk, "exp": exp, "pv": pv, "normalise": out, "read_ports": read_ports, "control": control}
+
+
+def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
+             ram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    lanes, acc = c["lanes"], c["acc_bits"]
+    prods = products(c)
+    soft = sum(n * a * b * ~on_dsp[k] for k, (n, a, b) in prods.items())
+    hard_glue = sum(n * (a + b) * on_dsp[k] for k, (n, a, b) in prods.items())
+    norm_bits = acc + c["recip_bits"] + 2
+    adders = ((lanes - 1) * c["raw_bits"] + c["raw_bits"] + 2 * lanes * acc + c["l_bits"] + c["m_bits"] * 3
+              + lanes * norm_bits)
+    shifters = ((c["prob_frac"] + 3) * bits_for(c["prob_frac"] + 3)
+                + lanes * norm_bits * bits_for(c["l_bits"] + c["recip_bits"])
+                + np.where(c["shift"], (lanes + 1) * acc * bits_for(acc), 0))
+    regs = register_bits(c)
+    counters = regs["control"]
+    pipe = sum(v for k, v in regs.items() if k != "control")
+    one = np.ones_like(lanes)
+    return {
+        "lut": {"const": one, "soft_mult": soft, "dsp_glue": hard_glue, "adder": adders, "shifter": shifters,
+                "lutram_bits": ram_bits, "control": counters},
+        "ff": {"const": one, "datapath": pipe, "control": counters},
+        "period_ns": {"const": one, "acc_bit": acc, "lanes_log": bits_for(lanes),
+                      "soft_mult": np.log2(np.maximum(soft, 1)), "pipeline": c["pipeline"]},
+        "cmos": {"const": one, "reg": pipe + counters, "mult": sum(n * a * b for n, a, b in prods.values()),
+                 "adder": adders, "shifter": shifters, "sram_bits": buffer_bits(c)["buffers"]},
+    }
+
+
+def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.ndarray]:
+    """PPA of every design point running attention op ``op`` on ``target``."""
+    c = prepare(points)
+    fab = coefficients("attention", target.tech, FabricCoefficients)
+    cmos = coefficients("attention", "cmos", CmosCoefficients)
+    fpga = target.kind is TargetKind.FPGA
+    rule = (fab.dsp_min_bits, fab.dsp_min_product_bits)
+    prods = products(c)
+    on_dsp = {k: (on_hard_multiplier(a, b, rule) if fpga else np.zeros(np.shape(a), dtype=bool))
+              for k, (n, a, b) in prods.items()}
+    dsp = sum(np.where(on_dsp[k], n * target.dsps_per_product(a, b), 0) for k, (n, a, b) in prods.items()) \
+        if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
+    brams = block_rams(c, target.tech) if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
+    mems = memories(c)
+    ram_bits = sum(w * d * (d <= LUTRAM_MAX_ROWS) for w, d in mems.values())
+    feats = features(c, on_dsp, ram_bits)
+    counts = op_cycles(c, op)
+    # the op must fit the engine: head_dim zero-padded up, keys within max_seq_len
+    valid = c["valid"] & (op.head_dim <= c["head_dim"]) & (op.n_kv <= c["max_seq_len"])
+    pairs = counts["blocks"] * c["kv_block"] * c["q_rows"]          # scores the engine forms
+    macs = 2 * pairs * c["head_dim"]
+    e = fab.energy
+    e_compute = (pairs * c["head_dim"] * (e["j_per_mult_bit2"] * (c["q_bits"] * c["k_bits"]
+                                                                  + (c["prob_frac"] + 1) * c["v_bits"]))
+                 + pairs * c["chunks"] * e["j_per_exp"] + macs * e["j_per_adder_bit"] * c["acc_bits"]
+                 + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]) * e["j_per_sram_bit"])
+    traffic = (counts["runs"] * c["q_rows"] * c["head_dim"] * (c["q_bits"] + c["out_bits"])
+               + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]))
+    bufs = buffer_bits(c)
+    return price(ops=op.ops, target=target, fab=fab, counts=counts,
+                 lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
+                 bram=brams, area=weighted(cmos.transistors, feats["cmos"]),
+                 period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
+                 e_compute=e_compute, offchip=traffic, valid=valid,
+                 extra={"buffer_bits": bufs["buffers"], "rom_bits": bufs["rom"],
+                        "seq_dependent_bits": bufs["n_dependent"], "macs": macs,
+                        "macs_per_cycle": 2 * c["lanes"], "slot_cycles": c["slot"],
+                        "blocks": counts["blocks"]})
+
+
+def model_info() -> dict[str, object]:
+    return {"family": "attention", "coefficients": provenance("attention")}

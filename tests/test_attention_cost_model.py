@@ -1,0 +1,97 @@
+"""The attention cost model: cycles, tiling of workload ops, memories read back from the RTL."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from cost_models import attention as model
+from cost_models.ops import AttentionOp
+from cost_models.targets import TARGETS
+from generators.artifact import render
+from generators.attention import AttentionParams, build
+from flows.structure import flop_bits, top_ports
+from tests.test_attention_sim import CONFIGS, config_id
+
+_MEMORY = re.compile(r"reg \[(\d+):0\] (\S+) \[(\d+):0\];")
+
+
+def rtl_memories(verilog: str) -> dict[str, tuple[int, int]]:
+    """(width, rows) of every memory array declared in generated Verilog, by name."""
+    return {name: (int(msb) + 1, int(rows) + 1) for msb, name, rows in _MEMORY.findall(verilog)}
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=config_id)
+def test_memory_bits_ports_and_registers_match_the_rtl(params):
+    art = render(params, build)
+    mems = rtl_memories(art.verilog)
+    bits = model.buffer_bits(model.prepare(params))
+    rams = {k: w * d for k, (w, d) in mems.items() if not k.startswith("rom")}
+    assert sum(rams.values()) == int(bits["buffers"][0])
+    assert sum(w * d for k, (w, d) in mems.items() if k.startswith("rom")) == int(bits["rom"][0])
+    assert {(p.name, p.width, p.direction) for p in top_ports(art.verilog, art.top)} == \
+        {(p["name"], p["width"], p["direction"]) for p in art.manifest()["ports"]}
+    # pyverilog counts a memory write as one register word; those are RAM, not flip-flops
+    flops = flop_bits(art.verilog, art.top) - sum(w for k, (w, d) in mems.items() if not k.startswith("rom"))
+    structural = int(sum(model.register_bits(model.prepare(params)).values())[0])
+    assert abs(structural - flops) <= 0.02 * flops, (structural, flops)
+
+
+def test_online_buffers_do_not_grow_with_the_sequence():
+    base = AttentionParams(max_seq_len=256)
+    online = [model.buffer_bits(model.prepare(base.replace(max_seq_len=n))) for n in (256, 4096, 16384)]
+    two = [model.buffer_bits(model.prepare(base.replace(max_seq_len=n, softmax="two_pass")))
+           for n in (256, 4096, 16384)]
+    assert all(int(b["n_dependent"][0]) == 0 for b in online)
+    growth = int(online[-1]["buffers"][0]) - int(online[0]["buffers"][0])
+    assert 0 < growth < 0.05 * int(online[0]["buffers"][0])        # only the wider counters of l and acc
+    assert [int(b["n_dependent"][0]) for b in two] == [4 * n * (base.score_bits + 1)
+                                                               for n in (256, 4096, 16384)]
+
+
+def test_run_cycles_follow_the_schedule():
+    p = AttentionParams(head_dim=8, lanes=4, q_rows=2, kv_block=4, max_seq_len=32, pipeline=0)
+    c = model.prepare(p)
+    slot = int(c["slot"][0])
+    assert slot == p.slot_cycles
+    one, five = int(model.run_cycles(c, 1)[0]), int(model.run_cycles(c, 5)[0])
+    assert five - one == 2 * slot + 4                                # one more block: q_rows more slots,
+    #                                                                 and a longer first K block (4 -> 8 beats)
+    two = model.prepare(p.replace(softmax="two_pass"))
+    assert int(model.run_cycles(two, 9)[0]) - int(model.run_cycles(c, 9)[0]) == (3 * 2 - 1) * slot
+
+
+def test_decode_packs_the_gqa_group_and_prefill_skips_masked_blocks():
+    p = AttentionParams(q_rows=4, kv_block=16, max_seq_len=1024)
+    c = model.prepare(p)
+    decode = AttentionOp(batch=1, heads=32, kv_heads=8, n_q=1, n_kv=1000, head_dim=64, causal=False)
+    counts = model.op_cycles(c, decode)
+    assert int(counts["runs"][0]) == 8                                # four heads share one run
+    assert int(counts["cycles"][0]) == 8 * int(model.run_cycles(c, 1000)[0])
+    prefill = AttentionOp(batch=1, heads=2, kv_heads=2, n_q=10, n_kv=10, head_dim=64, causal=True)
+    counts = model.op_cycles(c, prefill)
+    expected = 2 * sum(int(model.run_cycles(c, n)[0]) for n in (4, 8, 10))
+    assert int(counts["runs"][0]) == 6 and int(counts["cycles"][0]) == expected
+    assert int(counts["keys"][0]) == 2 * (4 + 8 + 10)
+
+
+def test_vectorised_equals_one_at_a_time_and_ops_outside_the_engine_are_invalid():
+    op = AttentionOp(batch=2, heads=8, kv_heads=2, n_q=1, n_kv=60, head_dim=16, causal=False)
+    for target in ("ecp5-85k", "xilinx-7", "asic-45nm"):
+        batch = model.estimate(CONFIGS, op, TARGETS[target])
+        for i, p in enumerate(CONFIGS):
+            one = model.estimate(p, op, TARGETS[target])
+            for key, column in batch.items():
+                assert np.allclose(column[i], one[key][0]), (target, key)
+    valid = model.estimate(CONFIGS, op, TARGETS["ecp5-85k"])["valid"]
+    assert valid.tolist() == [p.head_dim >= 16 and p.max_seq_len >= 60 for p in CONFIGS]
+
+
+def test_a_bad_configuration_names_the_field():
+    with pytest.raises(ValueError, match=r"attention.lanes must be a divisor of head_dim \(64\), not 48"):
+        AttentionParams(lanes=48)
+    with pytest.raises(ValueError, match="attention.exp_index_bits must be at most score_frac"):
+        AttentionParams(exp_index_bits=9, score_frac=8)
+    with pytest.raises(ValueError, match="attention.kv_heads must divide heads"):
+        AttentionOp(batch=1, heads=6, kv_heads=4, n_q=1, n_kv=8, head_dim=8, causal=False)
