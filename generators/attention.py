@@ -45,7 +45,7 @@ from generators.params import Params, bool_field, choice_field, int_field
 from generators.widths import bits_for, ceil_div
 from hw import index_shape
 from hw.block_loader import BlockLoader
-from hw.softmax import Exp2Unit, Reciprocal, adder_tree, staged_product
+from hw.softmax import Exp2Unit, RowNormaliser, adder_tree, staged_product
 
 
 class ExpKind(enum.Enum):
@@ -430,8 +430,11 @@ class AttentionEngine(wiring.Component):
 
         # -------------------------------------------------------------- PV unit
         exp_x_bits = m_bits + 1
-        exp = m.submodules.exp = Exp2Unit(x_bits=exp_x_bits, score_frac=sf, prob_frac=pf,
-                                          index_bits=p.exp_index_bits, pwl=p.pwl, pipeline=p.pipeline)
+        kb = p.exp_index_bits
+        exp = m.submodules.exp = Exp2Unit(
+            x_bits=exp_x_bits, score_frac=sf, prob_frac=pf, index_bits=kb, pipeline=p.pipeline,
+            tables=fx.pwl_coefficients(kb, pf) if p.pwl else (fx.table_entries(kb, pf),),
+            frac_bits=int(fx.exp_frac(p.pwl, pf, sf)), cap=int(fx.exp_shift_cap(pf)))
         E = exp.latency
         pv_m_new = mr.data.as_signed() if two_pass else pvh_new
         pv_m_old = mr.data.as_signed() if two_pass else pvh_old
@@ -542,86 +545,19 @@ class AttentionEngine(wiring.Component):
         assert issue + 7 + E + lat_r <= slot_len
 
         # -------------------------------------------------------------- output normaliser
-        out_stage = Signal(range(5))            # 0 read l, 1 start reciprocal, 2 wait, 3 issue, 4 drain
-        out_r = Signal(index_shape(R))
-        out_c = Signal(index_shape(D))
-        wait = Signal(range(128))
-        copies = int(fanout_copies(L, p.pipeline))
-        recip = m.submodules.recip = Reciprocal(l_bits=l_bits, recip_bits=p.recip_bits)
-        row_r = [Signal.like(recip.r, name=f"row_r{g}") for g in range(copies)]   # copy g loads at wait == g
-        row_shift = Signal(range(p.recip_bits + l_bits + 1))
-        o_valid = Signal()
-        adv = Signal()
-        m.d.comb += adv.eq(~o_valid | self.o_stream.ready)
+        norm = m.submodules.normaliser = RowNormaliser(
+            rows=R, chunks=D, lanes=L, acc_bits=a_bits, l_bits=l_bits, recip_bits=p.recip_bits,
+            out_frac=p.out_frac, out_bits=p.out_bits, pipeline=p.pipeline,
+            copies=int(fanout_copies(L, p.pipeline)))
+        assert norm.latency == int(output_latency(p.pipeline))
         outputting = Signal()
-        o_issue = Signal()
-        m.d.comb += o_issue.eq(outputting & (out_stage == 3) & adv)
-        m.d.comb += [recip.start.eq(outputting & (out_stage == 1) & adv), recip.l.eq(lr.data)]
-        m.d.comb += [lr.addr.eq(Mux(outputting, out_r, pv_r)),
-                     ar.addr.eq(a_base + Mux(outputting, out_c, tag_s.c)),
-                     ar.en.eq(~outputting | adv)]
-        issue_last = o_issue & (out_c == D - 1) & (out_r == R - 1)
-        with m.If(outputting & adv):
-            with m.Switch(out_stage):
-                with m.Case(0):
-                    m.d.sync += out_stage.eq(1)
-                with m.Case(1):
-                    m.d.sync += [out_stage.eq(2), wait.eq(recip.latency - 1 + copies - 1)]
-                with m.Case(2):
-                    for g, copy in enumerate(row_r):
-                        with m.If(wait == g):
-                            m.d.sync += copy.eq(recip.r)
-                    with m.If(wait == 0):
-                        m.d.sync += [out_stage.eq(3),
-                                     row_shift.eq(p.recip_bits + recip.n - p.out_frac - 1)]
-                    with m.Else():
-                        m.d.sync += wait.eq(wait - 1)
-                with m.Case(3):
-                    m.d.sync += out_c.eq(Mux(out_c == D - 1, 0, out_c + 1))
-                    with m.If(out_c == D - 1):
-                        m.d.sync += [out_stage.eq(Mux(out_r == R - 1, 4, 0)), a_base.eq(a_base + D),
-                                     out_r.eq(out_r + 1)]
-        # pipeline: acc read -> product -> shifted -> (narrowed) -> rounded, saturated O register
-        prod_bits = a_bits + p.recip_bits + 2
-        o_prod = [Signal(signed(prod_bits), name=f"o_prod{i}") for i in range(L)]
-        o_shift = [Signal(signed(prod_bits), name=f"o_shift{i}") for i in range(L)]
-        top = (1 << (p.out_bits - 1)) - 1
-        extra = p.pipeline >= 1
-        self_last = Signal()
-        narrow = p.out_bits + 2
-        valid, last = o_issue, issue_last
-        for stage in range(int(output_latency(p.pipeline)) - 1):
-            v_next, l_next = Signal(name=f"o_valid_s{stage}"), Signal(name=f"o_last_s{stage}")
-            with m.If(adv):
-                m.d.sync += [v_next.eq(valid), l_next.eq(last)]
-            valid, last = v_next, l_next
-        with m.If(adv):
-            m.d.sync += [o_valid.eq(valid), self_last.eq(last)]
-        for i, lane in enumerate(_lanes(ar.data, L, a_bits)):
-            if extra:
-                m.d.comb += o_prod[i].eq(staged_product(m, lane, row_r[i * copies // L], f"o_mul{i}", en=adv,
-                                                        in_reg=p.pipeline >= 2))
-            else:
-                with m.If(adv):
-                    m.d.sync += o_prod[i].eq(lane * row_r[0])
-            with m.If(adv):
-                m.d.sync += o_shift[i].eq(o_prod[i] >> row_shift)
-            if extra:
-                # narrow to the output width plus rounding and overflow bits; flag what does not fit
-                low = Signal(signed(narrow), name=f"o_low{i}")
-                high = o_shift[i][narrow - 1:]
-                over, under = Signal(name=f"o_over{i}"), Signal(name=f"o_under{i}")
-                with m.If(adv):
-                    m.d.sync += [low.eq(o_shift[i][:narrow]), over.eq(~high[-1] & high.any()),
-                                 under.eq(high[-1] & ~high.all())]
-                rounded = (low + 1) >> 1
-            else:
-                over = under = 0
-                rounded = (o_shift[i] + 1) >> 1
-            with m.If(adv):
-                m.d.sync += self.o_stream.payload[i].eq(
-                    Mux(over | (rounded > top), top, Mux(under | (rounded < -top - 1), -top - 1, rounded)))
-        m.d.comb += self.o_stream.valid.eq(o_valid)
+        wiring.connect(m, norm.o, wiring.flipped(self.o_stream))
+        m.d.comb += [
+            norm.active.eq(outputting), norm.l_data.eq(lr.data), norm.acc_data.eq(ar.data),
+            lr.addr.eq(Mux(outputting, norm.l_addr, pv_r)),
+            ar.addr.eq(Mux(outputting, norm.acc_addr, a_base + tag_s.c)),
+            ar.en.eq(~outputting | norm.acc_en),
+        ]
 
         # -------------------------------------------------------------- run FSM
         with m.FSM():
@@ -633,13 +569,13 @@ class AttentionEngine(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~in_slot):
                     with m.If(slots_done):
-                        m.d.sync += [out_stage.eq(0), out_r.eq(0), out_c.eq(0), a_base.eq(0)]
+                        m.d.comb += norm.start.eq(1)
                         m.next = "OUT"
                     with m.Elif((qk_pend | pv_want) & qk_ok & pv_ok):
                         m.d.sync += [in_slot.eq(1), tau.eq(0), qk_on.eq(qk_pend), pv_on.eq(pv_want)]
             with m.State("OUT"):
                 m.d.comb += [self.busy.eq(1), outputting.eq(1)]
-                m.d.comb += self.done.eq(o_valid & self.o_stream.ready & self_last)
+                m.d.comb += self.done.eq(self.o_stream.valid & self.o_stream.ready & norm.last)
                 with m.If(self.done):
                     with m.If(accept):
                         begin_run()
@@ -654,7 +590,7 @@ def build(params: AttentionParams) -> AttentionEngine:
 
 
 # ---------------------------------------------------------------------- host-side packing
-def _check(params: AttentionParams, name: str, x: np.ndarray, rows: int | None, bits: int) -> np.ndarray:
+def _checked_codes(params: AttentionParams, name: str, x: np.ndarray, rows: int | None, bits: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != params.head_dim or (rows is not None and x.shape[0] != rows):
         want = f"{rows if rows is not None else 'n'} x {params.head_dim}"
@@ -672,15 +608,15 @@ def pack_rows(params: AttentionParams, x: np.ndarray, bits: int) -> list[int]:
 
 
 def pack_q(params: AttentionParams, q: np.ndarray) -> list[int]:
-    return pack_rows(params, _check(params, "Q", q, params.q_rows, params.q_bits), params.q_bits)
+    return pack_rows(params, _checked_codes(params, "Q", q, params.q_rows, params.q_bits), params.q_bits)
 
 
 def pack_k(params: AttentionParams, k: np.ndarray) -> list[int]:
-    return pack_rows(params, _check(params, "K", k, None, params.k_bits), params.k_bits)
+    return pack_rows(params, _checked_codes(params, "K", k, None, params.k_bits), params.k_bits)
 
 
 def pack_v(params: AttentionParams, v: np.ndarray) -> list[int]:
-    return pack_rows(params, _check(params, "V", v, None, params.v_bits), params.v_bits)
+    return pack_rows(params, _checked_codes(params, "V", v, None, params.v_bits), params.v_bits)
 
 
 def unpack_o(params: AttentionParams, beats: list[int]) -> np.ndarray:
@@ -701,4 +637,4 @@ def scale_code(params: AttentionParams, factor: float) -> int:
 
 
 __all__ = ["AttentionParams", "AttentionEngine", "ExpKind", "Rescale", "Softmax", "build", "pack_q",
-           "pack_k", "pack_v", "unpack_o", "scale_code", "ceil_div"]
+           "pack_k", "pack_v", "unpack_o", "scale_code"]

@@ -112,10 +112,6 @@ def table_entries(index_bits: int, prob_frac: int) -> tuple[int, ...]:
     return (1 << cf,) + tuple(round(2 ** ((k + 0.5) / entries) * 2 ** cf) for k in range(1, entries))
 
 
-def coefficient_bits(values) -> int:
-    return max(1, max(int(v) for v in values).bit_length())
-
-
 def float_exp2_error(index_bits: int, pwl: bool) -> float:
     """Relative error bound of the fraction approximation alone, before any rounding.
 

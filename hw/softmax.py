@@ -1,17 +1,18 @@
-"""Fixed-point softmax units: a pipelined exp2, a normalised reciprocal, a pipelined adder tree.
+"""Fixed-point softmax units: a pipelined exp2, a normalised reciprocal, the row normaliser,
+a pipelined adder tree and staged products.
 
-All three have a fixed latency (a Python property), so the engine that uses
-them can schedule around them and its cycle count stays a closed form.
-Arithmetic follows :mod:`generators.fixed_softmax` exactly.
+Each has a fixed latency (a Python property), so the engine that uses them
+can schedule around them and its cycle count stays a closed form. The
+number formats and tables come from the family (the attention engine's are
+in :mod:`generators.fixed_softmax`); these blocks only implement them.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from generators import fixed_softmax as fx
 from hw import index_shape
 
 
@@ -23,13 +24,15 @@ class Exp2Unit(wiring.Component):
     shift right by the constant part plus ``-u``; round half up.
     ``pipeline >= 1`` registers the PWL product before the add;
     ``pipeline >= 2`` splits the barrel shifter into two registered halves.
+    ``tables`` are ``(A, B)`` chord coefficients (PWL) or ``(T,)`` (table), with
+    ``frac_bits`` fraction bits in ``2^v``; ``cap`` is the largest shift applied.
     """
 
-    def __init__(self, *, x_bits: int, score_frac: int, prob_frac: int, index_bits: int, pwl: bool,
-                 pipeline: int):
-        self.sf, self.pf, self.kb, self.pwl, self.pipeline = score_frac, prob_frac, index_bits, pwl, pipeline
-        self.frac_bits = int(fx.exp_frac(pwl, prob_frac, score_frac))
-        self.cap = int(fx.exp_shift_cap(prob_frac))
+    def __init__(self, *, x_bits: int, score_frac: int, prob_frac: int, index_bits: int,
+                 tables: tuple[tuple[int, ...], ...], frac_bits: int, cap: int, pipeline: int):
+        self.sf, self.pf, self.kb, self.pipeline = score_frac, prob_frac, index_bits, pipeline
+        self.pwl = len(tables) == 2
+        self.tables, self.frac_bits, self.cap = tables, frac_bits, cap
         super().__init__({"x": In(signed(x_bits)), "p": Out(unsigned(prob_frac + 1))})
 
     @property
@@ -53,14 +56,13 @@ class Exp2Unit(wiring.Component):
         # 2: coefficient ROM
         def rom(values):          # at least two rows: a one-row memory has a zero-bit address
             values = tuple(values) * (2 if len(values) == 1 else 1)
-            return Memory(shape=unsigned(fx.coefficient_bits(values)), depth=len(values), init=values)
+            return Memory(shape=unsigned(max(1, max(values).bit_length())), depth=len(values), init=values)
 
         if self.pwl:
-            a, b = fx.pwl_coefficients(kb, self.pf)
-            rom_a, rom_b = m.submodules.rom_a, m.submodules.rom_b = rom(a), rom(b)
+            rom_a, rom_b = m.submodules.rom_a, m.submodules.rom_b = rom(self.tables[0]), rom(self.tables[1])
             ports = [rom_a.read_port(), rom_b.read_port()]
         else:
-            table = m.submodules.rom = rom(fx.table_entries(kb, self.pf))
+            table = m.submodules.rom = rom(self.tables[0])
             ports = [table.read_port()]
         for port in ports:
             m.d.comb += port.addr.eq(k)
@@ -193,3 +195,119 @@ def staged_product(m: Module, a, b, name: str, *, en=None, split: int = 17, in_r
         with m.If(en):
             m.d.sync += steps
     return out
+
+
+class RowNormaliser(wiring.Component):
+    """Streams ``rows x chunks`` accumulator words out as ``acc / l``, one row reciprocal each.
+
+    ``start`` begins a pass over rows ``0 .. rows-1``: per row, read ``l``, form
+    the reciprocal (:class:`Reciprocal`), load ``copies`` copies of it (one per
+    cycle, so no register drives more than a few multipliers), then issue the
+    row's ``chunks`` accumulator words through ``acc * r`` (one step, or a
+    staged product when pipelined), the shift by ``recip_bits + n - out_frac``,
+    round half up and saturation to ``out_bits``. The caller's memories answer
+    ``l_addr``/``acc_addr`` one cycle later (``acc_en`` holds the read while the
+    output stalls); everything advances only when the output can take a beat.
+    ``last`` marks the pass's final beat.
+    """
+
+    def __init__(self, *, rows: int, chunks: int, lanes: int, acc_bits: int, l_bits: int, recip_bits: int,
+                 out_frac: int, out_bits: int, pipeline: int, copies: int):
+        self.rows, self.chunks, self.lanes = rows, chunks, lanes
+        self.acc_bits, self.l_bits, self.recip_bits = acc_bits, l_bits, recip_bits
+        self.out_frac, self.out_bits, self.pipeline, self.copies = out_frac, out_bits, pipeline, copies
+        super().__init__({
+            "start": In(1), "active": In(1),
+            "l_addr": Out(index_shape(rows)), "l_data": In(unsigned(l_bits)),
+            "acc_addr": Out(index_shape(rows * chunks)), "acc_en": Out(1),
+            "acc_data": In(unsigned(lanes * acc_bits)),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(out_bits), lanes))),
+            "last": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Stages from issuing an accumulator read to the O register."""
+        return 4 + 2 * (self.pipeline >= 1) + (self.pipeline >= 2)
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, chunks, lanes = self.rows, self.chunks, self.lanes
+        m.submodules.recip = recip = Reciprocal(l_bits=self.l_bits, recip_bits=self.recip_bits)
+        stage = Signal(range(5))            # 0 read l, 1 start reciprocal, 2 wait, 3 issue, 4 drained
+        row = Signal(index_shape(rows))
+        chunk = Signal(index_shape(chunks))
+        base = Signal(index_shape(rows * chunks))
+        wait = Signal(range(recip.latency + self.copies + 1))
+        factor = [Signal.like(recip.r, name=f"row_r{g}") for g in range(self.copies)]   # copy g at wait == g
+        shift = Signal(range(self.recip_bits + self.l_bits + 1))
+        adv = Signal()
+        issue = Signal()
+        m.d.comb += [
+            adv.eq(~self.o.valid | self.o.ready),
+            issue.eq(self.active & (stage == 3) & adv),
+            recip.start.eq(self.active & (stage == 1) & adv), recip.l.eq(self.l_data),
+            self.l_addr.eq(row), self.acc_addr.eq(base + chunk), self.acc_en.eq(adv),
+        ]
+        with m.If(self.start):
+            m.d.sync += [stage.eq(0), row.eq(0), chunk.eq(0), base.eq(0)]
+        with m.Elif(self.active & adv):
+            with m.Switch(stage):
+                with m.Case(0):
+                    m.d.sync += stage.eq(1)
+                with m.Case(1):
+                    m.d.sync += [stage.eq(2), wait.eq(recip.latency - 1 + self.copies - 1)]
+                with m.Case(2):
+                    for g, copy in enumerate(factor):
+                        with m.If(wait == g):
+                            m.d.sync += copy.eq(recip.r)
+                    with m.If(wait == 0):
+                        m.d.sync += [stage.eq(3), shift.eq(self.recip_bits + recip.n - self.out_frac - 1)]
+                    with m.Else():
+                        m.d.sync += wait.eq(wait - 1)
+                with m.Case(3):
+                    m.d.sync += chunk.eq(Mux(chunk == chunks - 1, 0, chunk + 1))
+                    with m.If(chunk == chunks - 1):
+                        m.d.sync += [stage.eq(Mux(row == rows - 1, 4, 0)), base.eq(base + chunks),
+                                     row.eq(row + 1)]
+        # valid and last travel with the data, advancing only when the output can move
+        valid, last = issue, issue & (chunk == chunks - 1) & (row == rows - 1)
+        for s in range(self.latency - 1):
+            v_next, l_next = Signal(name=f"valid_s{s}"), Signal(name=f"last_s{s}")
+            with m.If(adv):
+                m.d.sync += [v_next.eq(valid), l_next.eq(last)]
+            valid, last = v_next, l_next
+        with m.If(adv):
+            m.d.sync += [self.o.valid.eq(valid), self.last.eq(last)]
+        piped = self.pipeline >= 1
+        prod_bits = self.acc_bits + self.recip_bits + 2
+        narrow = self.out_bits + 2
+        top = (1 << (self.out_bits - 1)) - 1
+        for i in range(lanes):
+            lane = self.acc_data[i * self.acc_bits:(i + 1) * self.acc_bits].as_signed()
+            prod = Signal(signed(prod_bits), name=f"prod{i}")
+            shifted = Signal(signed(prod_bits), name=f"shifted{i}")
+            if piped:
+                m.d.comb += prod.eq(staged_product(m, lane, factor[i * self.copies // lanes], f"mul{i}",
+                                                   en=adv, in_reg=self.pipeline >= 2))
+            else:
+                with m.If(adv):
+                    m.d.sync += prod.eq(lane * factor[0])
+            with m.If(adv):
+                m.d.sync += shifted.eq(prod >> shift)
+            if piped:
+                # narrow to the output width plus rounding and overflow bits; flag what does not fit
+                low = Signal(signed(narrow), name=f"low{i}")
+                high = shifted[narrow - 1:]
+                over, under = Signal(name=f"over{i}"), Signal(name=f"under{i}")
+                with m.If(adv):
+                    m.d.sync += [low.eq(shifted[:narrow]), over.eq(~high[-1] & high.any()),
+                                 under.eq(high[-1] & ~high.all())]
+                rounded = (low + 1) >> 1
+            else:
+                over = under = 0
+                rounded = (shifted + 1) >> 1
+            with m.If(adv):
+                m.d.sync += self.o.payload[i].eq(
+                    Mux(over | (rounded > top), top, Mux(under | (rounded < -top - 1), -top - 1, rounded)))
+        return m
