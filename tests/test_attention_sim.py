@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from dse.families import get_family
-from dse.verify import verify
 from generators.attention import AttentionParams as A
+from tests.regression import check_regression
 
 CONFIGS = [
     A(q_rows=1, head_dim=16, lanes=4, kv_block=8, max_seq_len=64),                        # decode
@@ -41,11 +40,5 @@ def config_id(p: A) -> str:
 @pytest.mark.sim
 @pytest.mark.parametrize("params", CONFIGS, ids=config_id)
 def test_attention_regression(params, tmp_path):
-    result = verify(get_family("attention"), params, seed=5, run_dir=tmp_path)
-    assert result.sim.passed, result.sim.summary()
-    assert result.sim.tests == len(EXPECTED_TESTS)
-    assert {c.test for c in result.checks} == EXPECTED_TESTS
-    bad = [c.to_dict() for c in result.checks if not c.ok]
-    assert not bad, f"cycles differ from the model: {bad}"
-    assert any(c.figure == "first_start_to_last_o" and c.exact for c in result.checks)
-    assert sum(c.exact for c in result.checks) >= 20
+    check_regression(params, tmp_path, seed=5, expected_tests=EXPECTED_TESTS,
+                     whole_figure="first_start_to_last_o", min_exact=20)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from dse.families import get_family
-from dse.verify import verify
 from generators.lut_mpgemm import LutMpGemmParams as L
 from generators.mac_mpgemm import MacMpGemmParams as M
+from tests.regression import check_regression
 
 LUT_CONFIGS = [
     L(m_tile=2, n_tile=3, g=4, w_bits=2, weight_format="uint", symmetric=True, k_max=16),
@@ -51,11 +50,5 @@ def config_id(p) -> str:
 @pytest.mark.sim
 @pytest.mark.parametrize("params", LUT_CONFIGS + MAC_CONFIGS, ids=config_id)
 def test_mpgemm_regression(params, tmp_path):
-    result = verify(get_family(params.family), params, seed=11, run_dir=tmp_path)
-    assert result.sim.passed, result.sim.summary()
-    assert result.sim.tests == len(EXPECTED_TESTS)
-    assert {c.test for c in result.checks} == EXPECTED_TESTS
-    bad = [c.to_dict() for c in result.checks if not c.ok]
-    assert not bad, f"cycles differ from the model: {bad}"
-    assert any(c.figure == "first_start_to_last_y" and c.exact for c in result.checks)
-    assert sum(c.exact for c in result.checks) >= 10
+    check_regression(params, tmp_path, seed=11, expected_tests=EXPECTED_TESTS,
+                     whole_figure="first_start_to_last_y", min_exact=10)

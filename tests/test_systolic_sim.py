@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from dse.families import get_family
-from dse.verify import verify
 from generators.systolic import SystolicParams
+from tests.regression import check_regression
 
 S = SystolicParams
 CONFIGS = [
@@ -44,15 +43,8 @@ def _config_id(p: SystolicParams) -> str:
 
 
 def _check(params: SystolicParams, tmp_path) -> None:
-    result = verify(get_family("systolic"), params, seed=7, run_dir=tmp_path)
-    assert result.sim.passed, result.sim.summary()
-    assert result.sim.tests == len(EXPECTED_TESTS)
-    assert {c.test for c in result.checks} == EXPECTED_TESTS
-    bad = [c.to_dict() for c in result.checks if not c.ok]
-    assert not bad, f"cycles differ from the model: {bad}"
-    exact = [c for c in result.checks if c.exact]
-    assert any(c.figure == "first_start_to_last_c" for c in exact)
-    assert all(c.measured >= c.model for c in result.checks if not c.exact)
+    check_regression(params, tmp_path, seed=7, expected_tests=EXPECTED_TESTS,
+                     whole_figure="first_start_to_last_c")
 
 
 @pytest.mark.sim
