@@ -138,21 +138,21 @@ def memories(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndar
     }
 
 
-def buffer_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def buffer_bits(c: Mapping[str, np.ndarray], mems=None) -> dict[str, np.ndarray]:
     """On-chip bits: data buffers and state (``buffers``), exp coefficients (``rom``)."""
-    mems = memories(c)
+    mems = memories(c) if mems is None else mems
     data = sum(w * d for name, (w, d) in mems.items() if name != "exp_rom")
     w, d = mems["exp_rom"]
     return {"buffers": data, "rom": w * d, "n_dependent": np.where(c["two_pass"], mems["s_buf"][0]
                                                                      * mems["s_buf"][1], 0)}
 
 
-def block_rams(c: Mapping[str, np.ndarray], tech: str) -> np.ndarray:
+def block_rams(c: Mapping[str, np.ndarray], tech: str, mems=None) -> np.ndarray:
     """Block RAM primitives: each memory deeper than ``LUTRAM_MAX_ROWS`` in its cheapest aspect ratio."""
     if tech not in EBR_ASPECTS:
         return np.zeros(np.shape(c["q_rows"]), dtype=np.int64)
     total = 0
-    for name, (w, d) in memories(c).items():
+    for name, (w, d) in (memories(c) if mems is None else mems).items():
         best = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in EBR_ASPECTS[tech]])
         total = total + np.where(d > LUTRAM_MAX_ROWS, best, 0)
     return total
@@ -250,7 +250,7 @@ def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
-             ram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+             ram_bits: np.ndarray, sram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     lanes, acc = c["lanes"], c["acc_bits"]
     prods = products(c)
     soft = sum(n * a * b * ~on_dsp[k] for k, (n, a, b) in prods.items())
@@ -272,7 +272,7 @@ def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
         "period_ns": {"const": one, "acc_bit": acc, "lanes_log": bits_for(lanes),
                       "soft_mult": np.log2(np.maximum(soft, 1)), "pipeline": c["pipeline"]},
         "cmos": {"const": one, "reg": pipe + counters, "mult": sum(n * a * b for n, a, b in prods.values()),
-                 "adder": adders, "shifter": shifters, "sram_bits": buffer_bits(c)["buffers"]},
+                 "adder": adders, "shifter": shifters, "sram_bits": sram_bits},
     }
 
 
@@ -288,10 +288,11 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
               for k, (n, a, b) in prods.items()}
     dsp = sum(np.where(on_dsp[k], n * target.dsps_per_product(a, b), 0) for k, (n, a, b) in prods.items()) \
         if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
-    brams = block_rams(c, target.tech) if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
     mems = memories(c)
+    bufs = buffer_bits(c, mems)
+    brams = block_rams(c, target.tech, mems) if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
     ram_bits = sum(w * d * (d <= LUTRAM_MAX_ROWS) for w, d in mems.values())
-    feats = features(c, on_dsp, ram_bits)
+    feats = features(c, on_dsp, ram_bits, bufs["buffers"])
     counts = op_cycles(c, op)
     # the op must fit the engine: head_dim zero-padded up, keys within max_seq_len
     valid = c["valid"] & (op.head_dim <= c["head_dim"]) & (op.n_kv <= c["max_seq_len"])
@@ -304,7 +305,6 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
                  + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]) * e["j_per_sram_bit"])
     traffic = (counts["runs"] * c["q_rows"] * c["head_dim"] * (c["q_bits"] + c["out_bits"])
                + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]))
-    bufs = buffer_bits(c)
     return price(ops=op.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
                  bram=brams, area=weighted(cmos.transistors, feats["cmos"]),
