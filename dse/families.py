@@ -102,6 +102,10 @@ def _attention_pins(workload) -> dict[str, Any]:
     op = workload.attention[0][0]
     if not 8 <= op.head_dim <= 256:
         raise ValueError(f"the attention engine takes head_dim 8..256; workload {workload.name} has {op.head_dim}")
+    longest = attention_gen.AttentionParams.field_info("max_seq_len").spec.range.hi
+    if op.n_kv > longest:
+        raise ValueError(f"the attention engine takes contexts of 1..{longest} keys (max_seq_len); "
+                         f"workload {workload.name} has {op.n_kv}")
     bits = min(16, max(4, workload.act_bits))
     return {"head_dim": op.head_dim, "max_seq_len": 1 << max(op.n_kv - 1, 1).bit_length(),
             "causal": op.causal and op.n_q > 1, "q_bits": bits, "k_bits": bits, "v_bits": bits}

@@ -300,3 +300,9 @@ def test_attention_family_explores_the_attention_ops(tmp_path):
     assert len(frame) == 60 and frame["feasible"].any()
     assert not frame[(128 % frame["lanes"]) != 0]["feasible"].any()
     assert len(pd.read_csv(out / "pareto.csv")) > 0
+    long = tmp_path / "long.toml"
+    long.write_text('model = "llama2-7b"\nphase = "decode"\nbatch = 1\nseq_len = 40000\n')
+    bad = _cli("explore", "--family", "attention", "--workload", str(long), "--trials", "5",
+               "--out", str(tmp_path / "never"))
+    assert bad.returncode == 2 and "contexts of 1..16384 keys (max_seq_len)" in bad.stderr
+    assert "40000" in bad.stderr and not (tmp_path / "never").exists()
