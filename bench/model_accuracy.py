@@ -1,12 +1,13 @@
 """Cost model vs synthesis on the designs calibration held out.
 
-Usage: python bench/model_accuracy.py [--target ecp5-85k] [--samples 40] [--seed 0] [--png FILE]
+Usage: python bench/model_accuracy.py [--target ecp5-85k] [--samples 40] [--seed 0] [--all] [--png FILE]
 
 Samples designs exactly as `accelforge calibrate` does (same seed, same
 held-out split), synthesizes them through the flow cache (instant when
 calibration already ran), prices them with the committed coefficients and
 prints predicted against measured, with the mean absolute percentage error
-per figure; a scatter plot goes to --png.
+per figure; a scatter plot goes to --png. With a seed other than the
+calibration's, ``--all`` prices every sampled design: none of them was fitted.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from cost_models.targets import get_target
 from dse.families import get_family
-from flows.calibrate import sample_points, split, synthesize_all
+from flows.calibrate import calibration_sample, split, synthesize_all
 from flows.synth import get_synth_target
 from verif.runner import cache_root
 
@@ -33,14 +34,16 @@ def main() -> None:
     parser.add_argument("--target", default="ecp5-85k")
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all", action="store_true", help="every sampled design, not the held-out split")
     parser.add_argument("--png", default="out/bench/model_accuracy_{target}.png")
     args = parser.parse_args()
     family = get_family(args.family)
     cal = family.calibration
     synth_target = get_synth_target(args.target)
-    points = sample_points(cal.params, cal.box, args.samples, args.seed)
-    _, held_out = split(len(points), args.seed)
-    points = [points[i] for i in held_out]
+    points = calibration_sample(cal, args.target, args.samples, args.seed)
+    if not args.all:
+        _, held_out = split(len(points), args.seed)
+        points = [points[i] for i in held_out]
     measured = synthesize_all(points, cal.build, args.target, jobs=os.cpu_count() or 1,
                               cache_root=cache_root())
     predicted = family.estimate(points, family.default_op(points[0]), get_target(synth_target.model_target))
@@ -54,7 +57,8 @@ def main() -> None:
         rows.append(row)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    print(f"{family.name} on {args.target}: {len(points)} held-out designs (seed {args.seed})")
+    which = "sampled" if args.all else "held-out"
+    print(f"{family.name} on {args.target}: {len(points)} {which} designs (seed {args.seed})")
     print(table.round(1).to_string(index=False))
     figs = [f for f in FIGURES if f"{f}_meas" in table]
     for fig in figs:

@@ -158,7 +158,8 @@ CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_max": (4, 1024)}
 """Where calibration samples designs: capped so each synthesizes in about a minute on one core."""
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+def calibration_features(points: Points, dsp_rule: tuple[int, int],
+                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
     return features(prepare(points))
 
 

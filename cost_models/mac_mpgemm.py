@@ -99,7 +99,8 @@ def model_info() -> dict[str, object]:
 CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 16), "k_lanes": (1, 8), "k_max": (4, 1024)}
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+def calibration_features(points: Points, dsp_rule: tuple[int, int],
+                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
     return features(c, on_hard_multiplier(c["a_bits"], c["w_bits"] + 1, dsp_rule))
 

@@ -74,7 +74,24 @@ def gemm_cycles(rows, cols, ws, k_max, m, n, k):
     return tiles * per_tile + rows
 
 
-def features(col: Mapping[str, np.ndarray], on_dsp, *,
+def mux_luts(ways, lut_inputs: int):
+    """LUTs of one ``ways``:1 multiplexer bit built as a tree of ``lut_inputs``-input LUTs.
+
+    A k-input LUT selects among m inputs when m + log2(m) <= k (4 for LUT6, 2 for
+    LUT4, a 2:1 gate otherwise), so a LUT4 tree costs ``ways - 1`` and a LUT6 tree
+    about a third of that; synthesis maps the ws row accumulator's read port so.
+    """
+    per_lut = 4 if lut_inputs >= 6 else 2
+    level = np.asarray(ways, dtype=np.int64)
+    total = np.zeros(level.shape, dtype=np.int64)
+    while np.any(level > 1):
+        full, rest = np.divmod(level, per_lut)
+        total += full + (rest > 1)          # a lone leftover input passes up without a LUT
+        level = np.where(level > 1, full + (rest > 0), 1)
+    return total
+
+
+def features(col: Mapping[str, np.ndarray], on_dsp, lut_inputs: int = 4, *,
              reduce_widths: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
 
@@ -111,10 +128,14 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
                 + bits_for(k_max + 1) + bits_for(r + 1) + 2 * index + 1
                 + bits_for(np.maximum(gap, r + c - 1) + 1) + bits_for(np.where(gap > 0, 6, 5)))
     other = np.where(ws, ws_other, os_other)
-    drain_mux = pes * acc                                   # output bank: load or shift
-    read_mux = np.where(ws, c * acc * (r - 1), 0)           # ws row accumulator: rows:1 select
+    # output bank: rows 0..R-2 load or shift (a LUT per bit); the last row only loads, which
+    # its flip-flops' clock enable does
+    drain_mux = (r - 1) * c * acc
+    read_mux = np.where(ws, c * acc * mux_luts(r, lut_inputs), 0)   # ws row accumulator read port
     feed_gates = a * r + np.where(ws, 0, w * c)             # operands gated to zero when idle
-    mux = drain_mux + read_mux + feed_gates
+    # gate-level 2:1 multiplexers for the CMOS count: every bank bit loads, every rows:1 read
+    # port is rows - 1 of them
+    mux = pes * acc + np.where(ws, c * acc * (r - 1), 0) + feed_gates
     one = np.ones_like(pes)
     soft_levels = np.ceil(np.log2(np.maximum(np.minimum(a, w), 2)))
     return {
@@ -122,7 +143,11 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
                 # a ws partial sum (psum_in + a*w) is the DSP post-adder's own pattern; an os
                 # accumulator with its clear and enable often stays in fabric
                 "acc_adder_dsp_os": pe_acc * on_dsp * ~ws, "acc_adder_dsp_ws": pe_acc * on_dsp * ws,
-                "soft_mult": pes * a * w * soft, "drain_mux": drain_mux, "read_mux": read_mux,
+                # a fabric product is an array multiplier of (min-1) x max adder bits; os sign-extends
+                # signed products to the accumulator width, one more adder row
+                "soft_mult": pes * (np.minimum(a, w) - 1) * np.maximum(a, w) * soft,
+                "soft_signed_os": pes * acc * col["signed"] * ~ws * soft,
+                "drain_mux": drain_mux, "read_mux": read_mux,
                 "feed_gates": feed_gates, "bank_adder": np.where(ws, c * acc, 0)},
         "ff": {"const": one, "pe_acc_soft": pe_acc * soft, "pe_acc_dsp": pe_acc * on_dsp,
                "pe_pass_soft": pe_pass * soft, "pe_pass_dsp": pe_pass * on_dsp, "other": other},
@@ -134,7 +159,7 @@ def features(col: Mapping[str, np.ndarray], on_dsp, *,
 
 
 def prepare(points: Points) -> dict[str, np.ndarray]:
-    """Columns with the derived fields the model needs (``acc``, ``ws``)."""
+    """Columns with the derived fields the model needs (``acc``, ``ws``, ``signed``)."""
     col = _columns(points)
     out = {k: col[k].astype(np.int64) for k in ("rows", "cols", "a_bits", "w_bits", "k_max")}
     signed = col["signed"].astype(bool)
@@ -142,6 +167,7 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     out["acc"] = np.where(given > 0, given, full_precision_acc_bits(out["a_bits"], out["w_bits"],
                                                                    out["k_max"], signed))
     out["ws"] = np.asarray(col["dataflow"] == WS_CODE)
+    out["signed"] = signed
     return out
 
 
@@ -168,7 +194,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     fpga = target.kind is TargetKind.FPGA
     on_dsp = (on_hard_multiplier(a_bits, w_bits, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
               else np.zeros(np.shape(a_bits), dtype=bool))
-    feats = features(col, on_dsp)
+    feats = features(col, on_dsp, target.lut_inputs)
     pes = rows * cols
     if fpga:
         dsp = np.where(on_dsp, pes * target.dsps_per_product(a_bits, w_bits), 0)
@@ -215,10 +241,12 @@ CALIBRATION_BOX = {"rows": (1, 10), "cols": (1, 10), "k_max": (4, 1024)}
 well under a minute on one core. The structural features extrapolate beyond the box."""
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
-    """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min product bits)."""
+def calibration_features(points: Points, dsp_rule: tuple[int, int],
+                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+    """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min
+    product bits) and multiplexers built of ``lut_inputs``-input LUTs."""
     col = prepare(points)
-    return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule))
+    return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule), lut_inputs)
 
 
 def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

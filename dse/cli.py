@@ -190,6 +190,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     family = get_family(args.family)
     params = _params(family, args.set)
     target = get_synth_target(args.target)
+    if args.breakdown and target.flow == "generic":
+        raise UsageError("--breakdown needs an FPGA target (ecp5-*, xilinx-*): the generic flow has no LUTs")
     if not 1.0 <= args.timeout <= 86400.0:
         raise UsageError(f"--timeout must be a number of seconds in 1..86400, not {args.timeout:g}")
     artifact = render(params, family.build)
@@ -211,6 +213,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
                 "target": target.name, "figures": pairs, "met_timing": result.met_timing,
                 "clock_mhz": result.clock_mhz, "measured": result.to_dict(),
                 "model": family.model_info()}
+    if args.breakdown:
+        from flows.netlist import breakdown_of
+        try:
+            document["lut_breakdown"] = breakdown_of(Path(result.log).parent, artifact.top, target.flow)
+        except FlowError as exc:
+            print(f"accelforge: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     if args.json:
         _print_json(document)
     else:
@@ -223,6 +232,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
             print(f"  {key:<18} {m_text:>12} {p:>12.1f}")
         if result.met_timing is not None:
             print(f"  met_timing         {result.met_timing}")
+        if args.breakdown:
+            blocks = document["lut_breakdown"]
+            print(f"LUTs of the mapped netlist by the block they feed ({sum(blocks.values())} in all):")
+            for block, luts in blocks.items():
+                print(f"  {block:<30} {luts:>8}")
     return 0
 
 
@@ -410,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ecp5-25k, ecp5-85k, xilinx-7, xilinx-us or generic")
     p.add_argument("--clock-mhz", type=float, help="clock constraint (ECP5 flows; default 100)")
     p.add_argument("--timeout", type=float, default=1800.0, help="time limit per tool call, s")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also list the mapped netlist's LUTs by the block whose registers they feed")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("calibrate", help="fit the cost model's coefficients to synthesis")

@@ -33,8 +33,34 @@ from generators.params import Params
 
 
 def sample_points(params_cls: type[Params], box: Mapping[str, tuple[int, int]], n: int,
-                  seed: int) -> list[Params]:
-    """``n`` distinct random points of the searchable fields, inside ``box``."""
+                  seed: int, strata: Callable[[list[Params]], np.ndarray] | None = None) -> list[Params]:
+    """``n`` distinct random points of the searchable fields, inside ``box``.
+
+    ``strata`` labels points by the regime synthesis maps them in (e.g. products on DSPs
+    or in fabric); when it finds more than one, the regimes share the sample equally (in
+    draw order, a scarce regime's shortfall filled from the others), so that a regime
+    uniform sampling makes rare still gets enough designs to fit its own terms. With a
+    single regime the sample is the first ``n`` distinct draws.
+    """
+    pool = _draw(params_cls, box, n if strata is None else 50 * n, seed)
+    if strata is None or len(pool) <= n:
+        return pool[:n]
+    labels = np.asarray(strata(pool))
+    groups = [[p for p, label in zip(pool, labels, strict=True) if label == value]
+              for value in dict.fromkeys(labels.tolist())]
+    if len(groups) == 1:
+        return pool[:n]
+    chosen: list[Params] = []
+    while len(chosen) < n:                  # round-robin over the regimes, in draw order
+        for group in groups:
+            if group and len(chosen) < n:
+                chosen.append(group.pop(0))
+    order = {p.digest(): i for i, p in enumerate(pool)}
+    return sorted(chosen, key=lambda p: order[p.digest()])
+
+
+def _draw(params_cls: type[Params], box: Mapping[str, tuple[int, int]], n: int, seed: int) -> list[Params]:
+    """Up to ``n`` distinct valid points, in the order the seeded generator draws them."""
     rng = np.random.default_rng(seed)
     points: dict[str, Params] = {}
     for _ in range(50 * n):
@@ -138,8 +164,27 @@ class Calibratable:
     params: type[Params]
     build: Callable
     box: Mapping[str, tuple[int, int]]
-    features: Callable[[Sequence[Params], tuple[int, int]], dict[str, dict[str, np.ndarray]]]
+    # (points, DSP rule, LUT inputs of the target) -> feature tables
+    features: Callable[[Sequence[Params], tuple[int, int], int], dict[str, dict[str, np.ndarray]]]
     multipliers: Callable[[Sequence[Params]], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: int) -> list[Params]:
+    """The designs calibration synthesizes for ``target_name``: stratified by where the
+    committed DSP rule of the target's technology puts their multipliers (DSP or fabric),
+    so both regimes are fitted; the generic flow has one regime."""
+    synth_target = get_synth_target(target_name)
+    if synth_target.flow == "generic":
+        return sample_points(fam.params, fam.box, samples, seed)
+    tech = get_target(synth_target.model_target).tech
+    committed = coeff_store.coefficients(fam.family, tech, coeff_store.FabricCoefficients)
+    rule = (committed.dsp_min_bits, committed.dsp_min_product_bits)
+
+    def on_dsp(points: list[Params]) -> np.ndarray:
+        mults, a_bits, w_bits = fam.multipliers(points)
+        return (np.asarray(mults) > 0) & on_hard_multiplier(a_bits, w_bits, rule)
+
+    return sample_points(fam.params, fam.box, samples, seed, strata=on_dsp)
 
 
 def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 0, jobs: int | None = None,
@@ -150,7 +195,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     synth_target = get_synth_target(target_name)
     model_target = get_target(synth_target.model_target)
     tech = "cmos" if synth_target.flow == "generic" else model_target.tech
-    points = sample_points(fam.params, fam.box, samples, seed)
+    points = calibration_sample(fam, target_name, samples, seed)
     results = synthesize_all(points, fam.build, target_name, jobs=jobs or os.cpu_count() or 1,
                              cache_root=cache_root, progress=progress)
     train_idx, test_idx = split(len(points), seed, holdout)
@@ -176,7 +221,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         measured["dsp"], measured["bram"] = dsp, bram
         report.coefficients["dsp_min_bits"], report.coefficients["dsp_min_product_bits"] = rule
     report.dsp_rule = rule
-    feats_all = fam.features(points, rule)
+    feats_all = fam.features(points, rule, model_target.lut_inputs)
     group_of = {"transistors": "cmos"}
     predictions: dict[str, np.ndarray] = {}
     for table, attr in figures.items():

@@ -23,6 +23,9 @@ Flows:
   resources only (no place and route, so no Fmax).
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
   ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
+
+Both FPGA flows keep the mapped netlist (``netlist.json``) beside the result,
+so :mod:`flows.netlist` can say which block each LUT serves.
 """
 from __future__ import annotations
 
@@ -132,7 +135,8 @@ class SynthJob:
                 "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6\n"
                 "xilinx_dffopt\n"
                 "opt_lut_ins -tech xilinx\n"
-                f"synth_xilinx -top {top} -family {family} -run finalize:check\n") + _STAT
+                f"synth_xilinx -top {top} -family {family} -run finalize:check\n") + _STAT + (
+                f"select {top}\nwrite_json -selected netlist.json\n")   # for flows.netlist
         return read + f"synth -top {top} -flatten\ndffunmap\nabc -g cmos\nopt -fast\n" + _STAT_CMOS
 
     @property

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cost_models.systolic as model
+from flows.netlist import breakdown_of, lut_breakdown
 from flows.structure import flop_bits, top_ports
 from flows.synth import get_synth_target, make_job, run_job
 from flows.tools import FlowError, run_tool
@@ -38,6 +39,8 @@ def test_ecp5_place_and_route_matches_the_structure(params, tmp_path):
     assert result.fmax_mhz > 0 and result.met_timing == (result.fmax_mhz >= 50.0)
     again = _synth(params, "ecp5-25k", tmp_path, clock_mhz=50.0)
     assert again.cached and again.lut == result.lut and again.fmax_mhz == result.fmax_mhz
+    blocks = breakdown_of(Path(result.log).parent, f"af_systolic_{params.digest()}", "ecp5")
+    assert "array" in blocks and 0 < sum(blocks.values()) <= result.lut   # nextpnr adds route-throughs
 
 
 @pytest.mark.synth
@@ -53,6 +56,44 @@ def test_xilinx_mapping_counts_luts_ffs_and_dsps(tmp_path):
     assert soft.dsp == 0 and hard.dsp == 6
     assert soft.lut > 0 and hard.ff > 0 and soft.fmax_mhz is None and soft.met_timing is None
     assert "IBUF" not in soft.cells                              # no I/O pads: a block, not a chip
+
+
+@pytest.mark.synth
+def test_output_bank_costs_a_lut_per_shifting_bit(tmp_path):
+    """The structure the systolic LUT model counts, read off the mapped netlist: the output
+    bank's last row loads through clock enables (no LUT), every other row pays one LUT per
+    bit; the products and accumulators sit on DSP48s."""
+    for rows in (1, 3):
+        params = SystolicParams(rows=rows, cols=2, a_bits=10, w_bits=10, dataflow="os", k_max=8)
+        result = _synth(params, "xilinx-7", tmp_path)
+        blocks = breakdown_of(Path(result.log).parent, params.top_name(), "xilinx")
+        assert sum(blocks.values()) == result.lut and result.dsp == rows * 2
+        shifting_bits = (rows - 1) * params.cols * params.acc_width
+        assert shifting_bits <= blocks.get("drain", 0) <= shifting_bits * 1.1 + 4, blocks   # + its row counter
+
+
+def test_lut_breakdown_charges_each_lut_to_the_block_it_feeds():
+    def cell(kind, ins, outs):
+        return {"type": kind, "port_directions": {**{p: "input" for p in ins}, **{p: "output" for p in outs}},
+                "connections": {**ins, **outs}}
+    netlist = {"modules": {"top": {
+        "ports": {"y": {"direction": "output", "bits": [7]}},
+        "netnames": {"bank.reg": {"bits": [3], "hide_name": 0}, "c_payload": {"bits": [3], "hide_name": 0},
+                     "state": {"bits": [5], "hide_name": 0}, "other.q": {"bits": [6], "hide_name": 0}},
+        "cells": {
+            "lut_a": cell("LUT2", {"I0": [10], "I1": [11]}, {"O": [2]}),        # -> bank.reg only
+            "ff_bank": cell("FDRE", {"D": [2]}, {"Q": [3]}),
+            "lut_b": cell("LUT3", {"I0": [3], "I1": [11], "I2": [12]}, {"O": [4]}),  # via a carry -> state
+            "carry": cell("CARRY4", {"S": [4]}, {"O": [8]}),
+            "ff_state": cell("FDRE", {"D": [8]}, {"Q": [5]}),
+            "lut_c": cell("LUT6", {"I0": [5]}, {"O": [9]}),                      # -> state and other
+            "ff_state2": cell("FDRE", {"D": [9]}, {"Q": [5]}),
+            "ff_other": cell("FDRE", {"D": [9]}, {"Q": [6]}),
+            "lut_d": cell("LUT1", {"I0": [6]}, {"O": [7]}),                      # -> the y port
+        }}}}
+    assert lut_breakdown(netlist, "top", "xilinx") == {"bank": 1, "state": 1, "shared": 1, "(outputs)": 1}
+    with pytest.raises(ValueError, match="flow must be one of xilinx, ecp5"):
+        lut_breakdown(netlist, "top", "generic")
 
 
 @pytest.mark.synth
@@ -73,6 +114,12 @@ def test_bad_target_and_clock_are_named(tmp_path):
         get_synth_target("ice40")
     with pytest.raises(ValueError, match="clock_mhz must be a number in 1..1000"):
         make_job(render(SMALL_OS, build), "ecp5-85k", clock_mhz=0.0, cache_root=tmp_path)
+
+
+def test_breakdown_of_the_generic_flow_is_refused_before_synthesis():
+    proc = subprocess.run([sys.executable, "-m", "dse.cli", "synth", "systolic", "--target", "generic",
+                           "--breakdown"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "--breakdown needs an FPGA target" in proc.stderr
 
 
 def test_vivado_export_names_only_files_it_writes(tmp_path):
@@ -145,6 +192,18 @@ def test_calibrate_fits_and_writes_a_new_coefficient_version(tmp_path):
     assert after["calibration"]["xilinx"]["command"].startswith("accelforge calibrate systolic")
     assert np.isfinite(report["errors"]["lut"]["held_out_mape_pct"])
     assert report["errors"]["dsp"]["held_out_exact"] == 1.0
+
+
+def test_calibration_sample_gives_each_multiplier_regime_half():
+    from dse.families import get_family
+    from flows.calibrate import calibration_sample, sample_points
+
+    cal = get_family("systolic").calibration
+    plain = sample_points(cal.params, cal.box, 20, 0)
+    assert sample_points(cal.params, cal.box, 20, 0, strata=lambda ps: np.zeros(len(ps))) == plain
+    assert calibration_sample(cal, "ecp5-85k", 20, 0) == plain    # every product on a MULT18X18D
+    mixed = calibration_sample(cal, "xilinx-7", 20, 0)             # products under 9 bits stay in LUTs
+    assert sum(p.a_bits + p.w_bits < 9 for p in mixed) == 10 and len({p.digest() for p in mixed}) == 20
 
 
 def test_calibrate_rejects_a_bad_sample_count(tmp_path):

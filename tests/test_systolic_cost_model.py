@@ -79,6 +79,14 @@ def test_dsp_inference_follows_what_yosys_does():
     assert model.estimate(points, gemm, get_target("asic-45nm"))["dsp"].tolist() == [0, 0, 0, 0]
 
 
+
+def test_row_read_multiplexer_counts_luts_of_the_target():
+    """A LUT4 tree of 2:1 selects costs ways - 1; a LUT6 selects 4:1, so 16 ways are 4 + 1
+    and 5 ways are one 4:1 LUT and one 2:1 LUT."""
+    ways = np.array([1, 2, 4, 5, 8, 10, 16, 64])
+    assert model.mux_luts(ways, 4).tolist() == (ways - 1).tolist()
+    assert model.mux_luts(ways, 6).tolist() == [0, 1, 1, 2, 3, 4, 5, 21]
+
 def test_given_accumulator_width_overrides_full_precision():
     out = model.estimate([SystolicParams(acc_bits=12), SystolicParams()], Gemm(m=4, n=4, k=4),
                          get_target("asic-45nm"))

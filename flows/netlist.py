@@ -1,0 +1,122 @@
+"""Where a mapped design's LUTs go, block by block.
+
+Synthesis flattens the design, so the utilization tools report one number.
+To see which part of the RTL a LUT serves, every LUT is charged to the block
+whose registers it feeds: the walk goes forward through combinational cells
+(LUTs, carry chains, wide-mux and unregistered multiplier cells) to the
+first flip-flop, DSP or block RAM, and that cell's output net names the
+block (the first part of a flattened ``block.sub.signal`` name; registers of
+the top module keep their own name). A LUT that feeds several blocks is
+charged to ``shared``. This is how the cost models' structural features were
+checked (e.g. the systolic output bank: ``(rows-1) x cols x acc`` LUTs).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+LUT_WEIGHT = {
+    "xilinx": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1},
+    "ecp5": {"LUT4": 1, "CCU2C": 2},            # a CCU2C carry cell holds two LUT4s
+}
+"""LUTs a cell counts as, per flow; what nextpnr and `stat` report as LUTs."""
+
+PASS_THROUGH = {"MUXF7", "MUXF8", "MUXF9", "CARRY4", "CARRY8", "PFUMX", "L6MUX21", "MULT18X18D", "ALU54B"}
+"""Combinational cells that are not LUTs themselves (multipliers are unregistered in our flows)."""
+
+SHARED, OUTPUTS, UNUSED = "shared", "(outputs)", "(unused)"
+
+
+def block_of(net: str) -> str:
+    """``array.pe_3_1.acc`` -> ``array``; a top-level register keeps its name without indices."""
+    name = net.lstrip("\\")
+    name = re.sub(r"\[\d+\]$", "", name)
+    return name.split(".", 1)[0]
+
+
+def _better(name: str, than: str | None) -> bool:
+    """A net has many names (a block's port is also a wire of its parent); the deepest
+    hierarchical one names the register's own block."""
+    def rank(n: str) -> tuple[int, bool, int]:
+        return (-n.count("."), "$" in n, len(n))
+    return than is None or rank(name) < rank(than)
+
+
+def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str) -> dict[str, int]:
+    """LUTs of ``top`` by the block they feed, largest first; the values sum to the LUT count."""
+    if flow not in LUT_WEIGHT:
+        raise ValueError(f"flow must be one of {', '.join(LUT_WEIGHT)}, not {flow!r}")
+    weight = LUT_WEIGHT[flow]
+    module = netlist["modules"][top]
+    cells = module["cells"]
+    name_of: dict[int, str] = {}
+    for net, info in module["netnames"].items():
+        if not info.get("hide_name"):
+            for bit in info["bits"]:
+                if isinstance(bit, int) and _better(net, name_of.get(bit)):
+                    name_of[bit] = net
+    output_ports = {bit for port in module["ports"].values() if port["direction"] == "output"
+                    for bit in port["bits"] if isinstance(bit, int)}
+    sinks: dict[int, list[str]] = defaultdict(list)
+    for cell_name, cell in cells.items():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "input":
+                for bit in bits:
+                    if isinstance(bit, int):
+                        sinks[bit].append(cell_name)
+
+    def outputs(cell: Mapping[str, Any]) -> list[int]:
+        return [bit for port, bits in cell["connections"].items()
+                if cell["port_directions"].get(port) == "output" for bit in bits if isinstance(bit, int)]
+
+    def owner(cell: Mapping[str, Any]) -> str:
+        for bit in outputs(cell):
+            if bit in name_of:
+                return block_of(name_of[bit])
+        return "(unnamed)"
+
+    reached: dict[str, frozenset[str]] = {}
+
+    def blocks_fed(start: str) -> frozenset[str]:
+        """Blocks reached from ``start``'s outputs through combinational cells (iterative DFS)."""
+        stack, seen, found = [start], {start}, set()
+        while stack:
+            cell_name = stack.pop()
+            if cell_name != start and cell_name in reached:
+                found |= reached[cell_name]
+                continue
+            for bit in outputs(cells[cell_name]):
+                if bit in output_ports:
+                    found.add(OUTPUTS)
+                for sink in sinks.get(bit, ()):
+                    kind = cells[sink]["type"]
+                    if kind in weight or kind in PASS_THROUGH:
+                        if sink not in seen:
+                            seen.add(sink)
+                            stack.append(sink)
+                    else:
+                        found.add(owner(cells[sink]))
+        reached[start] = frozenset(found)
+        return reached[start]
+
+    counts: Counter[str] = Counter()
+    for cell_name, cell in cells.items():
+        luts = weight.get(cell["type"], 0)
+        if luts:
+            fed = blocks_fed(cell_name)
+            counts[next(iter(fed)) if len(fed) == 1 else SHARED if fed else UNUSED] += luts
+    return dict(counts.most_common())
+
+
+def breakdown_of(folder: Path, top: str, flow: str) -> dict[str, int]:
+    """The breakdown of a synthesis cache folder's ``netlist.json``."""
+    from flows.tools import FlowError
+
+    path = Path(folder) / "netlist.json"
+    if not path.exists():
+        raise FlowError(f"{path} is missing: this synthesis kept no mapped netlist")
+    return lut_breakdown(json.loads(path.read_text()), top, flow)
