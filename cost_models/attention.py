@@ -290,7 +290,7 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
         if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
     mems = memories(c)
     bufs = buffer_bits(c, mems)
-    brams = block_rams(c, target.tech, mems) if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
+    brams = block_rams(c, target.tech, mems)               # none for an ASIC technology
     ram_bits = sum(w * d * (d <= LUTRAM_MAX_ROWS) for w, d in mems.values())
     feats = features(c, on_dsp, ram_bits, bufs["buffers"])
     counts = op_cycles(c, op)

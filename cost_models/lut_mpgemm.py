@@ -24,7 +24,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
-from cost_models.mpgemm import offchip_bits, tiling
+from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
 from cost_models.targets import Target
@@ -137,7 +137,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     reg_bits = feats["cmos"]["reg"]
     a_per_element = np.where(c["external"], c["entries"] * c["entry_bits"] / c["g"], c["a_bits"])
     w_per_element = c["passes"] * c["ppc"] * c["code_bits"] / c["g"]
-    traffic = offchip_bits(gemm, c["m_tile"], c["n_tile"], counts["chunks"], a_per_element, w_per_element,
+    traffic = gemm.offchip_bits(c["m_tile"], c["n_tile"], counts["chunks"], a_per_element, w_per_element,
                            c["out"])
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"]),

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
-from cost_models.mpgemm import offchip_bits, tiling
+from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
@@ -82,7 +82,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     e = fab.energy
     e_compute = macs * (e["j_per_mult_bit2"] * c["a_bits"] * wq + e["j_per_adder_bit"] * c["out"])
     dsp = np.where(on_dsp, units * c["lanes"] * target.dsps_per_product(c["a_bits"], wq) if fpga else 0, 0)
-    traffic = offchip_bits(gemm, c["m_tile"], c["n_tile"], counts["chunks"], c["a_bits"], c["w_bits"], c["out"])
+    traffic = gemm.offchip_bits(c["m_tile"], c["n_tile"], counts["chunks"], c["a_bits"], c["w_bits"], c["out"])
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
                  area=weighted(cmos.transistors, feats["cmos"]),

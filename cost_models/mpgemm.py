@@ -57,9 +57,3 @@ def tiling(group, passes, m_tile, n_tile, k_max, gemm: Gemm) -> dict[str, np.nda
             "cycles": gemm_cycles(group, passes, m_tile, n_tile, k_max, gemm.m, gemm.n, gemm.k)}
 
 
-def offchip_bits(gemm: Gemm, m_tile, n_tile, chunks, a_bits_per_element, w_bits_per_element, out_bits):
-    """Off-chip traffic of this tiling (no reuse across tiles): every output tile streams its A
-    slab and W slab as the engine's streams carry them; partial tiles of each K chunk go back."""
-    return (ceil_div(gemm.n, n_tile) * gemm.m * gemm.k * a_bits_per_element
-            + ceil_div(gemm.m, m_tile) * gemm.n * gemm.k * w_bits_per_element
-            + chunks * gemm.m * gemm.n * out_bits)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from generators.widths import ceil_div
+
 
 @dataclass(frozen=True, kw_only=True)
 class Gemm:
@@ -22,6 +24,14 @@ class Gemm:
     def ops(self) -> int:
         """Useful operations, counting a multiply and an add as two."""
         return 2 * self.m * self.n * self.k
+
+    def offchip_bits(self, m_tile, n_tile, chunks, a_bits_per_element, w_bits_per_element, out_bits):
+        """Off-chip traffic of an ``m_tile x n_tile`` tiling in ``chunks`` K chunks (no reuse
+        across tiles): every output tile streams its A slab and W slab as the engine's streams
+        carry them; partial tiles of each K chunk go back to the host."""
+        return (ceil_div(self.n, n_tile) * self.m * self.k * a_bits_per_element
+                + ceil_div(self.m, m_tile) * self.n * self.k * w_bits_per_element
+                + chunks * self.m * self.n * out_bits)
 
     @classmethod
     def parse(cls, text: str) -> "Gemm":

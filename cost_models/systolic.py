@@ -29,6 +29,7 @@ import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
 from cost_models.ops import Gemm
+from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators.systolic import Dataflow, SystolicParams, full_precision_acc_bits
 from generators.widths import bits_for, ceil_div
@@ -196,39 +197,19 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
               else np.zeros(np.shape(a_bits), dtype=bool))
     feats = features(col, on_dsp, target.lut_inputs)
     pes = rows * cols
-    if fpga:
-        dsp = np.where(on_dsp, pes * target.dsps_per_product(a_bits, w_bits), 0)
-        lut = weighted(fab.lut, feats["lut"])
-    else:
-        dsp = np.zeros_like(pes)
-        lut = np.zeros(np.shape(pes))
-    ff = weighted(fab.ff, feats["ff"])
-    area = weighted(cmos.transistors, feats["cmos"])
-    fmax = 1e3 / weighted(fab.period_ns, feats["period_ns"])
-    clock = np.minimum(fmax, target.clock_mhz)
-    latency = cycles / (clock * 1e6)
-    reg_bits = feats["cmos"]["reg"]
+    dsp = (np.where(on_dsp, pes * target.dsps_per_product(a_bits, w_bits), 0) if fpga
+           else np.zeros_like(pes))
     energy = fab.energy
     e_mac = macs * (energy["j_per_mult_bit2"] * a_bits * w_bits + energy["j_per_adder_bit"] * acc)
-    e_reg = energy["j_per_reg_bit_cycle"] * reg_bits * cycles
-    e_static = energy["w_static"] * latency
-    # Off-chip traffic of this tiling (no reuse across tiles): every output tile streams its
-    # A row slab and B column slab; partial tiles of each K chunk go back to the host.
-    offchip_bits = (ceil_div(gemm.n, cols) * gemm.m * gemm.k * a_bits
-                    + ceil_div(gemm.m, rows) * gemm.n * gemm.k * w_bits
-                    + chunks * gemm.m * gemm.n * acc)
-    n = np.broadcast_shapes(rows.shape, cycles.shape)
-    out = {
-        "cycles": cycles, "latency_s": latency, "throughput_ops_s": gemm.ops / latency,
-        "lut": lut, "ff": ff, "dsp": dsp, "bram": np.zeros_like(rows),
-        "area_transistors": area, "energy_j": e_mac + e_reg + e_static,
-        "energy_mac_j": e_mac, "energy_reg_j": e_reg, "energy_static_j": e_static,
-        "fmax_mhz": fmax, "clock_mhz": clock, "acc_bits": acc,
-        "tiles": tiles, "runs": tiles * chunks, "macs": macs, "offchip_bytes": offchip_bits / 8,
-        "utilization": (gemm.m * gemm.n * gemm.k) / (pes * cycles),
-    }
-    out["fits"] = np.all(target.over_budget(lut, ff, dsp) <= 0, axis=-1)
-    return {k: np.broadcast_to(v, n) for k, v in out.items()}
+    counts = {"cycles": cycles, "tiles": tiles, "runs": tiles * chunks}
+    return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
+                 lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
+                 dsp=dsp, area=weighted(cmos.transistors, feats["cmos"]),
+                 period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
+                 e_compute=e_mac, offchip=gemm.offchip_bits(rows, cols, chunks, a_bits, w_bits, acc),
+                 valid=np.ones(np.shape(pes), dtype=bool),
+                 extra={"energy_mac_j": e_mac, "acc_bits": acc, "macs": macs,
+                        "utilization": (gemm.m * gemm.n * gemm.k) / (pes * cycles)})
 
 
 def model_info() -> dict[str, object]:

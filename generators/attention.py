@@ -174,7 +174,7 @@ class AttentionParams(Params):
 
     @property
     def max_blocks(self) -> int:
-        return -(-self.max_seq_len // self.kv_block)
+        return self.blocks(self.max_seq_len)
 
     def blocks(self, n: int) -> int:
         return -(-n // self.kv_block)

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 from cost_models import attention as model
 from cost_models.ops import AttentionOp
 from cost_models.targets import TARGETS
+from flows.structure import flop_bits, top_ports
 from generators.artifact import render
 from generators.attention import AttentionParams, build
-from flows.structure import flop_bits, top_ports
+from tests.model_checks import assert_batch_equals_points
 from tests.test_attention_sim import CONFIGS, config_id
 
 _MEMORY = re.compile(r"reg \[(\d+):0\] (\S+) \[(\d+):0\];")
@@ -78,12 +78,7 @@ def test_decode_packs_the_gqa_group_and_prefill_skips_masked_blocks():
 
 def test_vectorised_equals_one_at_a_time_and_ops_outside_the_engine_are_invalid():
     op = AttentionOp(batch=2, heads=8, kv_heads=2, n_q=1, n_kv=60, head_dim=16, causal=False)
-    for target in ("ecp5-85k", "xilinx-7", "asic-45nm"):
-        batch = model.estimate(CONFIGS, op, TARGETS[target])
-        for i, p in enumerate(CONFIGS):
-            one = model.estimate(p, op, TARGETS[target])
-            for key, column in batch.items():
-                assert np.allclose(column[i], one[key][0]), (target, key)
+    assert_batch_equals_points(model.estimate, CONFIGS, op, ("ecp5-85k", "xilinx-7", "asic-45nm"))
     valid = model.estimate(CONFIGS, op, TARGETS["ecp5-85k"])["valid"]
     assert valid.tolist() == [p.head_dim >= 16 and p.max_seq_len >= 60 for p in CONFIGS]
 

@@ -14,6 +14,7 @@ from generators.artifact import render
 from generators.lut_mpgemm import LutMpGemmParams, build as lut_build, table_coefficients
 from generators.mac_mpgemm import MacMpGemmParams, build as mac_build
 from generators.mpgemm import WeightFormat
+from tests.model_checks import assert_batch_equals_points
 from tests.test_mpgemm_sim import LUT_CONFIGS, MAC_CONFIGS, config_id
 
 
@@ -66,12 +67,9 @@ def test_gemm_cycles_match_a_run_by_run_sum():
 def test_estimates_are_vectorised_and_match_single_points():
     points = LUT_CONFIGS
     gemm = Gemm(m=8, n=64, k=300)
-    for target in ("ecp5-85k", "xilinx-7", "asic-45nm"):
-        batch = lut_model.estimate(points, gemm, TARGETS[target])
-        for i, p in enumerate(points):
-            one = lut_model.estimate(p, gemm, TARGETS[target])
-            for key, values in batch.items():
-                assert np.allclose(values[i], one[key][0]), (target, key)
+    targets = ("ecp5-85k", "xilinx-7", "asic-45nm")
+    assert_batch_equals_points(lut_model.estimate, points, gemm, targets)
+    for target in targets:
         mac = mac_model.estimate(MAC_CONFIGS, gemm, TARGETS[target])
         assert mac["cycles"].shape == (len(MAC_CONFIGS),)
 

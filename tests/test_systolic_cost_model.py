@@ -12,6 +12,7 @@ from cost_models import systolic as model
 from cost_models.ops import Gemm
 from cost_models.targets import TARGETS, get_target
 from generators.systolic import SystolicParams
+from tests.model_checks import assert_batch_equals_points
 
 REQUIRED = {"cycles", "latency_s", "throughput_ops_s", "lut", "ff", "dsp", "bram",
             "area_transistors", "energy_j", "fmax_mhz"}
@@ -37,12 +38,7 @@ def test_estimate_has_the_contract_columns_for_every_target(target):
 
 def test_batch_equals_point_by_point():
     points = _random_points(50, seed=1)
-    gemm, target = Gemm(m=33, n=70, k=1000), get_target("xilinx-7")
-    batch = model.estimate(points, gemm, target)
-    for i, p in enumerate(points):
-        single = model.estimate(p, gemm, target)
-        for key in REQUIRED:
-            assert single[key][0] == pytest.approx(batch[key][i]), key
+    assert_batch_equals_points(model.estimate, points, Gemm(m=33, n=70, k=1000), ("xilinx-7",))
 
 
 def test_columns_broadcast_against_each_other():
