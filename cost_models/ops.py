@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from generators.widths import ceil_div
 
@@ -13,6 +14,7 @@ class Gemm:
     n: int
     k: int
     name: str = "gemm"
+    label: ClassVar[str] = "GEMMs"
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k"):
@@ -62,6 +64,7 @@ class AttentionOp:
     head_dim: int
     causal: bool
     name: str = "attention"
+    label: ClassVar[str] = "attention ops"
 
     def __post_init__(self) -> None:
         for name, hi in (("batch", 1 << 16), ("heads", 1 << 12), ("kv_heads", 1 << 12), ("n_q", 1 << 24),
@@ -106,3 +109,28 @@ class AttentionOp:
         except ValueError:
             raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
         return cls(batch=b, heads=h, kv_heads=hkv, n_q=nq, n_kv=nkv, head_dim=d, causal=causal)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorOp:
+    """Element-wise work (norms, activations, RoPE, residual adds, quantization): ``elements``
+    values of ``ops_per_element`` lane operations each, run on the accelerator's vector unit."""
+    name: str
+    elements: int
+    ops_per_element: int
+
+    @property
+    def ops(self) -> int:
+        return self.elements * self.ops_per_element
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferOp:
+    """Data moved between the chip and off-chip memory with no compute of its own (the new
+    token's K and V written to the KV cache, the embedding row read, group scales)."""
+    name: str
+    bytes: int
+
+    @property
+    def ops(self) -> int:
+        return 0

@@ -27,6 +27,7 @@ class Target:
     ffs: int = 0
     dsps: int = 0
     brams: int = 0            # block RAM primitives (DP16KD on ECP5, RAMB36 on Xilinx)
+    urams: int = 0            # UltraRAM blocks (UltraScale+); no engine model uses them yet
     dsp_a_bits: int = 0       # widest operands one DSP multiplier takes
     dsp_b_bits: int = 0
     offchip_gbytes_s: float = 0.0     # sustained off-chip bandwidth (a board assumption, see description)
@@ -37,12 +38,14 @@ class Target:
         """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets)."""
         return -(-np.asarray(a_bits) // self.dsp_a_bits) * -(-np.asarray(w_bits) // self.dsp_b_bits)
 
-    def over_budget(self, lut, ff, dsp) -> np.ndarray:
-        """Per design, LUT, FF and DSP use over the device budget as fractions (<= 0 fits)."""
+    def over_budget(self, lut, ff, dsp, bram=0) -> np.ndarray:
+        """Per design, LUT, FF, DSP and block-RAM use over the device budget as fractions (<= 0 fits)."""
         if self.kind is not TargetKind.FPGA:
-            return np.zeros(np.shape(lut) + (3,))
+            return np.zeros(np.shape(lut) + (4,))
+        bram = np.broadcast_to(bram, np.shape(lut))
         return np.stack([np.asarray(lut) / self.luts - 1, np.asarray(ff) / self.ffs - 1,
-                         np.asarray(dsp) / max(self.dsps, 1) - 1], axis=-1)
+                         np.asarray(dsp) / max(self.dsps, 1) - 1, np.asarray(bram) / max(self.brams, 1) - 1],
+                        axis=-1)
 
 
 def on_hard_multiplier(a_bits, w_bits, rule: tuple[int, int]):
@@ -71,6 +74,17 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
+    Target(name="kv260", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
+           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18,
+           offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
+           description="AMD Kria KV260 (Zynq UltraScale+ K26 SOM, XCK26): 117,120 LUT6, 234,240 FF, "
+                       "1,248 DSP48E2, 144 RAMB36, 64 URAM (K26 data sheet DS987); 64-bit DDR4-2400, "
+                       "19.2 GB/s peak"),
+    Target(name="u280", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
+           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18,
+           offchip_gbytes_s=460.0, dram_pj_per_bit=4.0,
+           description="AMD Alveo U280 (XCU280): 1,303,680 LUT6, 2,607,360 FF, 9,024 DSP48E2, "
+                       "2,016 RAMB36, 960 URAM (Alveo U280 data sheet DS963); 8 GB HBM2, 460 GB/s"),
     Target(name="asic-45nm", kind=TargetKind.ASIC, tech="asic45", clock_mhz=1000.0,
            offchip_gbytes_s=25.6, dram_pj_per_bit=10.0,
            description="generic 45 nm standard cells; area as a transistor count; LPDDR4 x32 (25.6 GB/s)"),

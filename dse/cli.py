@@ -66,12 +66,16 @@ def _params(family: Family, settings: Sequence[str]) -> Params:
 
 def _op(family: Family, params: Params, args: argparse.Namespace) -> Gemm | AttentionOp:
     """The op to price: ``--gemm`` for the GEMM engines, ``--attention`` for attention."""
-    gemm, attention = getattr(args, "gemm", None), getattr(args, "attention", None)
-    if family.op_kind == "attention" and gemm:
-        raise UsageError(f"{family.name} prices attention ops: use --attention B,H,HKV,NQ,NKV,D[,causal]")
-    if family.op_kind == "gemm" and attention:
-        raise UsageError(f"{family.name} prices GEMMs: use --gemm M,N,K")
-    text = attention if family.op_kind == "attention" else gemm
+    given = {Gemm: getattr(args, "gemm", None), AttentionOp: getattr(args, "attention", None)}
+    flags = {Gemm: "--gemm M,N,K", AttentionOp: "--attention B,H,HKV,NQ,NKV,D[,causal]"}
+    if family.op_type is None:
+        if any(given.values()):
+            raise UsageError(f"{family.name} prices whole workloads: use --workload NAME|FILE")
+        raise UsageError(f"{family.name} prices whole workloads: give --workload NAME|FILE")
+    for kind, text in given.items():
+        if text and kind is not family.op_type:
+            raise UsageError(f"{family.name} prices {family.op_type.label}: use {flags[family.op_type]}")
+    text = given[family.op_type]
     return family.parse_op(text) if text else family.default_op(params)
 
 
@@ -106,15 +110,23 @@ def _status(message: str, quiet: bool):
 # ---------------------------------------------------------------------- commands
 def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
-    params = _params(family, args.set)
-    gemm = _op(family, params, args)
     target = get_target(args.target)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
-    prediction = {"target": target.name, **_describe_op(gemm),
-                  **_estimate_row(family, params, gemm, target.name),
-                  "model": family.model_info()}
+    if args.workload:
+        from dse.workloads import load
+        workload = load(args.workload)
+        params = family.design(workload, _settings(args.set))
+        table = family.price(family.params.columns([params]), workload, target)
+        prediction = {"target": target.name, "workload": workload.name,
+                      **{k: _jsonable(v[0]) for k, v in table.items()}, "model": family.model_info()}
+    else:
+        params = _params(family, args.set)
+        gemm = _op(family, params, args)
+        prediction = {"target": target.name, **_describe_op(gemm),
+                      **_estimate_row(family, params, gemm, target.name),
+                      "model": family.model_info()}
     if args.flow == "vivado" and not args.part:
         raise UsageError("--flow vivado needs --part, for example --part xc7a100tcsg324-1")
     if args.part and args.flow != "vivado":
@@ -138,6 +150,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
+    if args.workload:
+        return _estimate_workload(family, args)
     params = _params(family, args.set)
     gemm = _op(family, params, args)
     row = _estimate_row(family, params, gemm, args.target)
@@ -154,20 +168,75 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
+    """One design priced on a whole workload (the design takes the workload's pins)."""
+    from dse.workloads import Phase, load
+
+    if args.gemm or args.attention:
+        raise UsageError("--workload prices a whole workload; leave out --gemm and --attention")
+    workload = load(args.workload)
+    target = get_target(args.target)
+    params = family.design(workload, _settings(args.set))
+    table = family.price(family.params.columns([params]), workload, target, breakdown=True)
+    row = {k: _jsonable(v[0]) for k, v in table.items() if k != "ops"}
+    headline = ({"ttft_s": row["latency_s"]} if workload.phase is Phase.PREFILL
+                else {"tokens_per_s": row["tokens_per_s"]})
+    ops = [{"name": o["name"], "engine": o["engine"], "count": o["count"], "seconds": _jsonable(o["seconds"][0]),
+            "bound": _jsonable(o["bound"][0])} for o in table.get("ops", [])]
+    document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
+                "target": target.name, "workload": workload.name, "tokens": workload.tokens,
+                **headline, **row, "ops": ops, "model": family.model_info()}
+    if args.json:
+        _print_json(document)
+        return 0
+    print(f"{family.name} {params.digest()} on {target.name}, {workload.name} ({workload.tokens} tokens)")
+    keys = [*headline, "latency_s", "roofline_tokens_per_s", "roofline_fraction", "energy_per_token_j",
+            "fits", "lut", "ff", "dsp", "bram", "clock_mhz"]
+    for key in dict.fromkeys(k for k in keys if k in document):
+        value = document[key]
+        print(f"  {key:<22}  {value:.4g}" if isinstance(value, float) else f"  {key:<22}  {value}")
+    if ops:
+        total = sum(o["count"] * o["seconds"] for o in ops)
+        print(f"  {'op':<22} {'engine':<10} {'count':>6} {'s each':>11} {'s total':>10} {'share':>6}  bound")
+        for o in ops:
+            t = o["count"] * o["seconds"]
+            print(f"  {o['name']:<22} {o['engine']:<10} {o['count']:>6} {o['seconds']:>11.4g} {t:>10.4g} "
+                  f"{t / total:>6.1%}  {o['bound']}")
+    for line in _model_notes(document["model"]):
+        print(f"  note: {line}")
+    return 0
+
+
+def _model_notes(info: dict[str, Any]) -> list[str]:
+    """What a user must know about where the figures come from (unfitted or RTL-less parts)."""
+    notes = []
+    vector = info.get("vector_unit")
+    if vector and not vector.get("rtl", True):
+        notes.append("the vector unit is modelled without RTL; its coefficients are not fitted "
+                     "(cost_models/data/vector_unit.json)")
+    return notes
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dse.verify import verify
+    from dse.verify import verify_parts
 
     family = get_family(args.family)
     params = _params(family, args.set)
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {args.seed}")
     with _status(f"verifying {family.name} {params.digest()} on Verilator", args.json):
-        result = verify(family, params, seed=args.seed, waves=args.waves)
-    document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
-                "seed": args.seed, **result.to_dict()}
+        results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves)]
+    passed = all(r.passed for _, _, r in results)
     if args.json:
-        _print_json(document)
-    else:
+        documents = [{"family": e.name, "params": p.to_dict(), "hash": p.digest(), "seed": args.seed,
+                      **r.to_dict()} for e, p, r in results]
+        _print_json(documents[0] if len(documents) == 1 and family.parts is None else
+                    {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
+                     "passed": passed, "engines": documents})
+        return 0 if passed else EXIT_FAILED
+    for engine, part, result in results:
+        if len(results) > 1:
+            print(f"{engine.name} {part.digest()}:")
         print(result.sim.summary())
         bad = [c for c in result.checks if not c.ok]
         print(f"{len(result.checks)} cycle checks against the model, {len(bad)} mismatched:")
@@ -179,7 +248,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             shown.add((c.test, c.figure))
             rule = ("==" if c.exact else ">=") + ("" if c.ok else "  MISMATCH")
             print(f"  {c.test:<22} {c.figure:<22} {c.measured:>9} {c.model:>9}  {rule}")
-    return 0 if result.passed else EXIT_FAILED
+    return 0 if passed else EXIT_FAILED
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -188,6 +257,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from verif.runner import cache_root
 
     family = get_family(args.family)
+    if family.estimate is None:
+        raise UsageError(f"{family.name} has no single-op prediction to hold synthesis against; synthesize "
+                         f"its engines one by one (accelforge synth <engine family> ...)")
     params = _params(family, args.set)
     target = get_synth_target(args.target)
     if args.breakdown and target.flow == "generic":
@@ -270,7 +342,7 @@ def _default_coeff_file(family: Family) -> Path:
 
 def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool) -> dict[str, list]:
     """Verify and/or synthesize the best designs; predicted against measured."""
-    from dse.verify import verify
+    from dse.verify import verify_parts
     from flows.synth import SYNTH_TARGETS, make_job, run_job
     from flows.tools import FlowError
     from verif.runner import cache_root
@@ -281,10 +353,12 @@ def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool
               for _, row in front.head(max(verify_n, synth_n)).iterrows()]
     for _, params in points[:verify_n]:
         with _status(f"verifying {params.digest()}", quiet):
-            result = verify(explorer.family, params)
-        checks.setdefault("verify", []).append({
-            "hash": params.digest(), "passed": result.passed, "tests": result.sim.tests,
-            "cycle_checks": len(result.checks), "cycle_mismatches": sum(not c.ok for c in result.checks)})
+            results = verify_parts(explorer.family, params)
+        for engine, part, _, result in results:
+            checks.setdefault("verify", []).append({
+                "hash": params.digest(), **({"engine": engine.name} if explorer.family.parts else {}),
+                "passed": result.passed, "tests": result.sim.tests, "cycle_checks": len(result.checks),
+                "cycle_mismatches": sum(not c.ok for c in result.checks)})
     synth_target = explorer.cfg.target if explorer.cfg.target in SYNTH_TARGETS else "generic"
     for row, params in points[:synth_n]:
         artifact = render(params, explorer.family.build)
@@ -313,6 +387,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if not 0 <= value <= 50:
             raise UsageError(f"--{flag.replace('_', '-')} must be an integer in 0..50, not {value}")
+    if args.synth_top and get_family(args.family).estimate is None:
+        raise UsageError(f"--synth-top: {args.family} designs are synthesized engine by engine "
+                         f"(accelforge synth <engine family> ...)")
     cfg = ExploreConfig(family=args.family, workload=args.workload, target=args.target, trials=args.trials,
                         out=args.out, sampler=args.sampler, objectives=parse_objectives(args.objectives),
                         seed=args.seed, batch=args.batch, workers=args.workers, storage=args.storage,
@@ -375,6 +452,8 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gemm", metavar="M,N,K", help="GEMM to price (default: one tile at k_max)")
     p.add_argument("--attention", metavar="B,H,HKV,NQ,NKV,D[,causal]",
                    help="attention op to price (attention family; default: one run at max_seq_len)")
+    p.add_argument("--workload", help="price a whole workload (preset name or .toml/.yaml) instead of one op; "
+                                      "the design takes the workload's operand widths and shapes")
     p.add_argument("--target", default="ecp5-85k", help=f"one of: {', '.join(TARGETS)}")
 
 
@@ -391,6 +470,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     for name, allowed, default, doc in rows:
         print(f"{name:<{widths[0]}}  {allowed:<{widths[1]}}  default {default:<{widths[2]}}  {doc}")
+    for line in family.params.nested_help():
+        print(line)
     return 0
 
 

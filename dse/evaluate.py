@@ -45,13 +45,16 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 
 def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
              target: Target) -> dict[str, np.ndarray]:
-    """Workload-level PPA of every design in ``columns``."""
-    if family.op_kind == "attention":
-        ops = list(workload.attention)
-    else:
-        ops = [(op.gemm, op.count) for op in workload.gemms]
+    """Workload-level PPA of every design in ``columns`` (the family's own pricing)."""
+    return family.price(columns, workload, target)
+
+
+def rollup(family: Family, columns: dict[str, np.ndarray], workload: Workload,
+           target: Target) -> dict[str, np.ndarray]:
+    """One engine's workload PPA: its estimate summed over the workload's ops of its type."""
+    ops = workload.kind_ops(family.op_type)
     if not ops:
-        raise ValueError(f"workload {workload.name} has no {family.op_kind} ops for {family.name}")
+        raise ValueError(f"workload {workload.name} has no {family.op_type.label} for {family.name}")
     bandwidth = target.offchip_gbytes_s * 1e9
     latency = energy = compute = offchip = 0.0
     resources = None
@@ -68,6 +71,7 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
         compute = compute + count * t_compute
         energy = energy + count * e_op
         offchip = offchip + count * est["offchip_bytes"]
+        valid = est["valid"] if resources is est else valid & est["valid"]
     assert resources is not None
     out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "area_transistors", "fmax_mhz",
                                      "clock_mhz", "fits")}
@@ -76,16 +80,17 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
         "energy_per_token_j": energy / workload.tokens, "compute_s": compute,
         "memory_bound": compute < latency * (1 - 1e-9), "offchip_bytes": offchip,
         "area": resources["lut"] if target.kind is TargetKind.FPGA else resources["area_transistors"],
-        "valid": np.broadcast_to(family.params.valid_columns(columns), np.shape(latency)),
+        "valid": np.broadcast_to(valid, np.shape(latency)),
     })
     out["fits"] = out["fits"] & out["valid"]
     return out
 
 
 def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndarray:
-    """Per design, the resource use over budget as fractions, then 1 for a parameter
-    combination the family rules out (every value <= 0 means it fits)."""
-    over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"])
+    """Per design, the LUT, FF, DSP and block-RAM use over budget as fractions, then 1 for a
+    design that cannot run the workload or a combination the family rules out (every value
+    <= 0 means it fits)."""
+    over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"], metrics["bram"])
     invalid = np.where(np.asarray(metrics["valid"]), 0.0, 1.0)
     return np.concatenate([over, np.broadcast_to(invalid, over.shape[:-1])[..., None]], axis=-1)
 

@@ -31,16 +31,17 @@ from optuna.trial import TrialState
 from cost_models.targets import Target, get_target
 from dse.evaluate import DEFAULT_OBJECTIVES, OBJECTIVES, constraint_values, evaluate, pareto_mask
 from dse.families import Family, get_family
-from dse.space import SearchSpace, derive
+from dse.space import SearchSpace
 from dse.workloads import Workload, load
 from generators.artifact import write_atomic
 
 STUDY_NAME = "accelforge"
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 GRID_LIMIT = 5_000_000
-CONSTRAINTS = ("lut", "ff", "dsp", "params")   # over budget as a fraction; 1 = ruled-out combination
+CONSTRAINTS = ("lut", "ff", "dsp", "bram", "params")   # over budget as a fraction; 1 = cannot run
 KEPT_METRICS = ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram",
-                "area_transistors", "fmax_mhz", "clock_mhz", "memory_bound", "offchip_bytes")
+                "area_transistors", "fmax_mhz", "clock_mhz", "memory_bound", "offchip_bytes",
+                "roofline_tokens_per_s", "roofline_fraction", "memory_bound_fraction")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +96,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -107,13 +108,11 @@ class Explorer:
         self.family: Family = get_family(cfg.family)
         self.workload: Workload = load(cfg.workload)
         self.target: Target = get_target(cfg.target)
-        user = self.family.params.from_strings(dict(cfg.pins)) if cfg.pins else None
-        pins = dict(self.family.workload_pins(self.workload))
-        if user is not None:
-            pins.update({k: user.to_dict()[k] for k in cfg.pins})
-        self.space: SearchSpace = derive(self.family.params, pins, cfg.ranges)
+        self.space: SearchSpace = self.family.space(self.workload, dict(cfg.pins), cfg.ranges)
         self.objectives = [OBJECTIVES[o] for o in cfg.objectives]
         self.directions = tuple(o.direction for o in self.objectives)
+        if cfg.sampler == "grid" and not self.space.supports_grid:
+            self.space.distributions()                  # raises, saying why
         if cfg.sampler == "grid" and self.space.size() > GRID_LIMIT:
             raise ValueError(f"explore.sampler grid needs a space of at most {GRID_LIMIT:,} points; this one "
                              f"has {self.space.size():,}: pin fields with --set")
@@ -158,7 +157,6 @@ class Explorer:
                                      sampler=make_sampler(self.cfg.sampler, seed))
         tag = f"{uuid.uuid4().hex[:12]}"
         mirrored: set[str] = set()
-        dists = self.space.distributions()
         done = 0
         while done < quota:
             for t in shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -167,8 +165,8 @@ class Explorer:
                     mirrored.add(origin)
                     mirror.add_trial(t)
             size = min(self.cfg.batch, quota - done)
-            trials = [mirror.ask(dists) for _ in range(size)]
-            metrics, cons = self.evaluate_rows([t.params for t in trials])
+            trials = [mirror.ask() for _ in range(size)]
+            metrics, cons = self.evaluate_rows([self.space.suggest(t) for t in trials])
             finished = []
             for i, trial in enumerate(trials):
                 origin = f"{tag}:{trial.number}"
@@ -176,7 +174,7 @@ class Explorer:
                 for name, value in zip(CONSTRAINTS, cons[i], strict=True):
                     trial.set_constraint(name, float(value))
                 trial.set_user_attr("origin", origin)
-                trial.set_user_attr("metrics", {k: _py(metrics[k][i]) for k in KEPT_METRICS})
+                trial.set_user_attr("metrics", {k: _py(metrics[k][i]) for k in KEPT_METRICS if k in metrics})
                 finished.append(mirror.tell(trial, [float(metrics[o.column][i]) for o in self.objectives]))
             shared.add_trials(finished)
             done += size
@@ -200,7 +198,7 @@ class Explorer:
                 params=params, distributions=dists, values=[float(v) for v in values[i]],
                 constraints=dict(zip(CONSTRAINTS, (float(c) for c in cons[i]), strict=True)),
                 user_attrs={"exhaustive": True, "origin": f"grid:{i}",
-                            "metrics": {k: _py(metrics[k][i]) for k in KEPT_METRICS}}))
+                            "metrics": {k: _py(metrics[k][i]) for k in KEPT_METRICS if k in metrics}}))
         study.add_trials(new)
         study.set_user_attr("grid_points", int(len(feasible)))
         study.set_user_attr("grid_feasible", int(feasible.sum()))

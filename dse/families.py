@@ -26,22 +26,72 @@ from generators.params import Params
 
 @dataclass(frozen=True)
 class Family:
-    """``estimate(points, op, target)`` prices ops of ``op_kind``: GEMMs (``Gemm``) for the
-    GEMM engines, attention (``AttentionOp``) for the attention engine."""
+    """One family's stages as the command line and the explorer use them.
+
+    ``estimate(points, op, target)`` prices one op of ``op_type`` (``Gemm`` for the GEMM
+    engines, ``AttentionOp`` for attention; ``None`` for a family that only prices whole
+    workloads). ``price_workload``, ``derive_space`` and ``make_design`` replace the
+    defaults (the roll-up of ``estimate`` over the workload's ops of ``op_type``, the
+    space of ``params`` with the workload's pins, those pins under the user's) for a
+    composed family; ``parts`` lists the engines a design verifies as.
+    """
     name: str
     params: type[Params]
     build: Callable[[Any], Any]
-    testbench: str
-    estimate: Callable[..., dict[str, np.ndarray]]
     model_info: Callable[[], dict[str, Any]]
-    record_model: Callable[[Any, Mapping[str, Any]], dict[str, int]]
-    default_op: Callable[[Any], Gemm | AttentionOp]
+    testbench: str | None = None
+    estimate: Callable[..., dict[str, np.ndarray]] | None = None
+    record_model: Callable[[Any, Mapping[str, Any]], dict[str, int]] | None = None
+    default_op: Callable[[Any], Gemm | AttentionOp] | None = None
     workload_pins: Callable[[Any], dict[str, Any]] = lambda workload: {}
     calibration: Calibratable | None = None
-    op_kind: str = "gemm"
+    op_type: type | None = Gemm
+    price_workload: Callable[..., dict[str, Any]] | None = None
+    derive_space: Callable[..., Any] | None = None
+    make_design: Callable[..., Params] | None = None
+    parts: Callable[[Any], list[tuple["Family", Params, str]]] | None = None
 
     def parse_op(self, text: str) -> Gemm | AttentionOp:
-        return AttentionOp.parse(text) if self.op_kind == "attention" else Gemm.parse(text)
+        return self.op_type.parse(text)
+
+    def pins_for(self, workload, user: Mapping[str, str], *, prefix: str = "") -> dict[str, Any]:
+        """The workload's pins, then the user's ``--set`` items (checked field by field); a
+        user value that contradicts the workload is refused, naming both."""
+        fixed = self.params.check_fields(self.workload_pins(workload))
+        try:
+            mine = self.params.parse_fields(user)
+        except ValueError as exc:
+            text = str(exc)
+            head = f"{self.params.family}."
+            raise ValueError(prefix + text[len(head):] if prefix and text.startswith(head) else text) from None
+        for key, value in mine.items():
+            if key in fixed and fixed[key] != value:
+                raise ValueError(f"--set {prefix or self.name + '.'}{key}={value} contradicts workload "
+                                 f"{workload.name}, which fixes {key}={fixed[key]}")
+        return {**fixed, **mine}
+
+    def space(self, workload, user: Mapping[str, str], ranges: Mapping[str, tuple[int, int]]):
+        if self.derive_space:
+            return self.derive_space(workload, user, ranges)
+        from dse.space import derive
+        return derive(self.params, self.pins_for(workload, user), ranges)
+
+    def design(self, workload, user: Mapping[str, str]) -> Params:
+        """One design for ``workload``: the user's items over the workload's pins."""
+        if self.make_design:
+            return self.make_design(workload, user)
+        return self.params.from_dict(self.pins_for(workload, user))
+
+    def price(self, columns, workload, target, *, breakdown: bool = False) -> dict[str, Any]:
+        if self.price_workload:
+            return self.price_workload(columns, workload, target, breakdown=breakdown)
+        from dse.evaluate import rollup
+        return rollup(self, columns, workload, target)
+
+    def engines(self, params: Params) -> list[tuple["Family", Params, str]]:
+        """The engines a design verifies as, each with the prefix of its ports in the design's
+        top: itself (no prefix), or a composed design's parts (their first replica)."""
+        return self.parts(params) if self.parts else [(self, params, "")]
 
 
 def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, Any]) -> dict[str, int]:
@@ -129,8 +179,26 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            default_op=lambda p: AttentionOp(batch=1, heads=1, kv_heads=1, n_q=min(p.q_rows, p.max_seq_len),
                                             n_kv=p.max_seq_len,
                                             head_dim=p.head_dim, causal=p.causal, name="one-run"),
-           workload_pins=_attention_pins, op_kind="attention"),
+           workload_pins=_attention_pins, op_type=AttentionOp),
 )}
+
+
+def _accelerator_family() -> Family:
+    import cost_models.accelerator as accelerator_model
+    import dse.accelerator as accelerator
+    import generators.accelerator as accelerator_gen
+
+    def parts(p: accelerator_gen.AcceleratorParams) -> list[tuple[Family, Params, str]]:
+        return [(FAMILIES[p.gemm.value], p.gemm_params, "gemm0__"), (FAMILIES["attention"], p.attention, "attention0__")]
+
+    return Family(name="accelerator", params=accelerator_gen.AcceleratorParams, build=accelerator_gen.build,
+                  model_info=accelerator_model.model_info, op_type=None,
+                  price_workload=accelerator.price,
+                  derive_space=lambda wl, user, ranges: accelerator.derive_space(FAMILIES, wl, user, ranges),
+                  make_design=lambda wl, user: accelerator.design(FAMILIES, wl, user), parts=parts)
+
+
+FAMILIES["accelerator"] = _accelerator_family()
 
 
 def get_family(name: str) -> Family:

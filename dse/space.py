@@ -8,6 +8,7 @@ to a Params class therefore joins the search with no edit here.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import math
@@ -25,6 +26,7 @@ class Dimension:
     info: ParamInfo
     choices: tuple[Any, ...] | None = None      # set for categorical dimensions
     bounds: tuple[int, int] | None = None       # a narrower integer range than declared
+    key: str | None = None                      # the name stored in the study (default: the field's)
 
     @property
     def lo_hi(self) -> tuple[int, int]:
@@ -32,13 +34,21 @@ class Dimension:
 
     @property
     def name(self) -> str:
-        return self.info.name
+        return self.key or self.info.name
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         if self.choices is not None:
             return optuna.distributions.CategoricalDistribution(self.choices)
         lo, hi = self.lo_hi
         return optuna.distributions.IntDistribution(lo, hi, log=self.info.spec.range.log)
+
+    def suggest(self, trial: optuna.Trial, name: str | None = None) -> Any:
+        """This dimension's value for ``trial``, stored under ``name`` (default: its field)."""
+        name = name or self.name
+        if self.choices is not None:
+            return trial.suggest_categorical(name, self.choices)
+        lo, hi = self.lo_hi
+        return trial.suggest_int(name, lo, hi, log=self.info.spec.range.log)
 
     def size(self) -> int:
         if self.choices is not None:
@@ -58,9 +68,19 @@ class SearchSpace:
     params: type[Params]
     dimensions: tuple[Dimension, ...]
     pinned: Mapping[str, Any]
+    supports_grid: bool = True
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {d.name: d.distribution() for d in self.dimensions}
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample one design through ``trial`` (define-by-run: a conditional space, such as
+        the accelerator's, asks only for the dimensions its earlier choices enable)."""
+        return {d.name: d.suggest(trial) for d in self.dimensions}
+
+    def keyed(self, prefix: str) -> tuple[Dimension, ...]:
+        """The dimensions stored as ``<prefix>.<field>`` (a part of a composed space)."""
+        return tuple(dataclasses.replace(d, key=f"{prefix}.{d.info.name}") for d in self.dimensions)
 
     def size(self) -> int:
         return math.prod(d.size() for d in self.dimensions)
@@ -74,7 +94,7 @@ class SearchSpace:
         out: dict[str, np.ndarray] = {}
         for info in self.params.fields():
             values = [r.get(info.name, self.pinned.get(info.name, info.default)) for r in rows]
-            out[info.name] = _encode(info, values)
+            out[info.name] = info.encode(values)
         return out
 
     def grid(self) -> Iterator[dict[str, Any]]:
@@ -92,23 +112,14 @@ class SearchSpace:
         cols: dict[str, np.ndarray] = {}
         for info in self.params.fields():
             if info.name in raw:
-                cols[info.name] = _encode(info, list(raw[info.name]))
+                cols[info.name] = info.encode(list(raw[info.name]))
             else:
-                cols[info.name] = np.repeat(_encode(info, [self.pinned.get(info.name, info.default)]), n)
+                cols[info.name] = np.repeat(info.encode([self.pinned.get(info.name, info.default)]), n)
         return cols, raw
 
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
-
-
-def _encode(info: ParamInfo, values: list[Any]) -> np.ndarray:
-    if info.kind is bool:
-        return np.array([bool(v) for v in values], dtype=bool)
-    if issubclass(info.kind, enum.Enum):
-        order = [c.value for c in info.kind]
-        return np.array([order.index(_plain(v)) for v in values], dtype=np.int64)
-    return np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
 
 
 def parse_ranges(items: list[str] | tuple[str, ...]) -> dict[str, tuple[int, int]]:
@@ -128,11 +139,18 @@ def parse_ranges(items: list[str] | tuple[str, ...]) -> dict[str, tuple[int, int
 
 def derive(params: type[Params], pinned: Mapping[str, Any],
            ranges: Mapping[str, tuple[int, int]] | None = None) -> SearchSpace:
-    """The space of ``params`` with ``pinned`` fields fixed and integer ``ranges`` narrowed."""
-    params.from_dict(dict(pinned))                  # names and values checked once, here
+    """The space of ``params`` with ``pinned`` fields fixed and integer ``ranges`` narrowed.
+
+    Pins are checked field by field and by the rules among pinned fields only (a
+    free field's default never meets a rule). A free field that a rule ties to pinned
+    fields alone keeps only the values that satisfy it (the divisors of a pinned
+    ``head_dim`` for ``lanes``), so the sampler never proposes a ruled-out value.
+    """
+    pinned = params.check_fields(dict(pinned))
     ranges = dict(ranges or {})
     dims = []
     for info in params.fields():
+        bounds = None
         if info.name in ranges:
             lo, hi = ranges.pop(info.name)
             declared = info.spec.range
@@ -141,12 +159,35 @@ def derive(params: type[Params], pinned: Mapping[str, Any],
             if not declared.lo <= lo <= hi <= declared.hi:
                 raise ValueError(f"{params.family}.{info.name} range must lie in "
                                  f"{declared.lo}..{declared.hi}, not {lo}..{hi}")
-            dims.append(Dimension(info, None, (lo, hi)))
-            continue
-        if not info.spec.search or info.name in pinned:
+            bounds = (lo, hi)
+        elif not info.spec.search or info.name in pinned:
             continue
         choices = tuple(_plain(c) for c in info.choices) if info.choices else None
-        dims.append(Dimension(info, choices))
+        dims.append(_narrowed(params, Dimension(info, choices, bounds), pinned))
     if ranges:
         params.field_info(next(iter(ranges)))       # raises: unknown field
-    return SearchSpace(params, tuple(dims), {k: _plain(v) for k, v in pinned.items()})
+    return SearchSpace(params, tuple(dims), pinned)
+
+
+def _narrowed(params: type[Params], dim: Dimension, pinned: Mapping[str, Any]) -> Dimension:
+    """``dim`` restricted to the values the rules over it and pinned fields allow."""
+    rules = [r for r in params.rules if dim.name in r.names
+             and all(n == dim.name or n in pinned for n in r.names)]
+    if not rules or dim.size() > 1 << 16:
+        return dim
+    values = dim.values()
+    infos = {i.name: i for i in params.fields()}
+    col = {n: np.repeat(infos[n].encode([pinned[n]]), len(values)) for r in rules for n in r.names
+           if n != dim.name}
+    col[dim.name] = dim.info.encode(values)
+    ok = np.ones(len(values), dtype=bool)
+    for rule in rules:
+        ok &= np.asarray(rule.holds(col), dtype=bool)
+    if not ok.any():
+        rule = rules[0]
+        raise ValueError(f"{params.family}.{dim.name} has no value that is "
+                         f"{rule.describe(pinned)} (pinned: "
+                         + ", ".join(f"{n}={pinned[n]}" for n in rule.needs) + ")")
+    if ok.all():
+        return dim
+    return Dimension(dim.info, tuple(v for v, keep in zip(values, ok, strict=True) if keep))

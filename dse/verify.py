@@ -72,3 +72,17 @@ def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False
     artifact = render(params, family.build)
     sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir)
     return Verification(sim=sim, checks=cycle_checks(family, params, sim.records))
+
+
+def verify_parts(family: Family, params: Params, *, seed: int = 1,
+                 waves: bool = False) -> list[tuple[Family, Params, str, Verification]]:
+    """Each engine of a design through its own bench: a plain family's design on its own, a
+    composed design's engines (their first replica, ``<part>0__``) inside its top."""
+    if family.parts is None:
+        return [(family, params, "", verify(family, params, seed=seed, waves=waves))]
+    artifact = render(params, family.build)
+    out = []
+    for engine, part, prefix in family.engines(params):
+        sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix)
+        out.append((engine, part, prefix, Verification(sim=sim, checks=cycle_checks(engine, part, sim.records))))
+    return out

@@ -1,32 +1,61 @@
-"""LLM workloads: named model presets and user files, expanded into GEMM and attention ops.
+"""LLM workloads: named model presets and user files, expanded into every op of a pass.
 
 A workload is one forward pass of one transformer layer stack in one phase:
 
-* ``prefill``: ``batch`` sequences of ``seq_len`` tokens each (M = batch * seq_len);
+* ``prefill``: ``batch`` sequences of ``seq_len`` tokens each (M = batch * seq_len); it ends
+  with the first generated token, so its latency is the time to the first token;
 * ``decode``: one new token for each of ``batch`` sequences over a context of
   ``seq_len`` tokens (M = batch), attention reads the whole KV cache.
 
-Per layer it has the Q, K, V and output projections, the FFN (gated: gate,
-up and down; plain: up and down) and attention (scores and context). GEMM
-shapes follow ``C[M, N] = A[M, K] @ W[K, N]`` with activations A and weights W.
-Architecture numbers are from each model's published configuration
-(``config.json`` on its model card).
+Per layer, in order: the input norm, the Q, K, V projections, RoPE, the KV-cache write of
+the new tokens, attention, the output projection, the residual add, the FFN norm, the FFN
+(gated: gate, up, activation, down; plain: up, activation, down), the residual add, and
+the activation quantization in front of each projection group for models with
+activations under 16 bits. Then the final norm and the LM head (its weights quantized
+like the layers', for the last position of each sequence only). GEMM shapes follow
+``C[M, N] = A[M, K] @ W[K, N]`` with activations A and weights W. Architecture numbers
+are from each model's published configuration (``config.json`` on its model card).
 """
 from __future__ import annotations
 
 import enum
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-from cost_models.ops import AttentionOp, Gemm
+from cost_models.ops import AttentionOp, Gemm, TransferOp, VectorOp
+
+Op = Union[Gemm, AttentionOp, VectorOp, TransferOp]
 
 
 class Phase(enum.Enum):
     PREFILL = "prefill"
     DECODE = "decode"
+
+
+class Activation(enum.Enum):
+    SILU = "silu"          # x * sigmoid(x) (Llama, BitNet 3B)
+    RELU2 = "relu2"        # relu(x)^2 (BitNet b1.58 2B4T)
+    RELU = "relu"          # OPT
+
+
+class Norm(enum.Enum):
+    RMS = "rms"
+    LAYER = "layer"
+
+
+# Lane operations per element of each element-wise op (a stated model; the vector unit
+# prices them): RMSNorm square + accumulate + scale + gain; LayerNorm adds the mean
+# subtraction and the bias; RoPE two products and an add per element; SiLU a table
+# sigmoid and a product, relu2 a compare and a square (each then times `up` in a gated
+# FFN); quantization an absmax, a scale and a round.
+OPS_PER_ELEMENT = {"rms_norm": 4, "layer_norm": 7, "rope": 3, "silu": 3, "relu2": 2, "relu": 1,
+                   "gate_mul": 1, "residual": 1, "bias": 1, "position": 1, "act_quant": 3,
+                   "group_scale": 2}
+EMBEDDING_BYTES = 2        # an fp16 embedding row per token
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,27 +67,74 @@ class ModelShape:
     heads: int
     kv_heads: int
     layers: int
+    vocab: int = 32000
     gated_ffn: bool = True          # SwiGLU-style gate + up + down (Llama, BitNet) vs up + down (OPT)
+    activation: Activation = Activation.SILU
+    norm: Norm = Norm.RMS
+    rope: bool = True               # rotary positions (else learned positions, added once)
+    sub_norms: bool = False         # BitNet 2B4T's extra norms before o_proj and down_proj
+    biases: bool = False            # OPT's projection biases
     weight_bits: int = 16
+    weight_group: int = 0           # K elements per weight scale; 0 = one scale per output column
     act_bits: int = 8
     ternary: bool = False           # weights in {-1, 0, +1} (held in weight_bits = 2)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            kind = _FIELD_TYPES[f.name]
+            value = getattr(self, f.name)
+            if isinstance(kind, type) and issubclass(kind, enum.Enum) and not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, f.name, kind(value))
+                except ValueError:
+                    raise ValueError(f"model.{f.name} must be one of "
+                                     f"{', '.join(repr(c.value) for c in kind)}, not {value!r}") from None
+            elif kind is bool and not isinstance(value, bool):
+                raise ValueError(f"model.{f.name} must be true or false, not {value!r}")
+            elif kind is int:
+                lo, hi = _INT_RANGES.get(f.name, (1, 1 << 20))
+                if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                    raise ValueError(f"model.{f.name} must be an integer in {lo}..{hi}, not {value!r}")
+            elif kind is str and not isinstance(value, str):
+                raise ValueError(f"model.{f.name} must be a string, not {value!r}")
+        if self.hidden % self.heads:
+            raise ValueError(f"model.heads must divide model.hidden ({self.hidden}), not {self.heads}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"model.kv_heads must divide model.heads ({self.heads}), not {self.kv_heads}")
+        if self.ternary and self.weight_bits != 2:
+            raise ValueError(f"model.weight_bits must be 2 for ternary weights, not {self.weight_bits}")
 
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
 
+_FIELD_TYPES = typing.get_type_hints(ModelShape)
+_INT_RANGES = {"weight_bits": (1, 16), "act_bits": (1, 16), "weight_group": (0, 1 << 20),
+               "vocab": (1, 1 << 22)}
+
+
 MODELS: dict[str, ModelShape] = {m.name: m for m in (
-    ModelShape(name="llama2-7b", hidden=4096, ffn=11008, heads=32, kv_heads=32, layers=32,
-               weight_bits=4, act_bits=8, source="meta-llama/Llama-2-7b-hf config.json"),
-    ModelShape(name="llama3-8b", hidden=4096, ffn=14336, heads=32, kv_heads=8, layers=32,
+    ModelShape(name="llama2-7b", hidden=4096, ffn=11008, heads=32, kv_heads=32, layers=32, vocab=32000,
+               weight_bits=4, act_bits=8, source="meta-llama/Llama-2-7b-hf config.json; W4A8, a scale "
+               "per output column"),
+    ModelShape(name="llama2-7b-w4g128", hidden=4096, ffn=11008, heads=32, kv_heads=32, layers=32,
+               vocab=32000, weight_bits=4, weight_group=128, act_bits=8,
+               source="meta-llama/Llama-2-7b-hf config.json; W4A8 with a scale per 128 weights "
+                      "(GPTQ/AWQ-style groups)"),
+    ModelShape(name="llama3-8b", hidden=4096, ffn=14336, heads=32, kv_heads=8, layers=32, vocab=128256,
                weight_bits=4, act_bits=8, source="meta-llama/Meta-Llama-3-8B config.json"),
     ModelShape(name="bitnet-b1.58-3b", hidden=3200, ffn=8640, heads=32, kv_heads=32, layers=26,
-               weight_bits=2, act_bits=8, ternary=True, source="1bitLLM/bitnet_b1_58-3B config.json; ternary "
-               "weights held in 2 bits"),
-    ModelShape(name="opt-6.7b", hidden=4096, ffn=16384, heads=32, kv_heads=32, layers=32,
-               gated_ffn=False, weight_bits=8, act_bits=8, source="facebook/opt-6.7b config.json"),
+               vocab=32002, weight_bits=2, act_bits=8, ternary=True,
+               source="1bitLLM/bitnet_b1_58-3B config.json; ternary weights held in 2 bits"),
+    ModelShape(name="bitnet-b1.58-2b4t", hidden=2560, ffn=6912, heads=20, kv_heads=5, layers=30,
+               vocab=128256, activation=Activation.RELU2, sub_norms=True, weight_bits=2, act_bits=8,
+               ternary=True, source="microsoft/bitnet-b1.58-2B-4T config.json (relu2, subln, GQA 20/5); "
+               "ternary weights held in 2 bits"),
+    ModelShape(name="opt-6.7b", hidden=4096, ffn=16384, heads=32, kv_heads=32, layers=32, vocab=50272,
+               gated_ffn=False, activation=Activation.RELU, norm=Norm.LAYER, rope=False, biases=True,
+               weight_bits=8, act_bits=8, source="facebook/opt-6.7b config.json"),
 )}
 
 
@@ -66,20 +142,17 @@ MODELS: dict[str, ModelShape] = {m.name: m for m in (
 class GemmOp:
     gemm: Gemm
     count: int                      # how many times the workload runs it (layers x ...)
-    weight_bits: int
-    act_bits: int
-    weights_stationary_bytes: int   # bytes of weights read from off-chip once per run
 
 
 @dataclass(frozen=True, kw_only=True)
 class Workload:
+    """Every op of one pass in execution order, each with how often the pass runs it."""
     name: str
     model: ModelShape
     phase: Phase
     batch: int
     seq_len: int
-    gemms: tuple[GemmOp, ...] = field(default=())
-    attention: tuple[tuple[AttentionOp, int], ...] = field(default=())
+    ops: tuple[tuple[Op, int], ...]
 
     @property
     def tokens(self) -> int:
@@ -94,25 +167,105 @@ class Workload:
     def act_bits(self) -> int:
         return self.model.act_bits
 
+    @property
+    def gemms(self) -> tuple[GemmOp, ...]:
+        return tuple(GemmOp(op, count) for op, count in self.ops if isinstance(op, Gemm))
+
+    @property
+    def attention(self) -> tuple[tuple[AttentionOp, int], ...]:
+        return tuple((op, count) for op, count in self.ops if isinstance(op, AttentionOp))
+
+    def kind_ops(self, kind: type) -> list[tuple[Op, int]]:
+        return [(op, count) for op, count in self.ops if isinstance(op, kind)]
+
+    def min_offchip_bytes(self) -> float:
+        """Bytes a pass must move however it is scheduled: every weight (and scale) read
+        once, the KV cache read once per attention, the new K/V and embeddings moved."""
+        total = 0.0
+        for op, count in self.ops:
+            if isinstance(op, Gemm):
+                total += count * op.n * op.k * self.model.weight_bits / 8
+            elif isinstance(op, AttentionOp):
+                total += count * op.batch * op.kv_heads * op.n_kv * op.head_dim * 2 * self.act_bits / 8
+            elif isinstance(op, TransferOp):
+                total += count * op.bytes
+        return total
+
 
 def expand(model: ModelShape, phase: Phase, *, batch: int, seq_len: int) -> Workload:
-    """All GEMM and attention ops of one pass through every layer."""
+    """Every op of one pass through every layer, in execution order."""
     for name, value, hi in (("batch", batch, 4096), ("seq_len", seq_len, 1 << 20)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
             raise ValueError(f"workload.{name} must be an integer in 1..{hi}, not {value!r}")
     m = batch * seq_len if phase is Phase.PREFILL else batch
-    h, f, kv_dim = model.hidden, model.ffn, model.kv_heads * model.head_dim
-    shapes = [("q_proj", h, h), ("k_proj", kv_dim, h), ("v_proj", kv_dim, h), ("o_proj", h, h)]
-    shapes += [("gate_proj", f, h), ("up_proj", f, h), ("down_proj", h, f)] if model.gated_ffn \
-        else [("fc1", f, h), ("fc2", h, f)]
-    gemms = tuple(GemmOp(Gemm(m=m, n=n, k=k, name=name), model.layers, model.weight_bits,
-                         model.act_bits, math.ceil(n * k * model.weight_bits / 8))
-                  for name, n, k in shapes)
+    h, f, kv_dim, layers = model.hidden, model.ffn, model.kv_heads * model.head_dim, model.layers
+    group = model.weight_group
+    ops: list[tuple[Op, int]] = [(TransferOp(name="embedding", bytes=m * h * EMBEDDING_BYTES), 1)]
+
+    def vector(name: str, kind: str, elements: int, count: int = layers) -> None:
+        ops.append((VectorOp(name=name, elements=elements, ops_per_element=OPS_PER_ELEMENT[kind]), count))
+
+    def gemm(name: str, n: int, k: int, rows: int = m, count: int = layers) -> None:
+        if not group or group >= k:
+            ops.append((Gemm(m=rows, n=n, k=k, name=name), count))
+            return
+        chunks = math.ceil(k / group)           # a run per scale group; partial sums scaled and added
+        ops.append((Gemm(m=rows, n=n, k=group, name=name), count * chunks))
+        ops.append((TransferOp(name=f"{name}.scales", bytes=2 * n * chunks), count))
+        vector(f"{name}.group_scale", "group_scale", rows * n * chunks, count)
+
+    norm = "rms_norm" if model.norm is Norm.RMS else "layer_norm"
+    quantized = model.act_bits < 16
+    if not model.rope:
+        vector("position", "position", m * h)
+    vector("attn_norm", norm, m * h)
+    if quantized:
+        vector("attn_quant", "act_quant", m * h)
+    for name, n in (("q_proj", h), ("k_proj", kv_dim), ("v_proj", kv_dim)):
+        gemm(name, n, h)
+    if model.biases:
+        vector("qkv_bias", "bias", m * (h + 2 * kv_dim))
+    if model.rope:
+        vector("rope", "rope", m * (h + kv_dim))
+    ops.append((TransferOp(name="kv_write", bytes=math.ceil(2 * m * kv_dim * model.act_bits / 8)), layers))
     n_q = seq_len if phase is Phase.PREFILL else 1
-    attention = AttentionOp(batch=batch, heads=model.heads, kv_heads=model.kv_heads, n_q=n_q,
-                            n_kv=seq_len, head_dim=model.head_dim, causal=phase is Phase.PREFILL)
+    ops.append((AttentionOp(batch=batch, heads=model.heads, kv_heads=model.kv_heads, n_q=n_q, n_kv=seq_len,
+                            head_dim=model.head_dim, causal=phase is Phase.PREFILL), layers))
+    if model.sub_norms:
+        vector("attn_sub_norm", norm, m * h)
+    if quantized:
+        vector("o_quant", "act_quant", m * h)
+    gemm("o_proj", h, h)
+    if model.biases:
+        vector("o_bias", "bias", m * h)
+    vector("attn_residual", "residual", m * h)
+    vector("ffn_norm", norm, m * h)
+    if quantized:
+        vector("ffn_quant", "act_quant", m * h)
+    if model.gated_ffn:
+        gemm("gate_proj", f, h)
+        gemm("up_proj", f, h)
+        vector("ffn_act", model.activation.value, m * f)
+        vector("gate_mul", "gate_mul", m * f)
+    else:
+        gemm("fc1", f, h)
+        if model.biases:
+            vector("fc1_bias", "bias", m * f)
+        vector("ffn_act", model.activation.value, m * f)
+    if model.sub_norms:
+        vector("ffn_sub_norm", norm, m * f)
+    if quantized:
+        vector("down_quant", "act_quant", m * f)
+    gemm("down_proj" if model.gated_ffn else "fc2", h, f)
+    if model.biases:
+        vector("down_bias", "bias", m * h)
+    vector("ffn_residual", "residual", m * h)
+    vector("final_norm", norm, batch * h, count=1)
+    if quantized:
+        vector("lm_head_quant", "act_quant", batch * h, count=1)
+    gemm("lm_head", model.vocab, h, rows=batch, count=1)
     return Workload(name=f"{model.name}-{phase.value}", model=model, phase=phase, batch=batch,
-                    seq_len=seq_len, gemms=gemms, attention=((attention, model.layers),))
+                    seq_len=seq_len, ops=tuple(ops))
 
 
 PRESET_PHASES = {"prefill": dict(batch=1, seq_len=128), "decode": dict(batch=1, seq_len=1024)}
@@ -150,19 +303,13 @@ def _from_mapping(doc: Any, origin: str) -> Workload:
         bad = set(model_doc) - names
         if bad:
             raise ValueError(f"{origin}: unknown key model.{sorted(bad)[0]}; allowed: {', '.join(sorted(names))}")
-        for key in ("hidden", "ffn", "heads", "kv_heads", "layers", "weight_bits", "act_bits"):
-            value = model_doc.get(key)
-            if key in ("weight_bits", "act_bits") and value is None:
-                continue
-            lo, hi = (1, 16) if key.endswith("bits") else (1, 1 << 20)
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ValueError(f"{origin}: model.{key} must be an integer in {lo}..{hi}, not {value!r}")
-        if not isinstance(model_doc.get("ternary", False), bool):
-            raise ValueError(f"{origin}: model.ternary must be true or false, not {model_doc['ternary']!r}")
-        if model_doc["hidden"] % model_doc["heads"] or model_doc["heads"] % model_doc["kv_heads"]:
-            raise ValueError(f"{origin}: model.heads must divide model.hidden and model.kv_heads "
-                             f"must divide model.heads")
-        model = ModelShape(**{"name": "custom", **model_doc})
+        missing = [k for k in ("hidden", "ffn", "heads", "kv_heads", "layers") if k not in model_doc]
+        if missing:
+            raise ValueError(f"{origin}: model.{missing[0]} is required")
+        try:
+            model = ModelShape(**{"name": "custom", **model_doc})
+        except ValueError as exc:
+            raise ValueError(f"{origin}: {exc}") from None
     else:
         raise ValueError(f"{origin}: model must be a preset name or a table, not {model_doc!r}")
     try:

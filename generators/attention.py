@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from generators import fixed_softmax as fx
 from generators.lanes import pack_lanes, unpack_lanes
-from generators.params import Params, bool_field, choice_field, int_field
+from generators.params import Params, Rule, bool_field, choice_field, int_field
 from generators.widths import bits_for, ceil_div
 from hw import index_shape
 from hw.block_loader import BlockLoader
@@ -151,21 +151,16 @@ class AttentionParams(Params):
     recip_bits: int = int_field(16, 8, 24, search=False, doc="quotient bits of the row reciprocal")
     out_frac: int = int_field(8, 0, 12, search=False, doc="fraction bits of O in V's units")
 
-    def _check(self) -> None:
-        if self.head_dim % self.lanes:
-            raise self._error("lanes", f"a divisor of head_dim ({self.head_dim})", self.lanes)
-        if self.exp_index_bits > self.score_frac:
-            raise self._error("exp_index_bits", f"at most score_frac ({self.score_frac})", self.exp_index_bits)
-        if self.scale_frac <= self.score_frac:
-            raise self._error("scale_frac", f"greater than score_frac ({self.score_frac})", self.scale_frac)
-        if self.recip_bits <= self.out_frac:
-            raise self._error("recip_bits", f"greater than out_frac ({self.out_frac})", self.recip_bits)
-
-    @classmethod
-    def valid_columns(cls, col) -> np.ndarray:
-        c = {k: np.asarray(v) for k, v in col.items()}
-        return ((c["head_dim"] % np.maximum(c["lanes"], 1) == 0) & (c["exp_index_bits"] <= c["score_frac"])
-                & (c["scale_frac"] > c["score_frac"]) & (c["recip_bits"] > c["out_frac"]))
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("lanes", ("head_dim",), lambda c: np.asarray(c["head_dim"]) % np.maximum(c["lanes"], 1) == 0,
+             "a divisor of head_dim ({head_dim})"),
+        Rule("exp_index_bits", ("score_frac",), lambda c: np.asarray(c["exp_index_bits"]) <= c["score_frac"],
+             "at most score_frac ({score_frac})"),
+        Rule("scale_frac", ("score_frac",), lambda c: np.asarray(c["scale_frac"]) > c["score_frac"],
+             "greater than score_frac ({score_frac})"),
+        Rule("recip_bits", ("out_frac",), lambda c: np.asarray(c["recip_bits"]) > c["out_frac"],
+             "greater than out_frac ({out_frac})"),
+    )
 
     # ------------------------------------------------------------------ derived
     @property

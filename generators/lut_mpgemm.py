@@ -50,7 +50,7 @@ from generators.lanes import pack_lanes
 from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, MpGemmParams,
                                WeightFormat, check_weights, pack_activations, padded_groups,
                                padded_weights)
-from generators.params import bool_field, choice_field, int_field
+from generators.params import Rule, bool_field, choice_field, int_field
 from generators.widths import signed_bits
 from hw.lut import LutDotUnit, TableBuilder, shift_add_product
 
@@ -141,16 +141,11 @@ class LutMpGemmParams(MpGemmParams):
         TableSource.ONCHIP, doc="onchip = tables built from streamed activations, "
                                 "external = precomputed tables streamed in (operator fusion)")
 
-    def _check(self) -> None:
-        super()._check()
-        if self.planes_per_cycle > self.planes:
-            raise self._error("planes_per_cycle", f"an integer in 1..{self.planes} "
-                              f"(the weight's bit-planes)", self.planes_per_cycle)
-
-    @classmethod
-    def valid_columns(cls, col) -> np.ndarray:
-        return super().valid_columns(col) & (np.asarray(col["planes_per_cycle"])
-                                             <= planes(col["weight_format"], col["w_bits"]))
+    rules: ClassVar[tuple[Rule, ...]] = MpGemmParams.rules + (
+        Rule("planes_per_cycle", ("weight_format", "w_bits"),
+             lambda c: np.asarray(c["planes_per_cycle"]) <= planes(c["weight_format"], c["w_bits"]),
+             lambda v: f"an integer in 1..{1 if v['weight_format'] == 'ternary' else v['w_bits']} "
+                       f"(the weight's bit-planes)"),)
 
     @property
     def ternary(self) -> bool:

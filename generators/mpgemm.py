@@ -40,7 +40,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.lanes import pack_lanes, unpack_lanes
-from generators.params import Params, choice_field, int_field
+from generators.params import Params, Rule, choice_field, int_field
 from generators.widths import signed_bits
 from hw.run_control import handoff_state, run_handshake
 from hw.tile_buffer import TileDrain
@@ -91,9 +91,9 @@ class MpGemmParams(Params):
                                "ternary = {-1, 0, +1}")
     k_max: int = int_field(256, 1, 65536, log=True, doc="deepest reduction K one run accepts")
 
-    def _check(self) -> None:
-        if self.weight_format is WeightFormat.TERNARY and self.w_bits != 2:
-            raise self._error("w_bits", "2 when weight_format is 'ternary'", self.w_bits)
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("w_bits", ("weight_format",), lambda c: (np.asarray(c["weight_format"]) != TERNARY_CODE)
+             | (np.asarray(c["w_bits"]) == 2), "2 when weight_format is 'ternary'"),)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -134,10 +134,6 @@ class MpGemmParams(Params):
             return -(1 << (b - 1)), (1 << (b - 1)) - 1
         return -1, 1
 
-    @classmethod
-    def valid_columns(cls, col) -> np.ndarray:
-        fmt, w = np.asarray(col["weight_format"]), np.asarray(col["w_bits"])
-        return (fmt != TERNARY_CODE) | (w == 2)
 
 
 class MpGemmEngine(wiring.Component):

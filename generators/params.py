@@ -16,7 +16,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -55,6 +55,32 @@ def choice_field(default: enum.Enum, *, doc: str, search: bool = True) -> Any:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A cross-field constraint, written once as a vectorised predicate.
+
+    ``holds(columns)`` takes the encoded columns of :meth:`Params.columns` (enums as
+    their declaration index) and returns a boolean per point. The same predicate
+    serves the scalar check at construction, the explorer's feasibility and the
+    narrowing of a free field against pinned ones. ``field`` is the field an error
+    names, ``needs`` the other fields the rule reads, ``says`` the allowed values in
+    words, formatted with the point's plain values (``"a divisor of head_dim
+    ({head_dim})"``), or a function of them.
+    """
+    field: str
+    needs: tuple[str, ...]
+    holds: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+    says: str | Callable[[Mapping[str, Any]], str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.field, *self.needs)
+
+    def describe(self, values: Mapping[str, Any]) -> str:
+        """The allowed values in words, for the point's (plain) ``values``."""
+        return self.says(values) if callable(self.says) else self.says.format(**values)
+
+
+@dataclass(frozen=True)
 class ParamInfo:
     """One field as the command line and the explorer see it."""
     name: str
@@ -80,6 +106,31 @@ class ParamInfo:
         text = f"an integer in {rng.lo}..{rng.hi}"
         return text + " or unset (derived)" if self.spec.optional else text
 
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        """Values as a model column: enums by declaration index (their plain values are
+        accepted too), booleans as booleans, an unset derived field as 0."""
+        if self.kind is bool:
+            return np.array([bool(v) for v in values], dtype=bool)
+        if issubclass(self.kind, enum.Enum):
+            order = [c.value for c in self.kind]
+            return np.array([order.index(v.value if isinstance(v, enum.Enum) else v) for v in values],
+                            dtype=np.int64)
+        return np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+
+    def parse(self, text: str) -> Any:
+        """One ``--set`` value as the field's type (checked by :meth:`Params.check_fields`)."""
+        word = text.strip()
+        if self.spec.optional and word.lower() in ("", "none", "auto"):
+            return None
+        if self.kind is bool:
+            return _BOOL_WORDS.get(word.lower(), word)
+        if issubclass(self.kind, enum.Enum):
+            return word.lower()
+        try:
+            return int(word, 0)
+        except ValueError:
+            return word
+
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
@@ -90,38 +141,68 @@ class Params:
     """Base of every family's parameter dataclass (see the module docstring)."""
 
     family: ClassVar[str] = "params"
+    rules: ClassVar[tuple[Rule, ...]] = ()
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
         for info in self.fields():
             value = getattr(self, info.name)
             object.__setattr__(self, info.name, self._coerce(info, value))
-        self._check()
+        self._check_rules(self.to_dict())
 
-    def _check(self) -> None:
-        """Cross-field constraints; families override and raise ``self._error``."""
+    @classmethod
+    def _check_rules(cls, values: Mapping[str, Any]) -> None:
+        """Raise for the first rule whose fields are all in ``values`` and that fails."""
+        known = [r for r in cls.rules if all(n in values for n in r.names)]
+        if not known:
+            return
+        infos = {i.name: i for i in cls.fields()}
+        col = {n: infos[n].encode([values[n]]) for r in known for n in r.names}
+        for rule in known:
+            if not bool(np.asarray(rule.holds(col)).reshape(-1)[0]):
+                raise cls._error(rule.field, rule.describe(values), values[rule.field])
 
-    def _error(self, name: str, constraint: str, value: Any) -> ValueError:
-        return ValueError(f"{self.family}.{name} must be {constraint}, not {value!r}")
+    @classmethod
+    def _error(cls, name: str, constraint: str, value: Any) -> ValueError:
+        return ValueError(f"{cls.family}.{name} must be {constraint}, not {value!r}")
 
-    def _coerce(self, info: ParamInfo, value: Any) -> Any:
+    @classmethod
+    def _coerce(cls, info: ParamInfo, value: Any) -> Any:
         if value is None and info.spec.optional:
             return None
         if info.kind is bool:
             if isinstance(value, bool):
                 return value
-            raise self._error(info.name, info.describe(), value)
+            raise cls._error(info.name, info.describe(), value)
         if issubclass(info.kind, enum.Enum):
             if isinstance(value, info.kind):
                 return value
             try:
                 return info.kind(value)
             except ValueError:
-                raise self._error(info.name, info.describe(), value) from None
+                raise cls._error(info.name, info.describe(), value) from None
         rng = info.spec.range
         if isinstance(value, bool) or not isinstance(value, int) or not rng.lo <= value <= rng.hi:
-            raise self._error(info.name, info.describe(), value)
+            raise cls._error(info.name, info.describe(), value)
         return value
+
+    @classmethod
+    def check_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A partial assignment checked field by field, then by every rule whose fields
+        it all holds (rules over fields left free are not applied); plain values back."""
+        infos = {i.name: i for i in cls.fields()}
+        out = {}
+        for name, value in values.items():
+            info = cls.field_info(name) if name not in infos else infos[name]
+            coerced = cls._coerce(info, value)
+            out[name] = coerced.value if isinstance(coerced, enum.Enum) else coerced
+        cls._check_rules(out)
+        return out
+
+    @classmethod
+    def parse_fields(cls, values: Mapping[str, str]) -> dict[str, Any]:
+        """``key=value`` text (the command line's ``--set``) checked as :meth:`check_fields`."""
+        return cls.check_fields({name: cls.field_info(name).parse(text) for name, text in values.items()})
 
     # ------------------------------------------------------------------ introspection
     @classmethod
@@ -138,6 +219,15 @@ class Params:
                 kind = args[0]
             out.append(ParamInfo(f.name, kind, spec, f.default))
         return tuple(out)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(i.name for i in cls.fields())
+
+    @classmethod
+    def nested_help(cls) -> list[str]:
+        """Lines about nested parts (``gemm.<field>``) for ``accelforge params``; none by default."""
+        return []
 
     @classmethod
     def field_info(cls, name: str) -> ParamInfo:
@@ -165,22 +255,7 @@ class Params:
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> "Params":
         """Build from ``key=value`` text, as given on the command line."""
-        parsed: dict[str, Any] = {}
-        for name, text in values.items():
-            info = cls.field_info(name)
-            word = text.strip()
-            if info.spec.optional and word.lower() in ("", "none", "auto"):
-                parsed[name] = None
-            elif info.kind is bool:
-                parsed[name] = _BOOL_WORDS.get(word.lower(), word)
-            elif issubclass(info.kind, enum.Enum):
-                parsed[name] = word.lower()
-            else:
-                try:
-                    parsed[name] = int(word, 0)
-                except ValueError:
-                    parsed[name] = word
-        return cls(**parsed)
+        return cls(**{name: cls.field_info(name).parse(text) for name, text in values.items()})
 
     @classmethod
     def columns(cls, points: Sequence["Params"]) -> dict[str, np.ndarray]:
@@ -189,26 +264,15 @@ class Params:
         Enums become their index in declaration order, booleans stay booleans,
         an unset optional (derived) field becomes 0.
         """
-        out = {}
-        for info in cls.fields():
-            values = [getattr(p, info.name) for p in points]
-            if info.kind is bool:
-                out[info.name] = np.array(values, dtype=bool)
-            elif issubclass(info.kind, enum.Enum):
-                order = list(info.kind)
-                out[info.name] = np.array([order.index(v) for v in values], dtype=np.int64)
-            else:
-                out[info.name] = np.array([0 if v is None else v for v in values], dtype=np.int64)
-        return out
+        return {info.name: info.encode([getattr(p, info.name) for p in points]) for info in cls.fields()}
 
     @classmethod
     def valid_columns(cls, col: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Per point of ``columns()``, whether the cross-field checks of ``_check`` pass.
-
-        The explorer samples every field independently, so a family with
-        cross-field constraints restates them here, vectorised.
-        """
-        return np.ones(np.shape(next(iter(col.values()))), dtype=bool)
+        """Per point of ``columns()``, whether every cross-field rule holds."""
+        ok = np.ones(np.shape(next(iter(col.values()))), dtype=bool)
+        for rule in cls.rules:
+            ok = ok & np.asarray(rule.holds(col), dtype=bool)
+        return ok
 
     def replace(self, **changes: Any) -> "Params":
         return dataclasses.replace(self, **changes)

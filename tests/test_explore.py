@@ -152,10 +152,13 @@ def test_workload_presets_expand_into_the_published_shapes():
     shapes = {op.gemm.name: (op.gemm.m, op.gemm.n, op.gemm.k) for op in wl.gemms}
     assert shapes["k_proj"] == (1, 1024, 4096)            # 8 KV heads x 128
     assert shapes["down_proj"] == (1, 4096, 14336)
-    assert all(op.count == 32 for op in wl.gemms)
+    assert shapes["lm_head"] == (1, 128256, 4096)        # the vocabulary, once per token
+    assert all(op.count == (1 if op.gemm.name == "lm_head" else 32) for op in wl.gemms)
     prefill = load("opt-6.7b-prefill")
-    assert {op.gemm.name for op in prefill.gemms} == {"q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"}
+    assert {op.gemm.name for op in prefill.gemms} == {"q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2",
+                                                      "lm_head"}
     assert prefill.gemms[0].gemm.m == 128
+    assert {op.gemm.name: op.gemm.m for op in prefill.gemms}["lm_head"] == 1   # the last position only
 
 
 @pytest.mark.parametrize("text, suffix, message", [

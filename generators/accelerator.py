@@ -1,0 +1,191 @@
+"""A whole accelerator: one GEMM engine kind, one attention engine, replicas of each and a
+vector unit, sharing one device and its off-chip memory.
+
+``AcceleratorParams`` nests the families' own Params: the GEMM engine's fields are
+addressed as ``gemm.<field>`` (``gemm.n_tile=64``) and the attention engine's as
+``attention.<field>``; the engine kind itself is ``gemm`` (``systolic``,
+``lut_mpgemm``, ``mac_mpgemm``). Errors name the nested field
+(``accelerator.gemm.n_tile must be ...``). The top module instantiates every engine
+replica with its ports brought out under ``gemm<i>__`` / ``attention<i>__``; the vector
+unit is a cost-model component with no RTL yet, so the top has none.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from generators import attention, lut_mpgemm, mac_mpgemm, systolic
+from generators.attention import AttentionParams
+from generators.params import Params, choice_field, int_field
+
+
+class GemmKind(enum.Enum):
+    SYSTOLIC = "systolic"
+    LUT_MPGEMM = "lut_mpgemm"
+    MAC_MPGEMM = "mac_mpgemm"
+
+
+# kind -> (its Params class, its builder)
+GEMM_ENGINES: dict[GemmKind, tuple[type[Params], Callable[[Any], wiring.Component]]] = {
+    GemmKind.SYSTOLIC: (systolic.SystolicParams, systolic.build),
+    GemmKind.LUT_MPGEMM: (lut_mpgemm.LutMpGemmParams, lut_mpgemm.build),
+    GemmKind.MAC_MPGEMM: (mac_mpgemm.MacMpGemmParams, mac_mpgemm.build),
+}
+NESTED = ("gemm", "attention")
+
+
+def _nested(prefix: str, cls: type[Params], make: Callable[[], Any]) -> Any:
+    """Run ``make`` and name the nested field in its error (``accelerator.gemm.n_tile ...``)."""
+    try:
+        return make()
+    except ValueError as exc:
+        text = str(exc)
+        for head in (f"{cls.family}.", f"{cls.family} has no parameter"):
+            if text.startswith(head):
+                text = f"accelerator.{prefix}." + text[len(cls.family) + 1:] if head.endswith(".") else \
+                    f"accelerator.{prefix} ({cls.family}) has no parameter" + text[len(head):]
+                break
+        raise ValueError(text) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorParams(Params):
+    """Parameters of a whole accelerator (see the module docstring)."""
+
+    family: ClassVar[str] = "accelerator"
+
+    gemm: GemmKind = choice_field(GemmKind.LUT_MPGEMM, doc="GEMM engine kind; its fields are gemm.<field>")
+    gemm_instances: int = int_field(1, 1, 8, doc="GEMM engine replicas, each a slice of every GEMM's N")
+    attention_instances: int = int_field(1, 1, 8, doc="attention engine replicas, each a share of the KV heads")
+    vector_lanes: int = int_field(16, 1, 256, log=True,
+                                  doc="vector unit lanes for the element-wise ops (modelled, no RTL yet)")
+    gemm_params: Params | None = field(default=None)
+    attention: AttentionParams = field(default_factory=AttentionParams)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        cls, _ = GEMM_ENGINES[self.gemm]
+        if self.gemm_params is None:
+            object.__setattr__(self, "gemm_params", cls())
+        elif not isinstance(self.gemm_params, cls):
+            raise ValueError(f"accelerator.gemm_params must be {cls.__name__} for gemm "
+                             f"{self.gemm.value!r}, not {type(self.gemm_params).__name__}")
+        if not isinstance(self.attention, AttentionParams):
+            raise ValueError(f"accelerator.attention must be AttentionParams, not {self.attention!r}")
+
+    @property
+    def gemm_class(self) -> type[Params]:
+        return GEMM_ENGINES[self.gemm][0]
+
+    # ------------------------------------------------------------------ round trips
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.update({f"gemm.{k}": v for k, v in self.gemm_params.to_dict().items()})
+        out.update({f"attention.{k}": v for k, v in self.attention.to_dict().items()})
+        return out
+
+    @staticmethod
+    def split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Top-level items and the ``gemm.`` / ``attention.`` items by prefix."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {p: {} for p in NESTED}
+        for key, value in values.items():
+            prefix, dot, name = key.partition(".")
+            if dot and prefix in nested:
+                nested[prefix][name] = value
+            elif dot:
+                raise ValueError(f"accelerator has no nested part {prefix!r}; known: gemm, attention")
+            else:
+                top[key] = value
+        return top, nested
+
+    @classmethod
+    def _kind(cls, top: Mapping[str, Any]) -> GemmKind:
+        return cls._coerce(cls.field_info("gemm"), top.get("gemm", cls.field_info("gemm").default))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "AcceleratorParams":
+        top, nested = cls.split(values)
+        for name in top:
+            cls.field_info(name)
+        gemm_cls = GEMM_ENGINES[cls._kind(top)][0]
+        gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_dict(nested["gemm"]))
+        att = _nested("attention", AttentionParams, lambda: AttentionParams.from_dict(nested["attention"]))
+        return cls(**top, gemm_params=gemm, attention=att)
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> "AcceleratorParams":
+        top, nested = cls.split(values)
+        parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
+        gemm_cls = GEMM_ENGINES[cls._kind(parsed)][0]
+        gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_strings(nested["gemm"]))
+        att = _nested("attention", AttentionParams, lambda: AttentionParams.from_strings(nested["attention"]))
+        return cls(**parsed, gemm_params=gemm, attention=att)
+
+    @classmethod
+    def check_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        top, nested = cls.split(values)
+        out = super().check_fields(top)
+        gemm_cls = GEMM_ENGINES[cls._kind(out)][0]
+        out.update({f"gemm.{k}": v for k, v in _nested(
+            "gemm", gemm_cls, lambda: gemm_cls.check_fields(nested["gemm"])).items()})
+        out.update({f"attention.{k}": v for k, v in _nested(
+            "attention", AttentionParams, lambda: AttentionParams.check_fields(nested["attention"])).items()})
+        return out
+
+    @classmethod
+    def parse_fields(cls, values: Mapping[str, str]) -> dict[str, Any]:
+        top, nested = cls.split(values)
+        parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
+        gemm_cls = GEMM_ENGINES[cls._kind(parsed)][0]
+        for prefix, part in (("gemm", gemm_cls), ("attention", AttentionParams)):
+            for name, text in nested[prefix].items():
+                info = _nested(prefix, part, lambda: part.field_info(name))
+                parsed[f"{prefix}.{name}"] = info.parse(text)
+        return cls.check_fields(parsed)
+
+    @classmethod
+    def columns(cls, points) -> dict[str, np.ndarray]:
+        """Top fields, then every GEMM kind's fields as ``<kind>.<field>`` (the kind's
+        defaults where a point uses another kind) and ``attention.<field>``."""
+        out = super().columns(points)
+        for kind, (gemm_cls, _) in GEMM_ENGINES.items():
+            own = [p.gemm_params if p.gemm is kind else gemm_cls() for p in points]
+            out.update({f"{kind.value}.{k}": v for k, v in gemm_cls.columns(own).items()})
+        out.update({f"attention.{k}": v for k, v in AttentionParams.columns([p.attention for p in points]).items()})
+        return out
+
+    @classmethod
+    def nested_help(cls) -> list[str]:
+        return ["gemm.<field>: the fields of the chosen GEMM engine (accelforge params systolic | "
+                "lut_mpgemm | mac_mpgemm)", "attention.<field>: the attention engine's fields "
+                "(accelforge params attention)"]
+
+
+class Accelerator(wiring.Component):
+    """Every engine replica of an accelerator, each with its own ports at the top."""
+
+    def __init__(self, params: AcceleratorParams):
+        self.params = params
+        _, build_gemm = GEMM_ENGINES[params.gemm]
+        self._engines = {f"gemm{i}": build_gemm(params.gemm_params) for i in range(params.gemm_instances)}
+        self._engines.update({f"attention{i}": attention.build(params.attention)
+                              for i in range(params.attention_instances)})
+        super().__init__({name: Out(engine.signature) for name, engine in self._engines.items()})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, engine in self._engines.items():
+            m.submodules[name] = engine
+            wiring.connect(m, wiring.flipped(getattr(self, name)), engine)
+        return m
+
+
+def build(params: AcceleratorParams) -> Accelerator:
+    return Accelerator(params)
