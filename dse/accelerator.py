@@ -107,7 +107,7 @@ def _plain_int(value: Any) -> Any:
 def _kind_pins(families: Mapping[str, Any], kind: GemmKind, workload, user: Mapping[str, str]) -> dict[str, Any]:
     """One GEMM kind's pins: the workload's, then the user's ``gemm.*`` (a contradiction is an error)."""
     family = families[kind.value]
-    return family.pins_for(workload, user, prefix="accelerator.gemm.")
+    return family.pins_for(workload, user, path="accelerator.gemm")
 
 
 def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
@@ -131,7 +131,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
     if not spaces:
         raise ValueError("no GEMM engine kind can run this design: " + "; ".join(refusals))
     attention = derive(AttentionParams, families["attention"].pins_for(workload, nested["attention"],
-                                                                         prefix="accelerator.attention."),
+                                                                         path="accelerator.attention"),
                        nested_ranges["attention"])
     top = derive(AcceleratorParams, {k: v for k, v in top_pins.items()}, top_ranges)
     if "gemm" not in top_pins:
@@ -150,7 +150,7 @@ def design(families: Mapping[str, Any], workload, user: Mapping[str, str]) -> Ac
     values: dict[str, Any] = {k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()}
     values.update({f"gemm.{k}": v for k, v in _kind_pins(families, kind, workload, nested["gemm"]).items()})
     values.update({f"attention.{k}": v for k, v in families["attention"].pins_for(
-        workload, nested["attention"], prefix="accelerator.attention.").items()})
+        workload, nested["attention"], path="accelerator.attention").items()})
     return AcceleratorParams.from_dict(values)
 
 

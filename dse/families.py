@@ -21,7 +21,7 @@ import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import AttentionOp, Gemm
 from flows.calibrate import Calibratable
-from generators.params import Params
+from generators.params import Params, nested_errors
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,16 @@ class Family:
     def parse_op(self, text: str) -> Gemm | AttentionOp:
         return self.op_type.parse(text)
 
-    def pins_for(self, workload, user: Mapping[str, str], *, prefix: str = "") -> dict[str, Any]:
+    def pins_for(self, workload, user: Mapping[str, str], *, path: str = "") -> dict[str, Any]:
         """The workload's pins, then the user's ``--set`` items (checked field by field); a
-        user value that contradicts the workload is refused, naming both."""
+        user value that contradicts the workload is refused, naming both. ``path`` names
+        this family's part in a composed design (``accelerator.gemm``) in errors."""
         fixed = self.params.check_fields(self.workload_pins(workload))
-        try:
+        with nested_errors(path or self.params.family, self.params):
             mine = self.params.parse_fields(user)
-        except ValueError as exc:
-            text = str(exc)
-            head = f"{self.params.family}."
-            raise ValueError(prefix + text[len(head):] if prefix and text.startswith(head) else text) from None
         for key, value in mine.items():
             if key in fixed and fixed[key] != value:
-                raise ValueError(f"--set {prefix or self.name + '.'}{key}={value} contradicts workload "
+                raise ValueError(f"--set {path or self.name}.{key}={value} contradicts workload "
                                  f"{workload.name}, which fixes {key}={fixed[key]}")
         return {**fixed, **mine}
 

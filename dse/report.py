@@ -105,14 +105,86 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
 def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> str:
     if front.empty:
         return "no feasible design found"
-    names = [d.name for d in explorer.space.dimensions]
+    shown_rows = front.head(limit)
+    names = [d.name for d in explorer.space.dimensions           # a conditional space's own fields stay
+             if d.name in shown_rows and shown_rows[d.name].notna().all()]   # in the report, not here
     cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "dsp", "fmax_mhz", "memory_bound"]
     cols = list(dict.fromkeys(c for c in cols if c in front))
-    shown = front[cols].head(limit).copy()
+    shown = shown_rows[cols].copy()
     for c in shown.columns:
         if shown[c].dtype.kind == "f":
             shown[c] = shown[c].map(lambda v: f"{v:.4g}")
     return shown.to_string(index=False)
+
+
+def _front_points(explorer: Explorer, front: pd.DataFrame, limit: int) -> list:
+    names = [d.name for d in explorer.space.dimensions]
+    return [explorer.space.point({n: row[n] for n in names}) for _, row in front.head(limit).iterrows()]
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: int = 10) -> dict[str, Path]:
+    """For a family that prices every op of a token (the accelerator): the front designs'
+    time per engine as stacked bars, and a roofline of their throughput. None otherwise."""
+    if front.empty:
+        return {}
+    points = _front_points(explorer, front, limit)
+    priced = explorer.family.price(explorer.family.params.columns(points), explorer.workload, explorer.target,
+                                   breakdown=True)
+    if "ops" not in priced:
+        return {}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [p.digest() for p in points]
+    engines = list(dict.fromkeys(o["engine"] for o in priced["ops"]))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bottom = np.zeros(len(points))
+    for engine in engines:
+        t = sum(o["count"] * np.asarray(o["seconds"]) for o in priced["ops"] if o["engine"] == engine)
+        ax.bar(labels, t, bottom=bottom, label=engine)
+        bottom = bottom + t
+    ax.set_ylabel("seconds per pass")
+    ax.set_title(f"time per engine, {explorer.workload.name} on {explorer.cfg.target}")
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths = {"breakdown.png": out / "breakdown.png", "roofline.png": out / "roofline.png"}
+    _save(fig, paths["breakdown.png"])
+
+    ops = float(sum(count * op.ops for op, count in explorer.workload.ops))
+    intensity = ops / np.asarray(priced["offchip_bytes"])
+    perf = ops / np.asarray(priced["latency_s"])
+    bandwidth = explorer.target.offchip_gbytes_s * 1e9
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.logspace(np.log10(min(intensity.min(), 0.1)), np.log10(max(intensity.max(), 10) * 10), 50)
+    ax.loglog(x, bandwidth * x, color="black", linewidth=1, label=f"bandwidth {explorer.target.offchip_gbytes_s:g} GB/s")
+    best = ops / explorer.workload.min_offchip_bytes()
+    ax.axvline(best, color="grey", linestyle="--", linewidth=1, label="workload's least traffic")
+    ax.scatter(intensity, perf, c=np.arange(len(points)), cmap="viridis", edgecolors="black", zorder=3,
+               label="front designs")
+    ax.set_xlabel("operations per off-chip byte")
+    ax.set_ylabel("operations per second")
+    ax.set_title("roofline of the front designs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, paths["roofline.png"])
+    return paths
 
 
 def write_designs(explorer: Explorer, front: pd.DataFrame, out: Path, top: int) -> list[dict[str, Any]]:
@@ -150,15 +222,29 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     _plot(explorer, frame, front, out / ".pareto.png.tmp")
     (out / ".pareto.png.tmp").replace(paths["pareto.png"])
     designs = write_designs(explorer, front, out, top)
+    extra_plots = breakdown_plots(explorer, front, out)
+    paths.update(extra_plots)
     checks_file = out / "checks.json"
     checks = json.loads(checks_file.read_text()) if checks_file.exists() else {}
-    write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks, paths["pareto.png"]))
+    write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks,
+                                             [paths["pareto.png"], *extra_plots.values()]))
     return paths
 
 
-def _html(explorer, frame, front, designs, checks, png: Path) -> str:
+def _scope(explorer) -> str:
+    """What the figures cover, said where users read them."""
+    kind = explorer.family.op_type
+    if kind is None:
+        return ("Every op of a token is priced (GEMMs, attention, element-wise ops, KV-cache write); the "
+                "vector unit that runs the element-wise ops is modelled without RTL, its coefficients not "
+                "fitted.")
+    return f"Only the workload's {kind.label} are priced; the rest of a token is left out."
+
+
+def _html(explorer, frame, front, designs, checks, pngs: list[Path]) -> str:
     cfg = explorer.cfg
-    image = base64.b64encode(png.read_bytes()).decode()
+    images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                     f'alt="{html.escape(p.stem)}" style="max-width:48%">' for p in pngs)
     names = [d.name for d in explorer.space.dimensions]
     cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "ff", "dsp", "fmax_mhz",
             "memory_bound"]
@@ -179,8 +265,8 @@ def _html(explorer, frame, front, designs, checks, png: Path) -> str:
 <h1>{html.escape(cfg.family)} for {html.escape(explorer.workload.name)} on {html.escape(cfg.target)}</h1>
 <p>{len(frame)} completed trials, {int(frame['feasible'].sum())} fit the device, {len(front)} on the Pareto front
 ({html.escape(', '.join(o.name for o in explorer.objectives))}). Pinned by the workload or --set: {html.escape(pins)}.
-Attention ops are not priced by GEMM engines.</p>
-<img src="data:image/png;base64,{image}" alt="Pareto plot">
+{html.escape(_scope(explorer))}</p>
+{images}
 <h2>Pareto front</h2>{front_table}
 <h2>Generated designs</h2><ul>{design_items}</ul>
 {''.join(sections)}

@@ -180,11 +180,13 @@ class Workload:
 
     def min_offchip_bytes(self) -> float:
         """Bytes a pass must move however it is scheduled: every weight (and scale) read
-        once, the KV cache read once per attention, the new K/V and embeddings moved."""
+        once at its information content (log2(3) bits for a ternary weight), the KV cache
+        read once per attention, the new K/V and embeddings moved."""
         total = 0.0
+        weight_bits = math.log2(3) if self.model.ternary else self.model.weight_bits   # ternary: 1.58 bits
         for op, count in self.ops:
             if isinstance(op, Gemm):
-                total += count * op.n * op.k * self.model.weight_bits / 8
+                total += count * op.n * op.k * weight_bits / 8
             elif isinstance(op, AttentionOp):
                 total += count * op.batch * op.kv_heads * op.n_kv * op.head_dim * 2 * self.act_bits / 8
             elif isinstance(op, TransferOp):

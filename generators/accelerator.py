@@ -22,7 +22,7 @@ from amaranth.lib.wiring import Out
 
 from generators import attention, lut_mpgemm, mac_mpgemm, systolic
 from generators.attention import AttentionParams
-from generators.params import Params, choice_field, int_field
+from generators.params import Params, choice_field, int_field, nested_errors
 
 
 class GemmKind(enum.Enum):
@@ -42,16 +42,8 @@ NESTED = ("gemm", "attention")
 
 def _nested(prefix: str, cls: type[Params], make: Callable[[], Any]) -> Any:
     """Run ``make`` and name the nested field in its error (``accelerator.gemm.n_tile ...``)."""
-    try:
+    with nested_errors(f"accelerator.{prefix}", cls):
         return make()
-    except ValueError as exc:
-        text = str(exc)
-        for head in (f"{cls.family}.", f"{cls.family} has no parameter"):
-            if text.startswith(head):
-                text = f"accelerator.{prefix}." + text[len(cls.family) + 1:] if head.endswith(".") else \
-                    f"accelerator.{prefix} ({cls.family}) has no parameter" + text[len(head):]
-                break
-        raise ValueError(text) from None
 
 
 @dataclass(frozen=True, kw_only=True)

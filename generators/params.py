@@ -10,6 +10,7 @@ field and raises ``ValueError`` of the form
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -130,6 +131,21 @@ class ParamInfo:
             return int(word, 0)
         except ValueError:
             return word
+
+
+@contextlib.contextmanager
+def nested_errors(path: str, cls: type["Params"]):
+    """Name a nested part's field in its errors: ``lut_mpgemm.n_tile must be ...`` raised
+    inside becomes ``accelerator.gemm.n_tile must be ...`` for ``path`` ``accelerator.gemm``."""
+    try:
+        yield
+    except ValueError as exc:
+        text, head = str(exc), cls.family
+        if text.startswith(f"{head}."):
+            text = f"{path}.{text[len(head) + 1:]}"
+        elif text.startswith(f"{head} has no parameter"):
+            text = f"{path} ({head}){text[len(head):]}"
+        raise ValueError(text) from None
 
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,

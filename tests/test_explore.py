@@ -168,6 +168,10 @@ def test_workload_presets_expand_into_the_published_shapes():
     ('model = {hidden = 4096, ffn = 11008, heads = 32, kv_heads = 32, layers = "x"}\nphase = "decode"\n',
      ".toml", "model.layers must be an integer"),
     ('model: llama2-7b\nphase: [decode\n', ".yaml", "line 3"),
+    ('model: {hidden: 4096, ffn: 11008, heads: 32, kv_heads: 32, layers: 32, gated_ffn: "no"}\nphase: decode\n',
+     ".yaml", "model.gated_ffn must be true or false, not 'no'"),
+    ('model = {hidden = 4096, ffn = 11008, heads = 32, kv_heads = 32, layers = 32, norm = "batch"}\n'
+     'phase = "decode"\n', ".toml", "model.norm must be one of 'rms', 'layer', not 'batch'"),
     ('model = "llama2-7b\n', ".toml", "line 1"),
 ])
 def test_bad_workload_file_names_the_key_or_line(tmp_path, text, suffix, message):
