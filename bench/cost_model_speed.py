@@ -1,8 +1,11 @@
-"""Design points per second the systolic cost model evaluates for one GEMM shape.
+"""Design points per second the cost models evaluate: the systolic model on one GEMM shape,
+and whole accelerators on every op of a decode token.
 
-Usage: python bench/cost_model_speed.py [--points N] [--repeats R]
-Prints the best of R timings of one vectorised `estimate` call over N random
-design points (columns, as the explorer passes them), on one core.
+Usage: python bench/cost_model_speed.py [--points N] [--accelerators N] [--repeats R]
+Prints the best of R timings of one vectorised call over random design points
+(columns, as the explorer passes them), on one core. The accelerator points are drawn
+from the explorer's own space (every GEMM kind, replicas, attention and vector unit);
+aim: over 100,000 accelerator design points per second.
 """
 from __future__ import annotations
 
@@ -32,8 +35,10 @@ def random_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--accelerators", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    accelerator_speed(args.accelerators, args.repeats)
     columns = random_columns(args.points)
     gemm = Gemm(m=128, n=4096, k=4096, name="llama2-7b q_proj, 128-token prefill")
     for target in ("ecp5-85k", "asic-45nm"):
@@ -44,6 +49,30 @@ def main() -> None:
             best = min(best, time.perf_counter() - start)
         print(f"systolic estimate, {gemm.name} on {target}: {args.points:,} points in "
               f"{best * 1e3:.1f} ms = {args.points / best / 1e6:.2f} M points/s (best of {args.repeats})")
+
+
+def accelerator_speed(n: int, repeats: int) -> None:
+    import optuna
+
+    from dse.families import get_family
+    from dse.workloads import load
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    family = get_family("accelerator")
+    for name, target in (("bitnet-b1.58-3b-decode", "kv260"), ("llama2-7b-w4g128-decode", "kv260")):
+        workload = load(name)
+        space = family.space(workload, {}, {})
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        rows = [space.suggest(study.ask()) for _ in range(min(n, 5000))]
+        rows = [rows[i % len(rows)] for i in range(n)]
+        columns = space.columns(rows)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            family.price(columns, workload, get_target(target))
+            best = min(best, time.perf_counter() - start)
+        print(f"accelerator price, {name} ({len(workload.ops)} ops per token) on {target}: {n:,} points in "
+              f"{best * 1e3:.1f} ms = {n / best / 1e3:.0f} k points/s (best of {repeats})")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,11 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             "fits", "lut", "ff", "dsp", "bram", "clock_mhz"]
     for key in dict.fromkeys(k for k in keys if k in document):
         value = document[key]
-        print(f"  {key:<22}  {value:.4g}" if isinstance(value, float) else f"  {key:<22}  {value}")
+        if key in ("lut", "ff", "dsp", "bram"):
+            budget = getattr(target, {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "brams"}[key])
+            print(f"  {key:<22}  {value:,.0f}" + (f" of {budget:,}" if budget else ""))
+        else:
+            print(f"  {key:<22}  {value:.4g}" if isinstance(value, float) else f"  {key:<22}  {value}")
     if ops:
         total = sum(o["count"] * o["seconds"] for o in ops)
         print(f"  {'op':<22} {'engine':<10} {'count':>6} {'s each':>11} {'s total':>10} {'share':>6}  bound")

@@ -1,11 +1,12 @@
 """`make demo`: the main job on its embedded defaults.
 
-An NSGA-II sweep of the systolic engine for BitNet b1.58 3B decoding (batch 1,
-1024-token context) on a Lattice ECP5-85F: 1000 designs priced on the whole
-workload (latency, energy per token, LUTs; designs that do not fit excluded),
-the Pareto report, Verilog and manifests of the best designs, and a cocotb
-verification on Verilator of the fastest one against the golden model and
-the cost model's cycle counts.
+An NSGA-II sweep of whole accelerators (a GEMM engine of any kind, an attention engine,
+replicas of each and a vector unit) for BitNet b1.58 2B4T decoding (batch 1, 1024-token
+context) on an AMD Kria KV260: 1000 designs priced on every op of a token (tokens/s,
+energy per token, LUTs; designs that do not fit the device excluded), the Pareto report
+with the per-engine time breakdown and the roofline, Verilog and manifests of the best
+designs, and a cocotb verification on Verilator of the fastest one's engines, through its
+top, against the golden models and the cost models' cycle counts.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import sys
 
 from dse.cli import main as cli
 
-DEMO = ["explore", "--family", "systolic", "--workload", "bitnet-b1.58-3b-decode", "--target", "ecp5-85k",
-        "--trials", "1000", "--sampler", "nsga2", "--seed", "0", "--top", "3", "--verify-top", "1"]
+DEMO = ["explore", "--family", "accelerator", "--workload", "bitnet-b1.58-2b4t-decode", "--target", "kv260",
+        "--trials", "1000", "--sampler", "nsga2", "--seed", "0", "--objectives", "tokens_per_s,energy,area",
+        "--top", "2", "--verify-top", "1"]
 
 
 def main(argv: list[str] | None = None) -> int:

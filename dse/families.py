@@ -49,7 +49,7 @@ class Family:
     price_workload: Callable[..., dict[str, Any]] | None = None
     derive_space: Callable[..., Any] | None = None
     make_design: Callable[..., Params] | None = None
-    parts: Callable[[Any], list[tuple["Family", Params, str]]] | None = None
+    parts: Callable[[Any], tuple[Params, list[tuple["Family", Params, str]]]] | None = None
 
     def parse_op(self, text: str) -> Gemm | AttentionOp:
         return self.op_type.parse(text)
@@ -86,9 +86,9 @@ class Family:
         return rollup(self, columns, workload, target)
 
     def engines(self, params: Params) -> list[tuple["Family", Params, str]]:
-        """The engines a design verifies as, each with the prefix of its ports in the design's
-        top: itself (no prefix), or a composed design's parts (their first replica)."""
-        return self.parts(params) if self.parts else [(self, params, "")]
+        """The engines a design verifies as, each with the prefix of its ports in the top the
+        verification builds: itself (no prefix), or a composed design's parts."""
+        return self.parts(params)[1] if self.parts else [(self, params, "")]
 
 
 def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, Any]) -> dict[str, int]:
@@ -185,8 +185,11 @@ def _accelerator_family() -> Family:
     import dse.accelerator as accelerator
     import generators.accelerator as accelerator_gen
 
-    def parts(p: accelerator_gen.AcceleratorParams) -> list[tuple[Family, Params, str]]:
-        return [(FAMILIES[p.gemm.value], p.gemm_params, "gemm0__"), (FAMILIES["attention"], p.attention, "attention0__")]
+    def parts(p: accelerator_gen.AcceleratorParams) -> tuple[Params, list[tuple[Family, Params, str]]]:
+        """The top with one replica of each engine (replicas are the same module), and its engines."""
+        return (p.replace(gemm_instances=1, attention_instances=1),
+                [(FAMILIES[p.gemm.value], p.gemm_params, "gemm0__"),
+                 (FAMILIES["attention"], p.attention, "attention0__")])
 
     return Family(name="accelerator", params=accelerator_gen.AcceleratorParams, build=accelerator_gen.build,
                   model_info=accelerator_model.model_info, op_type=None,

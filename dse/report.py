@@ -106,8 +106,8 @@ def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> s
     if front.empty:
         return "no feasible design found"
     shown_rows = front.head(limit)
-    names = [d.name for d in explorer.space.dimensions           # a conditional space's own fields stay
-             if d.name in shown_rows and shown_rows[d.name].notna().all()]   # in the report, not here
+    names = [d.name for d in explorer.space.dimensions           # a composed design's nested fields
+             if "." not in d.name]                                # (gemm kind's, attention's) are in the report
     cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "dsp", "fmax_mhz", "memory_bound"]
     cols = list(dict.fromkeys(c for c in cols if c in front))
     shown = shown_rows[cols].copy()

@@ -77,12 +77,14 @@ def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False
 def verify_parts(family: Family, params: Params, *, seed: int = 1,
                  waves: bool = False) -> list[tuple[Family, Params, str, Verification]]:
     """Each engine of a design through its own bench: a plain family's design on its own, a
-    composed design's engines (their first replica, ``<part>0__``) inside its top."""
+    composed design's engines inside its top (``family.parts`` names the top to build, one
+    replica of each engine since replicas are the same module, and each engine's ports)."""
     if family.parts is None:
         return [(family, params, "", verify(family, params, seed=seed, waves=waves))]
-    artifact = render(params, family.build)
+    top, engines = family.parts(params)
+    artifact = render(top, family.build)
     out = []
-    for engine, part, prefix in family.engines(params):
+    for engine, part, prefix in engines:
         sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix)
         out.append((engine, part, prefix, Verification(sim=sim, checks=cycle_checks(engine, part, sim.records))))
     return out
