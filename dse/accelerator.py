@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 
 from cost_models import accelerator as model
-from dse.space import Dimension, SearchSpace, derive
+from dse.space import Dimension, PinConflict, SearchSpace, derive
 from generators.accelerator import GEMM_ENGINES, AcceleratorParams, GemmKind
 from generators.attention import AttentionParams
 
@@ -124,9 +124,9 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
         try:
             pins = _kind_pins(families, kind, workload, nested["gemm"])
             spaces[kind.value] = derive(GEMM_ENGINES[kind][0], pins, nested_ranges["gemm"])
-        except ValueError as exc:
-            if "contradicts" in str(exc):
-                raise
+        except PinConflict:
+            raise
+        except ValueError as exc:                   # the workload rules this kind out
             refusals.append(f"{kind.value}: {exc}")
     if not spaces:
         raise ValueError("no GEMM engine kind can run this design: " + "; ".join(refusals))
@@ -146,7 +146,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
 def design(families: Mapping[str, Any], workload, user: Mapping[str, str]) -> AcceleratorParams:
     """One accelerator for ``workload``: the user's ``--set`` items over the workload's pins."""
     top_user, nested = AcceleratorParams.split(user)
-    kind = AcceleratorParams._kind({k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()})
+    kind = AcceleratorParams.kind_of({k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()})
     values: dict[str, Any] = {k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()}
     values.update({f"gemm.{k}": v for k, v in _kind_pins(families, kind, workload, nested["gemm"]).items()})
     values.update({f"attention.{k}": v for k, v in families["attention"].pins_for(

@@ -21,6 +21,7 @@ import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import AttentionOp, Gemm
 from flows.calibrate import Calibratable
+from dse.space import PinConflict, derive
 from generators.params import Params, nested_errors
 
 
@@ -63,14 +64,13 @@ class Family:
             mine = self.params.parse_fields(user)
         for key, value in mine.items():
             if key in fixed and fixed[key] != value:
-                raise ValueError(f"--set {path or self.name}.{key}={value} contradicts workload "
+                raise PinConflict(f"--set {path or self.name}.{key}={value} contradicts workload "
                                  f"{workload.name}, which fixes {key}={fixed[key]}")
         return {**fixed, **mine}
 
     def space(self, workload, user: Mapping[str, str], ranges: Mapping[str, tuple[int, int]]):
         if self.derive_space:
             return self.derive_space(workload, user, ranges)
-        from dse.space import derive
         return derive(self.params, self.pins_for(workload, user), ranges)
 
     def design(self, workload, user: Mapping[str, str]) -> Params:

@@ -21,6 +21,10 @@ import optuna
 from generators.params import Params, ParamInfo
 
 
+class PinConflict(ValueError):
+    """A ``--set`` value that contradicts what the workload fixes."""
+
+
 @dataclass(frozen=True)
 class Dimension:
     info: ParamInfo

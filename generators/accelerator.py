@@ -98,7 +98,8 @@ class AcceleratorParams(Params):
         return top, nested
 
     @classmethod
-    def _kind(cls, top: Mapping[str, Any]) -> GemmKind:
+    def kind_of(cls, top: Mapping[str, Any]) -> GemmKind:
+        """The GEMM kind that top-level items choose (the declared default if none)."""
         return cls._coerce(cls.field_info("gemm"), top.get("gemm", cls.field_info("gemm").default))
 
     @classmethod
@@ -106,7 +107,7 @@ class AcceleratorParams(Params):
         top, nested = cls.split(values)
         for name in top:
             cls.field_info(name)
-        gemm_cls = GEMM_ENGINES[cls._kind(top)][0]
+        gemm_cls = GEMM_ENGINES[cls.kind_of(top)][0]
         gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_dict(nested["gemm"]))
         att = _nested("attention", AttentionParams, lambda: AttentionParams.from_dict(nested["attention"]))
         return cls(**top, gemm_params=gemm, attention=att)
@@ -115,7 +116,7 @@ class AcceleratorParams(Params):
     def from_strings(cls, values: Mapping[str, str]) -> "AcceleratorParams":
         top, nested = cls.split(values)
         parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
-        gemm_cls = GEMM_ENGINES[cls._kind(parsed)][0]
+        gemm_cls = GEMM_ENGINES[cls.kind_of(parsed)][0]
         gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_strings(nested["gemm"]))
         att = _nested("attention", AttentionParams, lambda: AttentionParams.from_strings(nested["attention"]))
         return cls(**parsed, gemm_params=gemm, attention=att)
@@ -124,7 +125,7 @@ class AcceleratorParams(Params):
     def check_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         top, nested = cls.split(values)
         out = super().check_fields(top)
-        gemm_cls = GEMM_ENGINES[cls._kind(out)][0]
+        gemm_cls = GEMM_ENGINES[cls.kind_of(out)][0]
         out.update({f"gemm.{k}": v for k, v in _nested(
             "gemm", gemm_cls, lambda: gemm_cls.check_fields(nested["gemm"])).items()})
         out.update({f"attention.{k}": v for k, v in _nested(
@@ -135,7 +136,7 @@ class AcceleratorParams(Params):
     def parse_fields(cls, values: Mapping[str, str]) -> dict[str, Any]:
         top, nested = cls.split(values)
         parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
-        gemm_cls = GEMM_ENGINES[cls._kind(parsed)][0]
+        gemm_cls = GEMM_ENGINES[cls.kind_of(parsed)][0]
         for prefix, part in (("gemm", gemm_cls), ("attention", AttentionParams)):
             for name, text in nested[prefix].items():
                 info = _nested(prefix, part, lambda: part.field_info(name))
