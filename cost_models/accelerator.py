@@ -149,8 +149,7 @@ def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target:
               + led.w_static * latency)
     fpga = target.kind is TargetKind.FPGA
     res = led.res
-    fits = led.valid & ((res["lut"] <= target.luts) & (res["ff"] <= target.ffs) & (res["dsp"] <= target.dsps)
-                        & (res["bram"] <= target.brams) if fpga else True)
+    fits = led.valid & target.fits(res["lut"], res["ff"], res["dsp"], res["bram"])
     roofline = tokens * bandwidth / min_offchip_bytes
     out: dict[str, Any] = {
         "latency_s": latency, "tokens_per_s": tokens / latency, "energy_per_token_j": energy / tokens,

@@ -37,8 +37,7 @@ def price(*, ops: float, target: Target, fab: FabricCoefficients, counts: Mappin
         "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],
         "offchip_bytes": offchip / 8,
     }
-    out["fits"] = (np.all(target.over_budget(out["lut"], ff, out["dsp"]) <= 0, axis=-1)
-                   & (out["bram"] <= (target.brams if target.kind is TargetKind.FPGA else np.inf)) & valid)
+    out["fits"] = target.fits(out["lut"], ff, out["dsp"], out["bram"]) & valid
     out.update(extra)
     out["valid"] = valid
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))

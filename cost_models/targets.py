@@ -38,6 +38,13 @@ class Target:
         """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets)."""
         return -(-np.asarray(a_bits) // self.dsp_a_bits) * -(-np.asarray(w_bits) // self.dsp_b_bits)
 
+    def fits(self, lut, ff, dsp, bram=0) -> np.ndarray:
+        """Per design, whether LUT, FF, DSP and block-RAM use are all within the device budget."""
+        if self.kind is not TargetKind.FPGA:
+            return np.ones(np.shape(lut), dtype=bool)
+        return ((np.asarray(lut) <= self.luts) & (np.asarray(ff) <= self.ffs) & (np.asarray(dsp) <= self.dsps)
+                & (np.asarray(bram) <= self.brams))
+
     def over_budget(self, lut, ff, dsp, bram=0) -> np.ndarray:
         """Per design, LUT, FF, DSP and block-RAM use over the device budget as fractions (<= 0 fits)."""
         if self.kind is not TargetKind.FPGA:

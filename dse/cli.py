@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -386,6 +387,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from dse.space import parse_ranges
     from dse.report import pareto_frame, summary_table, trials_frame, write_outputs
 
+    if not args.out.strip():
+        raise UsageError("--out must name a run folder, not an empty string")
     pins = _settings(args.set)
     for flag in ("verify_top", "synth_top", "top"):
         value = getattr(args, flag)
@@ -435,10 +438,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dse.explorer import ExploreConfig, Explorer
     from dse.report import write_outputs
 
+    if not 0 <= args.top <= 50:
+        raise UsageError(f"--top must be an integer in 0..50, not {args.top}")
     run = Path(args.dir) / "run.json"
     if not run.is_file():
         raise UsageError(f"{args.dir} is not an explore run folder (no run.json)")
-    cfg = ExploreConfig.from_dict({**json.loads(run.read_text()), "out": args.dir})
+    try:
+        stored = json.loads(run.read_text())
+        cfg = ExploreConfig.from_dict({**stored, "out": args.dir})
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UsageError(f"{run} is not a valid run file ({type(exc).__name__}: {exc})") from None
+    if cfg.storage is None and not (Path(args.dir) / "study.db").is_file():
+        raise UsageError(f"{args.dir} holds no study.db: nothing to report")
     paths = write_outputs(Explorer(cfg), top=args.top)
     print(f"report: {paths['report.html']}")
     return 0
@@ -558,15 +569,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()                        # a closed pipe shows here, not at exit
+        return status
     except (UsageError, ValueError) as exc:
         print(f"accelforge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("accelforge: interrupted", file=sys.stderr)
+        resume = ("; run the same command again to resume from what is stored"
+                  if getattr(args, "command", None) == "explore" else "")
+        print(f"accelforge: interrupted{resume}", file=sys.stderr)
         return 130
+    except BrokenPipeError:                       # `accelforge ... | head -1`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

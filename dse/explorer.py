@@ -120,10 +120,14 @@ class Explorer:
     # ------------------------------------------------------------------ storage
     def open_study(self, seed: int | None = None) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.create_study(study_name=STUDY_NAME, storage=make_storage(self.cfg.storage_url()),
-                                   directions=list(self.directions),
-                                   sampler=make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed),
-                                   load_if_exists=True)
+        study = optuna.create_study(study_name=STUDY_NAME, storage=make_storage(self.cfg.storage_url()),
+                                    directions=list(self.directions),
+                                    sampler=make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed),
+                                    load_if_exists=True)
+        names = [o.column for o in self.objectives]
+        if study.metric_names != names:          # named objectives for optuna-dashboard and pandas
+            study.set_metric_names(names)
+        return study
 
     def _check_resume(self, study: optuna.Study) -> None:
         stored = study.user_attrs.get("config")
@@ -182,8 +186,11 @@ class Explorer:
                 on_batch(size)
 
     def run_grid(self) -> int:
-        """Exhaustive vectorised evaluation; the feasible Pareto front goes into the study."""
+        """Exhaustive vectorised evaluation; the feasible Pareto front goes into the study
+        once (a grid run again on the same study finds its front already stored)."""
         study = self.open_study()
+        if "grid_points" in study.user_attrs:
+            return 0
         cols, raw = self.space.grid_columns()
         metrics = evaluate(self.family, cols, self.workload, self.target)
         cons = constraint_values(metrics, self.target)

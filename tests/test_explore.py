@@ -313,3 +313,53 @@ def test_attention_family_explores_the_attention_ops(tmp_path):
                "--out", str(tmp_path / "never"))
     assert bad.returncode == 2 and "contexts of 1..16384 keys (max_seq_len)" in bad.stderr
     assert "40000" in bad.stderr and not (tmp_path / "never").exists()
+
+
+def test_report_and_out_refuse_bad_input_without_writing(tmp_path):
+    run = tmp_path / "run"
+    assert _cli(*BASE, "--trials", "20", "--batch", "10", "--top", "0", "--out", str(run)).returncode == 0
+    for top in ("-1", "100000"):
+        proc = _cli("report", str(run), "--top", top)
+        assert proc.returncode == 2 and f"--top must be an integer in 0..50, not {top}" in proc.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text("{not json")
+    proc = _cli("report", str(broken))
+    assert proc.returncode == 2 and "run.json is not a valid run file" in proc.stderr
+    (broken / "run.json").write_text(json.dumps({"family": "systolic"}))
+    proc = _cli("report", str(broken))
+    assert proc.returncode == 2 and "run.json is not a valid run file (KeyError" in proc.stderr
+    nostudy = tmp_path / "nostudy"
+    nostudy.mkdir()
+    shutil.copy(run / "run.json", nostudy / "run.json")
+    proc = _cli("report", str(nostudy))
+    assert proc.returncode == 2 and "holds no study.db" in proc.stderr
+    assert not (nostudy / "study.db").exists()
+    proc = _cli(*BASE, "--trials", "5", "--out", "")
+    assert proc.returncode == 2 and "--out must name a run folder" in proc.stderr
+
+
+def test_grid_run_again_stores_its_front_once(tmp_path):
+    args = [*BASE, "--sampler", "grid", "--set", "dataflow=os", "--set", "k_max=256", "--range", "rows=1..4",
+            "--range", "cols=1..8", "--top", "0", "--out", str(tmp_path / "grid")]
+    counts = []
+    for _ in range(2):
+        assert _cli(*args).returncode == 0
+        counts.append(len(_study(f"sqlite:///{tmp_path / 'grid' / 'study.db'}").trials))
+    assert counts[0] == counts[1] > 0
+
+
+def test_objectives_are_named_for_the_dashboard(tmp_path):
+    out = tmp_path / "named"
+    assert _cli(*BASE, "--trials", "10", "--batch", "10", "--top", "0", "--objectives", "latency,area",
+                "--out", str(out)).returncode == 0
+    study = _study(f"sqlite:///{out / 'study.db'}")
+    assert study.metric_names == ["latency_s", "area"]
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path):
+    """The reader is gone before the command writes (`| true`), as `| head -1` can be."""
+    for command in ("params attention", f"estimate systolic --json"):
+        proc = subprocess.run(["bash", "-c", f"{sys.executable} -m dse.cli {command} | true"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
