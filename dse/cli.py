@@ -383,7 +383,7 @@ def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from dse.evaluate import parse_objectives
-    from dse.explorer import ExploreConfig, Explorer
+    from dse.explorer import ExploreConfig, Explorer, make_storage, public_url
     from dse.space import parse_ranges
     from dse.report import pareto_frame, summary_table, trials_frame, write_outputs
 
@@ -405,6 +405,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
     explorer = Explorer(cfg)
+    if cfg.storage:
+        make_storage(cfg.storage)                 # a bad URL or a silent server fails before anything is written
     explorer.run(progress=not args.json)
     frame = trials_frame(explorer)
     front = pareto_frame(explorer, frame)
@@ -415,7 +417,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
                 "trials": len(frame), "feasible": int(frame["feasible"].sum()), "pareto": len(front),
-                "pinned": explorer.space.pinned, "storage": cfg.storage_url(),
+                "pinned": explorer.space.pinned, "storage": public_url(cfg.storage_url()),
                 "files": {k: str(v) for k, v in paths.items()},
                 "front": _jsonable(front.head(10).to_dict(orient="records"))}
     if (out / "checks.json").exists():
@@ -445,7 +447,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.dir} is not an explore run folder (no run.json)")
     try:
         stored = json.loads(run.read_text())
-        cfg = ExploreConfig.from_dict({**stored, "out": args.dir})
+        cfg = ExploreConfig.from_dict({**stored, "out": args.dir,
+                                       **({"storage": args.storage} if args.storage else {})})
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UsageError(f"{run} is not a valid run file ({type(exc).__name__}: {exc})") from None
     if cfg.storage is None and not (Path(args.dir) / "study.db").is_file():
@@ -559,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild an explore run's report from its storage")
     p.add_argument("dir", help="the run folder")
     p.add_argument("--top", type=int, default=3)
+    p.add_argument("--storage", help="the study's SQLAlchemy URL when it is not the stored one (run.json keeps "
+                                     "it without a password: PGPASSWORD or ~/.pgpass supply that)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("params", help="list a family's parameters and allowed values")

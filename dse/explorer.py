@@ -18,8 +18,11 @@ import fcntl
 import json
 import math
 import multiprocessing
+import os
+import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -76,7 +79,10 @@ class ExploreConfig:
         return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as stored in run.json and the study, and shown in the report: the
+        storage URL without its password."""
         d = dataclasses.asdict(self)
+        d["storage"] = public_url(self.storage) if self.storage else None
         d["objectives"], d["pins"] = list(self.objectives), dict(self.pins)
         d["ranges"] = {k: list(v) for k, v in self.ranges.items()}
         return d
@@ -87,9 +93,37 @@ class ExploreConfig:
                       "ranges": {k: tuple(v) for k, v in d.get("ranges", {}).items()}})
 
 
+def public_url(url: str) -> str:
+    """``url`` without its password, as it may be shown or stored (the password travels in
+    PGPASSWORD or ~/.pgpass, which PostgreSQL's client library reads by itself)."""
+    try:
+        from sqlalchemy.engine import make_url
+        parsed = make_url(url)
+    except Exception:                               # not a URL at all: show none of it
+        return "<storage URL>"
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
 def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna RDB storage at ``url``; a URL that does not parse, a driver that is missing or a
+    server that does not answer is a ``ValueError`` naming the URL without its password."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:                        # SQLAlchemy, the driver and the OS each raise their own
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        secret = _password(url)
+        if secret:
+            reason = reason.replace(secret, "***")
+        raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).password
+    except Exception:
+        return None
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -126,7 +160,9 @@ class Explorer:
                                     load_if_exists=True)
         names = [o.column for o in self.objectives]
         if study.metric_names != names:          # named objectives for optuna-dashboard and pandas
-            study.set_metric_names(names)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
         return study
 
     def _check_resume(self, study: optuna.Study) -> None:
@@ -137,7 +173,7 @@ class Explorer:
             return
         diff = [k for k in mine if stored.get(k) != mine[k] and k != "storage"]
         if diff:
-            raise ValueError(f"the study in {self.cfg.storage_url()} was run with other settings "
+            raise ValueError(f"the study in {public_url(self.cfg.storage_url())} was run with other settings "
                              f"({', '.join(diff)}); use a new --out folder or the same settings")
 
     def finished(self, study: optuna.Study) -> int:
@@ -220,6 +256,7 @@ class Explorer:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise ValueError(f"another explore is running in {out}") from None
+            _no_workers_left(out)
             study = self.open_study()
             self._check_resume(study)
             write_atomic(out / "run.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
@@ -241,7 +278,8 @@ class Explorer:
             bar.close()
             return
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(self.cfg.to_dict(), q, self.cfg.seed + base + 7919 * (i + 1)))
+        cfg = {**self.cfg.to_dict(), "storage": self.cfg.storage}      # the workers need the password
+        procs = [ctx.Process(target=_worker, args=(cfg, q, self.cfg.seed + base + 7919 * (i + 1), os.getpid()))
                  for i, q in enumerate(quotas)]
         for p in procs:
             p.start()
@@ -254,8 +292,33 @@ class Explorer:
             raise RuntimeError(f"{len(failed)} explore worker(s) failed (exit codes {failed})")
 
 
-def _worker(cfg: dict[str, Any], quota: int, seed: int) -> None:
-    Explorer(ExploreConfig.from_dict(cfg)).run_quota(quota, seed)
+WORKERS_LOCK = ".workers.lock"
+
+
+def _no_workers_left(out: Path) -> None:
+    """Refuse to start while workers of an earlier run of this folder still run (they hold a
+    shared lock until they exit, which they do within a second of losing their parent)."""
+    with open(out / WORKERS_LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"workers of an earlier explore in {out} are still stopping; "
+                             f"run again in a few seconds") from None
+
+
+def _worker(cfg: dict[str, Any], quota: int, seed: int, parent: int) -> None:
+    """One worker's quota; it dies with its parent, so a killed run leaves no writer behind."""
+    explorer = Explorer(ExploreConfig.from_dict(cfg))
+    with open(Path(explorer.cfg.out) / WORKERS_LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(3)
+
+        threading.Thread(target=watch, daemon=True).start()
+        explorer.run_quota(quota, seed)
 
 
 def _py(value: Any) -> Any:

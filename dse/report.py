@@ -20,7 +20,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from dse.evaluate import pareto_mask
-from dse.explorer import Explorer
+from dse.explorer import Explorer, public_url
 from generators.artifact import render, write, write_atomic
 
 
@@ -213,7 +213,7 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     paths = {name: out / name for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png",
                                            "report.html")}
     if frame.empty:
-        raise ValueError(f"no completed trials in {explorer.cfg.storage_url()}")
+        raise ValueError(f"no completed trials in {public_url(explorer.cfg.storage_url())}")
     tmp = out / ".trials.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(paths["trials.parquet"])

@@ -61,11 +61,12 @@ class AcceleratorParams(Params):
     attention: AttentionParams = field(default_factory=AttentionParams)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        cls, _ = GEMM_ENGINES[self.gemm]
-        if self.gemm_params is None:
+        kind = self._coerce(self.field_info("gemm"), self.gemm)
+        cls, _ = GEMM_ENGINES[kind]
+        if self.gemm_params is None:                 # the kind's defaults
             object.__setattr__(self, "gemm_params", cls())
-        elif not isinstance(self.gemm_params, cls):
+        super().__post_init__()
+        if not isinstance(self.gemm_params, cls):
             raise ValueError(f"accelerator.gemm_params must be {cls.__name__} for gemm "
                              f"{self.gemm.value!r}, not {type(self.gemm_params).__name__}")
         if not isinstance(self.attention, AttentionParams):

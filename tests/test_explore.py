@@ -94,6 +94,40 @@ def test_resume_after_kill_neither_loses_nor_duplicates(tmp_path):
     _assert_clean(_study(url), max(stored, 200))
 
 
+def test_workers_die_with_their_killed_parent_and_the_resume_is_exact(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "dse.cli", *BASE, "--trials", "1000", "--batch", "10", "--workers", "2",
+            "--top", "0", "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{out / 'study.db'}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            if len(_study(url).get_trials(deepcopy=False)) >= 40:
+                break
+        except Exception:                     # study not created yet
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(60):                        # the orphans stop within a second or two
+        time.sleep(0.5)
+        first = len(_study(url).get_trials(deepcopy=False))
+        time.sleep(1.0)
+        if len(_study(url).get_trials(deepcopy=False)) == first:
+            break
+    stored = len(_study(url).get_trials(deepcopy=False))
+    assert 0 < stored < 1000, "the kill should land mid-run"
+    for _ in range(20):
+        done = _cli(*BASE, "--trials", str(stored + 30), "--batch", "10", "--top", "0", "--out", str(out))
+        if "still stopping" not in done.stderr:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 0, done.stderr
+    time.sleep(2.0)                            # nothing writes after the resume has ended
+    _assert_clean(_study(url), stored + 30)
+
+
 def test_workers_share_one_sqlite_study(tmp_path):
     out = tmp_path / "run"
     proc = _cli(*BASE, "--trials", "90", "--batch", "10", "--workers", "2", "--top", "0", "--out", str(out))
@@ -239,7 +273,7 @@ def postgres_url():
     try:
         subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "af", "study"],
                        check=True, capture_output=True)
-        yield f"postgresql+psycopg2://af@127.0.0.1:{port}/study"
+        yield f"postgresql://af:s3cret-pw@127.0.0.1:{port}/study"   # the README form; trust auth ignores the password
     finally:
         subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
@@ -363,3 +397,35 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
         proc = subprocess.run(["bash", "-c", f"{sys.executable} -m dse.cli {command} | true"],
                               capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://af:s3cret-pw@127.0.0.1:1/study", "explore.storage cannot open postgresql://af@127.0.0.1:1/study"),
+    ("foo://bar", "explore.storage cannot open foo://bar"),
+    ("not a url", "explore.storage cannot open <storage URL>"),
+    ("sqlite:////nonexistent-folder/sub/study.db", "explore.storage cannot open sqlite:////nonexistent-folder"),
+])
+def test_a_storage_that_cannot_open_is_one_line_and_writes_nothing(tmp_path, url, says):
+    out = tmp_path / "never"
+    proc = _cli(*BASE, "--trials", "5", "--storage", url, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], proc.stderr
+    assert "s3cret-pw" not in proc.stderr and not out.exists()
+
+
+def test_the_storage_password_is_never_written_or_shown(postgres_url, tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(*BASE, "--trials", "20", "--batch", "10", "--top", "1", "--storage", postgres_url,
+                "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["storage"] == postgres_url.replace(":s3cret-pw", "")
+    report = _cli("report", str(out), "--top", "1")            # reopens the study from run.json
+    assert report.returncode == 0, report.stderr
+    changed = _cli(*BASE, "--trials", "20", "--seed", "9", "--storage", postgres_url, "--out", str(out))
+    assert changed.returncode == 2 and "other settings" in changed.stderr
+    texts = [proc.stdout, proc.stderr, report.stdout, report.stderr, changed.stderr]
+    texts += [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]
+    assert not [t for t in texts if "s3cret-pw" in t]
+    stored = _study(postgres_url).user_attrs["config"]["storage"]
+    assert "s3cret-pw" not in stored

@@ -1,0 +1,120 @@
+"""Every registered family, and a toy family registered only here, keeps the family contract.
+
+In the manner of Optuna's storage and sampler tests: one suite, run over every
+implementation. The toy family (``tests/toy_family.py``) joins the command line and the
+explorer with no edit to ``dse/``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from cost_models.targets import get_target
+from dse import cli
+from dse.families import FAMILIES, Family
+from dse.workloads import load
+from tests.toy_family import ToyParams, toy_family
+
+ALL = [*FAMILIES.values(), toy_family()]
+WORKLOAD = "bitnet-b1.58-2b4t-decode"
+
+
+def _ids(f: Family) -> str:
+    return f.name
+
+
+def _designs(family: Family, n: int, seed: int = 0):
+    """``n`` designs the explorer would propose for the workload, and the space."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = family.space(load(WORKLOAD), {}, {})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return space, [space.suggest(study.ask()) for _ in range(n)]
+
+
+@pytest.mark.parametrize("family", ALL, ids=_ids)
+def test_params_round_trip_through_json_with_a_stable_hash(family):
+    p = family.params()
+    again = family.params.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p and again.digest() == p.digest() and p.top_name() == f"af_{p.family}_{p.digest()}"
+
+
+@pytest.mark.parametrize("family", ALL, ids=_ids)
+def test_bad_values_name_the_family_field_and_range(family):
+    for info in family.params.fields():
+        rng = info.spec.range
+        bad = rng.hi + 1 if rng else "maybe"
+        with pytest.raises(ValueError) as raised:
+            family.params.from_dict({info.name: bad})
+        assert str(raised.value).startswith(f"{family.params.family}.{info.name} must be "), str(raised.value)
+        assert repr(bad) in str(raised.value)
+
+
+@pytest.mark.parametrize("family", ALL, ids=_ids)
+def test_workload_pins_hold_in_every_proposed_design(family):
+    space, rows = _designs(family, 30)
+    checked = 0
+    for row in rows:
+        try:
+            design = space.point(row).to_dict()
+        except ValueError:                          # a ruled-out combination of free fields: never feasible
+            continue
+        for key, value in space.pinned.items():
+            if key in design:                       # a composed design's other kinds' pins do not apply
+                assert design[key] == value, (key, design[key], value)
+                checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("family", ALL, ids=_ids)
+def test_pricing_a_batch_equals_pricing_each_design(family):
+    space, rows = _designs(family, 6, seed=3)
+    wl, target = load(WORKLOAD), get_target("kv260")
+    batch = family.price(space.columns(rows), wl, target)
+    for i, row in enumerate(rows):
+        one = family.price(space.columns([row]), wl, target)
+        for key in ("latency_s", "energy_per_token_j", "lut", "ff", "dsp", "fits"):
+            assert one[key][0] == pytest.approx(batch[key][i], rel=1e-12), (key, i)
+
+
+@pytest.mark.parametrize("family", ALL, ids=_ids)
+def test_designs_price_no_faster_than_their_bandwidth_allows(family):
+    space, rows = _designs(family, 40, seed=5)
+    m = family.price(space.columns(rows), load(WORKLOAD), get_target("kv260"))
+    assert np.all(m["latency_s"] >= m["offchip_bytes"] / 19.2e9 * (1 - 1e-9))
+
+
+@pytest.fixture
+def with_toy(monkeypatch):
+    monkeypatch.setitem(FAMILIES, "toy", toy_family())
+
+
+def test_a_family_registered_in_a_test_joins_every_command(with_toy, tmp_path, capsys):
+    assert cli.main(["params", "toy"]) == 0
+    assert "k_max" in capsys.readouterr().out
+    assert cli.main(["estimate", "toy", "--set", "k_max=8", "--gemm", "2,3,20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cycles"] == 2 * 3 * (20 + 3)                 # three K chunks of at most 8
+    assert cli.main(["estimate", "toy", "--workload", WORKLOAD, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens_per_s"] > 0
+    assert cli.main(["generate", "toy", "--set", "bits=4", "--out", str(tmp_path / "gen"), "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert json.loads(open(files["manifest"]).read())["family"] == "toy"
+    assert cli.main(["estimate", "toy", "--set", "bits=99"]) == 2
+    assert "toy.bits must be an integer in 2..16, not 99" in capsys.readouterr().err
+    out = tmp_path / "explore"
+    assert cli.main(["explore", "--family", "toy", "--workload", WORKLOAD, "--target", "kv260", "--trials", "20",
+                     "--batch", "10", "--top", "1", "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["trials"] == 20 and doc["pinned"] == {"bits": 8}
+    assert list((out / "designs").glob("af_toy_*/af_toy_*.v"))
+
+
+@pytest.mark.sim
+def test_the_toy_family_verifies_on_verilator(with_toy, capsys):
+    assert cli.main(["verify", "toy", "--set", "bits=5", "--set", "k_max=12", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and doc["cycles_match"] and len(doc["measured_cycles"]) == 8
+    assert ToyParams(bits=5, k_max=12).digest() == doc["hash"]
