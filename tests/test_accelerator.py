@@ -191,3 +191,30 @@ def test_verify_runs_each_engine_bench_through_the_top():
     for engine in doc["engines"]:
         assert engine["tests"] >= 7 and engine["cycles_match"] and not engine["mismatches"]
         assert "af_accelerator_" in engine["log"]
+
+
+@pytest.mark.parametrize("family, workload, items, says", [
+    ("lut_mpgemm", "llama2-7b-decode", ["w_bits=1"], "--set lut_mpgemm.w_bits=1 contradicts workload llama2-7b-decode, which fixes w_bits=4"),
+    ("lut_mpgemm", "bitnet-b1.58-3b-decode", ["weight_format=uint"], "which fixes weight_format=ternary"),
+    ("systolic", "bitnet-b1.58-3b-decode", ["a_bits=4", "w_bits=8"], "which fixes a_bits=8"),
+    ("attention", "llama2-7b-decode", ["head_dim=64"], "which fixes head_dim=128"),
+    ("attention", "llama2-7b-decode", ["max_seq_len=64"], "which fixes max_seq_len=1024"),
+    ("accelerator", "llama2-7b-decode", ["attention.head_dim=64"], "--set accelerator.attention.head_dim=64 contradicts"),
+])
+def test_every_set_that_contradicts_the_workload_is_refused(tmp_path, family, workload, items, says):
+    sets = [f"--set={i}" for i in items]
+    proc = _cli("explore", "--family", family, "--workload", workload, *sets, "--trials", "5",
+                "--out", str(tmp_path / "never"))
+    assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_block_ram_budget_is_a_constraint(tmp_path):
+    """On the small ECP5 (56 block RAMs) no design over the budget is called feasible."""
+    out = tmp_path / "bram"
+    proc = _cli("explore", "--family", "attention", "--workload", "llama2-7b-decode", "--target", "ecp5-25k",
+                "--trials", "80", "--batch", "40", "--top", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(out / "trials.parquet")
+    assert (frame["bram"] > 56).any(), "the sample should hold designs over the budget"
+    assert not frame[frame["bram"] > 56]["feasible"].any()
