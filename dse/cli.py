@@ -416,7 +416,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2) + "\n")
     paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
-                "trials": len(frame), "feasible": int(frame["feasible"].sum()), "pareto": len(front),
+                "trials": len(frame), "distinct": _distinct(explorer, frame),
+                "feasible": int(frame["feasible"].sum()), "pareto": len(front),
                 "pinned": explorer.space.pinned, "storage": public_url(cfg.storage_url()),
                 "files": {k: str(v) for k, v in paths.items()},
                 "front": _jsonable(front.head(10).to_dict(orient="records"))}
@@ -425,8 +426,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(document)
         return 0
-    print(f"{cfg.family} for {explorer.workload.name} on {cfg.target}: {len(frame)} trials, "
-          f"{document['feasible']} fit, {len(front)} on the Pareto front "
+    print(f"{cfg.family} for {explorer.workload.name} on {cfg.target}: {len(frame)} trials "
+          f"({document['distinct']} distinct designs), {document['feasible']} fit, {len(front)} on the Pareto front "
           f"(pinned: {', '.join(f'{k}={v}' for k, v in explorer.space.pinned.items())})")
     print(summary_table(explorer, front))
     for kind, rows in document.get("checks", {}).items():
@@ -434,6 +435,12 @@ def cmd_explore(args: argparse.Namespace) -> int:
             print(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
     print(f"report: {paths['report.html']}")
     return 0
+
+
+def _distinct(explorer, frame) -> int:
+    """Distinct designs among the trials (a sampler may propose one again)."""
+    names = [d.name for d in explorer.space.dimensions if d.name in frame]
+    return int(len(frame[names].astype(str).drop_duplicates())) if names else min(len(frame), 1)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

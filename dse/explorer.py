@@ -181,8 +181,14 @@ class Explorer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_rows(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        cols = self.space.columns(rows)
-        metrics = evaluate(self.family, cols, self.workload, self.target)
+        """Price ``rows``; a design the sampler proposes again within the batch is priced once."""
+        keys = [tuple(sorted(r.items())) for r in rows]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        unique = sorted(set(first.values()))
+        where = {keys[i]: j for j, i in enumerate(unique)}
+        metrics = evaluate(self.family, self.space.columns([rows[i] for i in unique]), self.workload, self.target)
+        back = np.array([where[k] for k in keys])
+        metrics = {k: (np.asarray(v)[back] if np.ndim(v) else v) for k, v in metrics.items()}
         return metrics, constraint_values(metrics, self.target)
 
     def run_quota(self, quota: int, seed: int, on_batch: Callable[[int], None] | None = None) -> None:

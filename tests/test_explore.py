@@ -429,3 +429,17 @@ def test_the_storage_password_is_never_written_or_shown(postgres_url, tmp_path):
     assert not [t for t in texts if "s3cret-pw" in t]
     stored = _study(postgres_url).user_attrs["config"]["storage"]
     assert "s3cret-pw" not in stored
+
+
+def test_a_run_says_how_many_distinct_designs_it_priced(tmp_path):
+    out = tmp_path / "distinct"
+    proc = _cli(*BASE, "--trials", "200", "--batch", "50", "--top", "0", "--set", "dataflow=os",
+                "--range", "rows=1..2", "--range", "cols=1..4", "--range", "k_max=1..4", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    frame = pd.read_parquet(out / "trials.parquet")
+    distinct = len(frame[["rows", "cols", "k_max"]].drop_duplicates())
+    assert doc["distinct"] == distinct < doc["trials"] == 200      # 32 designs: the sampler repeats
+    repeated = frame[frame.duplicated(["rows", "cols", "k_max"], keep=False)]
+    for _, group in repeated.groupby(["rows", "cols", "k_max"]):
+        assert group["latency_s"].nunique() == 1                    # one design, one price
