@@ -72,21 +72,28 @@ def test_small_sweep_writes_every_output(tmp_path):
     _assert_clean(_study(f"sqlite:///{out / 'study.db'}"), 120)
 
 
-def test_resume_after_kill_neither_loses_nor_duplicates(tmp_path):
-    out = tmp_path / "run"
-    argv = [sys.executable, "-m", "dse.cli", *BASE, "--trials", "600", "--batch", "10", "--out", str(out)]
+def _kill_mid_run(out: Path, flags: list[str], stored_at_least: int, timeout: float) -> str:
+    """Start an explore in ``out``, SIGKILL it once the study holds ``stored_at_least`` trials;
+    returns the study's URL."""
+    argv = [sys.executable, "-m", "dse.cli", *BASE, *flags, "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"sqlite:///{out / 'study.db'}"
-    deadline = time.time() + 120
+    deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
         try:
-            if len(_study(url).get_trials(deepcopy=False)) >= 30:
+            if len(_study(url).get_trials(deepcopy=False)) >= stored_at_least:
                 break
         except Exception:                     # study not created yet
             continue
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    return url
+
+
+def test_resume_after_kill_neither_loses_nor_duplicates(tmp_path):
+    out = tmp_path / "run"
+    url = _kill_mid_run(out, ["--trials", "600", "--batch", "10"], 30, 120)
     stored = len(_study(url).get_trials(deepcopy=False))
     assert 0 < stored < 600, "the kill should land mid-run"
     done = _cli(*BASE, "--trials", "200", "--batch", "10", "--out", str(out))
@@ -96,20 +103,7 @@ def test_resume_after_kill_neither_loses_nor_duplicates(tmp_path):
 
 def test_workers_die_with_their_killed_parent_and_the_resume_is_exact(tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "dse.cli", *BASE, "--trials", "1000", "--batch", "10", "--workers", "2",
-            "--top", "0", "--out", str(out)]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"sqlite:///{out / 'study.db'}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            if len(_study(url).get_trials(deepcopy=False)) >= 40:
-                break
-        except Exception:                     # study not created yet
-            continue
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    url = _kill_mid_run(out, ["--trials", "1000", "--batch", "10", "--workers", "2", "--top", "0"], 40, 180)
     for _ in range(60):                        # the orphans stop within a second or two
         time.sleep(0.5)
         first = len(_study(url).get_trials(deepcopy=False))
