@@ -207,7 +207,11 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             t = o["count"] * o["seconds"]
             print(f"  {o['name']:<22} {o['engine']:<10} {o['count']:>6} {o['seconds']:>11.4g} {t:>10.4g} "
                   f"{t / total:>6.1%}  {o['bound']}")
-    for line in _model_notes(document["model"]):
+    notes = _model_notes(document["model"])
+    if family.op_type is not None:
+        notes.append(f"only the workload's {family.op_type.label} are priced; the rest of a token is left "
+                     f"out (the accelerator family prices every op)")
+    for line in notes:
         print(f"  note: {line}")
     return 0
 
