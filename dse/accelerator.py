@@ -115,8 +115,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
     """The accelerator's space for ``workload`` with the user's ``--set`` and ``--range`` items."""
     top_user, nested = AcceleratorParams.split(user)
     top_ranges, nested_ranges = AcceleratorParams.split(ranges)
-    top_pins = AcceleratorParams.check_fields(
-        {k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()})
+    top_pins = AcceleratorParams.parse_fields(top_user)
     kinds = [GemmKind(top_pins["gemm"])] if "gemm" in top_pins else list(GemmKind)
     spaces: dict[str, SearchSpace] = {}
     refusals = []
@@ -133,7 +132,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
     attention = derive(AttentionParams, families["attention"].pins_for(workload, nested["attention"],
                                                                          path="accelerator.attention"),
                        nested_ranges["attention"])
-    top = derive(AcceleratorParams, {k: v for k, v in top_pins.items()}, top_ranges)
+    top = derive(AcceleratorParams, top_pins, top_ranges)
     if "gemm" not in top_pins:
         allowed = tuple(k for k in spaces)
         top = SearchSpace(top.params, tuple(
@@ -146,8 +145,8 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
 def design(families: Mapping[str, Any], workload, user: Mapping[str, str]) -> AcceleratorParams:
     """One accelerator for ``workload``: the user's ``--set`` items over the workload's pins."""
     top_user, nested = AcceleratorParams.split(user)
-    kind = AcceleratorParams.kind_of({k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()})
-    values: dict[str, Any] = {k: AcceleratorParams.field_info(k).parse(v) for k, v in top_user.items()}
+    values = AcceleratorParams.parse_strings(top_user)
+    kind = AcceleratorParams.kind_of(values)
     values.update({f"gemm.{k}": v for k, v in _kind_pins(families, kind, workload, nested["gemm"]).items()})
     values.update({f"attention.{k}": v for k, v in families["attention"].pins_for(
         workload, nested["attention"], path="accelerator.attention").items()})

@@ -356,10 +356,10 @@ def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool
     from flows.tools import FlowError
     from verif.runner import cache_root
 
+    from dse.report import front_points
+
     checks: dict[str, list] = {}
-    names = [d.name for d in explorer.space.dimensions]
-    points = [(row, explorer.space.point({n: row[n] for n in names}))
-              for _, row in front.head(max(verify_n, synth_n)).iterrows()]
+    points = front_points(explorer, front, max(verify_n, synth_n))
     for _, params in points[:verify_n]:
         with _status(f"verifying {params.digest()}", quiet):
             results = verify_parts(explorer.family, params)

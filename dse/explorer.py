@@ -182,12 +182,15 @@ class Explorer:
     # ------------------------------------------------------------------ evaluation
     def evaluate_rows(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Price ``rows``; a design the sampler proposes again within the batch is priced once."""
-        keys = [tuple(sorted(r.items())) for r in rows]
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}
-        unique = sorted(set(first.values()))
-        where = {keys[i]: j for j, i in enumerate(unique)}
-        metrics = evaluate(self.family, self.space.columns([rows[i] for i in unique]), self.workload, self.target)
-        back = np.array([where[k] for k in keys])
+        slot: dict[tuple, int] = {}                 # design -> its row among the distinct ones
+        distinct, back = [], []
+        for row in rows:
+            key = tuple(sorted(row.items()))
+            if key not in slot:
+                slot[key] = len(distinct)
+                distinct.append(row)
+            back.append(slot[key])
+        metrics = evaluate(self.family, self.space.columns(distinct), self.workload, self.target)
         metrics = {k: (np.asarray(v)[back] if np.ndim(v) else v) for k, v in metrics.items()}
         return metrics, constraint_values(metrics, self.target)
 

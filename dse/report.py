@@ -96,10 +96,7 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
     ax.set_title(f"{cfg.family} on {cfg.target}: {explorer.workload.name}, {len(frame)} trials ({cfg.sampler})")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    path.write_bytes(buffer.getvalue())
+    _save(fig, path)
 
 
 def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> str:
@@ -117,9 +114,10 @@ def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> s
     return shown.to_string(index=False)
 
 
-def _front_points(explorer: Explorer, front: pd.DataFrame, limit: int) -> list:
+def front_points(explorer: Explorer, front: pd.DataFrame, limit: int) -> list[tuple[pd.Series, Any]]:
+    """The first ``limit`` front rows, each with the design (Params) it stands for."""
     names = [d.name for d in explorer.space.dimensions]
-    return [explorer.space.point({n: row[n] for n in names}) for _, row in front.head(limit).iterrows()]
+    return [(row, explorer.space.point({n: row[n] for n in names})) for _, row in front.head(limit).iterrows()]
 
 
 def _save(fig, path: Path) -> None:
@@ -128,13 +126,7 @@ def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue())
 
 
 def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: int = 10) -> dict[str, Path]:
@@ -142,7 +134,7 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: i
     time per engine as stacked bars, and a roofline of their throughput. None otherwise."""
     if front.empty:
         return {}
-    points = _front_points(explorer, front, limit)
+    points = [p for _, p in front_points(explorer, front, limit)]
     priced = explorer.family.price(explorer.family.params.columns(points), explorer.workload, explorer.target,
                                    breakdown=True)
     if "ops" not in priced:
@@ -189,8 +181,7 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: i
 
 def write_designs(explorer: Explorer, front: pd.DataFrame, out: Path, top: int) -> list[dict[str, Any]]:
     written = []
-    for _, row in front.head(top).iterrows():
-        params = explorer.space.point({d.name: row[d.name] for d in explorer.space.dimensions})
+    for row, params in front_points(explorer, front, top):
         metrics = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()
                    if k in ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp")}
         artifact = render(params, explorer.family.build,
@@ -219,8 +210,7 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     tmp.replace(paths["trials.parquet"])
     write_atomic(paths["trials.csv"], frame.to_csv(index=False))
     write_atomic(paths["pareto.csv"], front.to_csv(index=False))
-    _plot(explorer, frame, front, out / ".pareto.png.tmp")
-    (out / ".pareto.png.tmp").replace(paths["pareto.png"])
+    _plot(explorer, frame, front, paths["pareto.png"])
     designs = write_designs(explorer, front, out, top)
     extra_plots = breakdown_plots(explorer, front, out)
     paths.update(extra_plots)

@@ -46,13 +46,12 @@ class Dimension:
         lo, hi = self.lo_hi
         return optuna.distributions.IntDistribution(lo, hi, log=self.info.spec.range.log)
 
-    def suggest(self, trial: optuna.Trial, name: str | None = None) -> Any:
-        """This dimension's value for ``trial``, stored under ``name`` (default: its field)."""
-        name = name or self.name
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """This dimension's value for ``trial``, stored under its name."""
         if self.choices is not None:
-            return trial.suggest_categorical(name, self.choices)
+            return trial.suggest_categorical(self.name, self.choices)
         lo, hi = self.lo_hi
-        return trial.suggest_int(name, lo, hi, log=self.info.spec.range.log)
+        return trial.suggest_int(self.name, lo, hi, log=self.info.spec.range.log)
 
     def size(self) -> int:
         if self.choices is not None:

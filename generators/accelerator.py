@@ -114,15 +114,6 @@ class AcceleratorParams(Params):
         return cls(**top, gemm_params=gemm, attention=att)
 
     @classmethod
-    def from_strings(cls, values: Mapping[str, str]) -> "AcceleratorParams":
-        top, nested = cls.split(values)
-        parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
-        gemm_cls = GEMM_ENGINES[cls.kind_of(parsed)][0]
-        gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_strings(nested["gemm"]))
-        att = _nested("attention", AttentionParams, lambda: AttentionParams.from_strings(nested["attention"]))
-        return cls(**parsed, gemm_params=gemm, attention=att)
-
-    @classmethod
     def check_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         top, nested = cls.split(values)
         out = super().check_fields(top)
@@ -134,15 +125,17 @@ class AcceleratorParams(Params):
         return out
 
     @classmethod
-    def parse_fields(cls, values: Mapping[str, str]) -> dict[str, Any]:
+    def parse_strings(cls, values: Mapping[str, str]) -> dict[str, Any]:
+        """Top-level and nested ``--set`` text as typed values, nested names checked against the
+        chosen GEMM kind's and the attention engine's fields."""
         top, nested = cls.split(values)
-        parsed = {name: cls.field_info(name).parse(text) for name, text in top.items()}
+        parsed = super().parse_strings(top)
         gemm_cls = GEMM_ENGINES[cls.kind_of(parsed)][0]
         for prefix, part in (("gemm", gemm_cls), ("attention", AttentionParams)):
             for name, text in nested[prefix].items():
                 info = _nested(prefix, part, lambda: part.field_info(name))
                 parsed[f"{prefix}.{name}"] = info.parse(text)
-        return cls.check_fields(parsed)
+        return parsed
 
     @classmethod
     def columns(cls, points) -> dict[str, np.ndarray]:

@@ -216,9 +216,15 @@ class Params:
         return out
 
     @classmethod
+    def parse_strings(cls, values: Mapping[str, str]) -> dict[str, Any]:
+        """``key=value`` text (the command line's ``--set``) as typed values; names checked,
+        values not yet."""
+        return {name: cls.field_info(name).parse(text) for name, text in values.items()}
+
+    @classmethod
     def parse_fields(cls, values: Mapping[str, str]) -> dict[str, Any]:
-        """``key=value`` text (the command line's ``--set``) checked as :meth:`check_fields`."""
-        return cls.check_fields({name: cls.field_info(name).parse(text) for name, text in values.items()})
+        """``key=value`` text checked as :meth:`check_fields` (a partial assignment)."""
+        return cls.check_fields(cls.parse_strings(values))
 
     # ------------------------------------------------------------------ introspection
     @classmethod
@@ -271,7 +277,7 @@ class Params:
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> "Params":
         """Build from ``key=value`` text, as given on the command line."""
-        return cls(**{name: cls.field_info(name).parse(text) for name, text in values.items()})
+        return cls.from_dict(cls.parse_strings(values))
 
     @classmethod
     def columns(cls, points: Sequence["Params"]) -> dict[str, np.ndarray]:
