@@ -4,9 +4,12 @@ Synthesis flattens the design, so the utilization tools report one number.
 To see which part of the RTL a LUT serves, every LUT is charged to the block
 whose registers it feeds: the walk goes forward through combinational cells
 (LUTs, carry chains, wide-mux and unregistered multiplier cells) to the
-first flip-flop, DSP or block RAM, and that cell's output net names the
-block (the first part of a flattened ``block.sub.signal`` name; registers of
-the top module keep their own name). A LUT that feeds several blocks is
+first flip-flop, DSP or block RAM, and the module whose Verilog declares
+that cell (its ``src`` line) names the block: a submodule by its instance
+name, the top module by the register's own name. Without the Verilog, the
+cell's deepest output net name stands in (the first part of a flattened
+``block.sub.signal`` name), which charges a top-level register feeding a
+submodule's input port to that submodule. A LUT that feeds several blocks is
 charged to ``shared``. This is how the cost models' structural features were
 checked (e.g. the systolic output bank: ``(rows-1) x cols x acc`` LUTs).
 """
@@ -46,19 +49,51 @@ def _better(name: str, than: str | None) -> bool:
     return than is None or rank(name) < rank(than)
 
 
-def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str) -> dict[str, int]:
-    """LUTs of ``top`` by the block they feed, largest first; the values sum to the LUT count."""
+_MODULE = re.compile(r"^module\s+\\?(\S+)\s*\(", re.M)
+_SRC_LINE = re.compile(r"^[^|:]*:(\d+)\.")
+
+
+def module_spans(verilog: str) -> list[tuple[int, str]]:
+    """(first line, module name) of every module of a Verilog text, in line order."""
+    return [(verilog.count("\n", 0, match.start()) + 1, match.group(1)) for match in _MODULE.finditer(verilog)]
+
+
+def _declaring_block(cell: Mapping[str, Any], spans: list[tuple[int, str]], top: str) -> str | None:
+    """The submodule instance whose Verilog declares ``cell``; ``""`` for the top; None if unknown."""
+    match = _SRC_LINE.match(str(cell.get("attributes", {}).get("src", "")))
+    if not match or not spans:
+        return None
+    line = int(match.group(1))
+    name = next((n for first, n in reversed(spans) if first <= line), None)
+    if name is None:
+        return None
+    if name == top:
+        return ""
+    return name[len(top) + 1:].split(".", 1)[0] if name.startswith(top + ".") else None
+
+
+def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str, verilog: str = "") -> dict[str, int]:
+    """LUTs of ``top`` by the block they feed, largest first; the values sum to the LUT count.
+
+    ``verilog``, the text that was synthesized, lets each register be charged to the module that
+    declares it (see the module docstring)."""
     if flow not in LUT_WEIGHT:
         raise ValueError(f"flow must be one of {', '.join(LUT_WEIGHT)}, not {flow!r}")
     weight = LUT_WEIGHT[flow]
     module = netlist["modules"][top]
     cells = module["cells"]
-    name_of: dict[int, str] = {}
+    spans = module_spans(verilog)
+    name_of: dict[int, str] = {}             # the deepest name of each net
+    top_name_of: dict[int, str] = {}         # its name in the top module, if it has one
     for net, info in module["netnames"].items():
         if not info.get("hide_name"):
             for bit in info["bits"]:
                 if isinstance(bit, int) and _better(net, name_of.get(bit)):
                     name_of[bit] = net
+                if isinstance(bit, int) and "." not in net and (
+                        bit not in top_name_of or ("$" in net, len(net)) < ("$" in top_name_of[bit],
+                                                                              len(top_name_of[bit]))):
+                    top_name_of[bit] = net
     output_ports = {bit for port in module["ports"].values() if port["direction"] == "output"
                     for bit in port["bits"] if isinstance(bit, int)}
     sinks: dict[int, list[str]] = defaultdict(list)
@@ -74,7 +109,12 @@ def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str) -> dict[str, 
                 if cell["port_directions"].get(port) == "output" for bit in bits if isinstance(bit, int)]
 
     def owner(cell: Mapping[str, Any]) -> str:
+        declared = _declaring_block(cell, spans, top)
+        if declared:
+            return declared
         for bit in outputs(cell):
+            if declared == "" and bit in top_name_of:
+                return block_of(top_name_of[bit])
             if bit in name_of:
                 return block_of(name_of[bit])
         return "(unnamed)"
@@ -119,4 +159,6 @@ def breakdown_of(folder: Path, top: str, flow: str) -> dict[str, int]:
     path = Path(folder) / "netlist.json"
     if not path.exists():
         raise FlowError(f"{path} is missing: this synthesis kept no mapped netlist")
-    return lut_breakdown(json.loads(path.read_text()), top, flow)
+    source = Path(folder) / f"{top}.v"
+    verilog = source.read_text() if source.exists() else ""
+    return lut_breakdown(json.loads(path.read_text()), top, flow, verilog)

@@ -96,6 +96,28 @@ def test_lut_breakdown_charges_each_lut_to_the_block_it_feeds():
         lut_breakdown(netlist, "top", "generic")
 
 
+def test_lut_breakdown_charges_a_register_to_the_module_that_declares_it():
+    """A top-level accumulator wired to a submodule's input port carries that port's deeper
+    name too; its ``src`` line says it is the top's own register, not the submodule's."""
+    verilog = "module top(a, y);\n  reg [1:0] acc;\nendmodule\n\nmodule \\top.drain (tile, y);\n  reg q;\nendmodule\n"
+    def cell(kind, ins, outs, line):
+        return {"type": kind, "attributes": {"src": f"top.v:{line}.3-{line}.9|ff_map.v:1.1"},
+                "port_directions": {**{p: "input" for p in ins}, **{p: "output" for p in outs}},
+                "connections": {**ins, **outs}}
+    netlist = {"modules": {"top": {
+        "ports": {},
+        "netnames": {"acc": {"bits": [3], "hide_name": 0}, "drain.tile": {"bits": [3], "hide_name": 0},
+                     "drain.q": {"bits": [5], "hide_name": 0}},
+        "cells": {
+            "lut_acc": cell("LUT2", {"I0": [10], "I1": [11]}, {"O": [2]}, 2),
+            "ff_acc": cell("FDRE", {"D": [2]}, {"Q": [3]}, 2),
+            "lut_q": cell("LUT1", {"I0": [3]}, {"O": [4]}, 6),
+            "ff_q": cell("FDRE", {"D": [4]}, {"Q": [5]}, 6),
+        }}}}
+    assert lut_breakdown(netlist, "top", "xilinx", verilog) == {"acc": 1, "drain": 1}
+    assert lut_breakdown(netlist, "top", "xilinx") == {"drain": 2}      # without the Verilog
+
+
 @pytest.mark.synth
 def test_generic_flow_gives_a_complete_transistor_count(tmp_path):
     result = _synth(SMALL_OS, "generic", tmp_path)
