@@ -24,7 +24,7 @@ from flows.calibrate import calibration_sample, split, synthesize_all
 from flows.synth import get_synth_target
 from verif.runner import cache_root
 
-FIGURES = {"lut": "lut", "ff": "ff", "dsp": "dsp", "bram": "bram", "fmax_mhz": "fmax_mhz",
+FIGURES = {"lut": "lut", "lutram": "lutram", "ff": "ff", "dsp": "dsp", "bram": "bram", "fmax_mhz": "fmax_mhz",
            "area_transistors": "transistors"}
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     figs = [f for f in FIGURES if f"{f}_meas" in table]
     for fig in figs:
         meas, pred = table[f"{fig}_meas"].to_numpy(float), table[f"{fig}_pred"].to_numpy(float)
-        if fig in ("dsp", "bram"):
+        if fig in ("dsp", "bram", "lutram"):
             print(f"{fig:<17} exact on {np.mean(meas == pred) * 100:.0f}% of designs")
         else:
             err = np.abs(pred - meas) / meas * 100

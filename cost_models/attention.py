@@ -43,10 +43,24 @@ from generators.widths import bits_for, ceil_div
 
 Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
 
-# block RAM aspect ratios (width, depth) of one primitive
-EBR_ASPECTS = {"ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
-               "xilinx": ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))}
-LUTRAM_MAX_ROWS = 32            # shallower memories stay in LUT RAM (as Yosys maps them on ECP5)
+RAM_CHOICES = {
+    "ecp5": {"lutram": ((16, 4, 4),), "bram": (((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384),
+                                                 (36, 512)), 128, 1)},
+    "xilinx": {"lutram": ((32, 6, 8), (64, 3, 8)),
+               "bram": (((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)), 129, 2),
+               "bram36": (((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768)),
+                          257, 1)},
+}
+"""How Yosys's ``memory_libmap`` prices each way to build a memory (its library files): LUT RAM
+primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block RAMs ((width, depth) aspects, cost, blocks
+per counted block RAM: two RAMB18 make one RAMB36). It takes the cheapest; ROMs never go to LUT
+RAM and stay in logic while that costs less (one unit per 64 bits: fitted to where Yosys moved
+our exp ROMs to block RAM)."""
+LUTS_PER_LUTRAM = 4
+STACK_MUX_COST = 0.2
+"""Cost per bit and extra stack of LUT RAM primitives: fitted to where Yosys chose block RAM
+over deeper LUT RAM for our buffers (0.16..0.28 reproduces every choice measured)."""
+ROM_LOGIC_COST_PER_BIT = 1 / 64
 
 
 def prepare(points: Points) -> dict[str, np.ndarray]:
@@ -134,28 +148,52 @@ def memories(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndar
         "m_state": (c["m_bits"], depth(rows)),
         "l_state": (c["l_bits"], depth(rows)),
         "acc": (lanes * c["acc_bits"], depth(rows * chunks)),
-        "exp_rom": (np.where(c["pwl"], 2, 1) * rom_width, rom_rows),
+        "rom_a": (rom_width, rom_rows),                      # exp2 chords' offsets (or the table)
+        "rom_b": (np.where(c["pwl"], rom_width, 0), rom_rows),  # ... and slopes (pwl only)
     }
 
 
 def buffer_bits(c: Mapping[str, np.ndarray], mems=None) -> dict[str, np.ndarray]:
     """On-chip bits: data buffers and state (``buffers``), exp coefficients (``rom``)."""
     mems = memories(c) if mems is None else mems
-    data = sum(w * d for name, (w, d) in mems.items() if name != "exp_rom")
-    w, d = mems["exp_rom"]
-    return {"buffers": data, "rom": w * d, "n_dependent": np.where(c["two_pass"], mems["s_buf"][0]
+    data = sum(w * d for name, (w, d) in mems.items() if not name.startswith("rom"))
+    rom = sum(w * d for name, (w, d) in mems.items() if name.startswith("rom"))
+    return {"buffers": data, "rom": rom, "n_dependent": np.where(c["two_pass"], mems["s_buf"][0]
                                                                      * mems["s_buf"][1], 0)}
 
 
-def block_rams(c: Mapping[str, np.ndarray], tech: str, mems=None) -> np.ndarray:
-    """Block RAM primitives: each memory deeper than ``LUTRAM_MAX_ROWS`` in its cheapest aspect ratio."""
-    if tech not in EBR_ASPECTS:
-        return np.zeros(np.shape(c["q_rows"]), dtype=np.int64)
-    total = 0
+def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[str, np.ndarray]:
+    """Block RAMs and LUTs used as distributed RAM per design: each memory built the cheapest way
+    :data:`RAM_CHOICES` lists (none for an ASIC technology)."""
+    zero = np.zeros(np.shape(c["q_rows"]), dtype=np.int64)
+    if tech not in RAM_CHOICES:
+        return {"bram": zero, "lutram": zero}
+    choices = RAM_CHOICES[tech]
+    lutram, halves = zero, zero.astype(np.float64)
     for name, (w, d) in (memories(c) if mems is None else mems).items():
-        best = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in EBR_ASPECTS[tech]])
-        total = total + np.where(d > LUTRAM_MAX_ROWS, best, 0)
-    return total
+        options = []                                   # (cost, LUT RAM LUTs, block RAMs)
+        for aspects, cost, per_block in (v for k, v in choices.items() if k.startswith("bram")):
+            blocks = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in aspects])
+            options.append((blocks * cost, zero, blocks / per_block))
+        if name.startswith("rom"):
+            options.append((w * d * ROM_LOGIC_COST_PER_BIT, zero, zero))
+        else:
+            prims = np.full(np.shape(w), np.iinfo(np.int64).max // 16)
+            cost = prims.astype(np.float64) * 0 + np.inf
+            for depth, width, each in choices["lutram"]:
+                stacks = ceil_div(d, depth)
+                n = ceil_div(w, width) * stacks
+                total = n * each + STACK_MUX_COST * w * (stacks - 1)     # + the read mux of stacked ones
+                better = total < cost
+                cost = np.where(better, total, cost)
+                prims = np.where(better, n, prims)
+                continue
+            options.append((cost, LUTS_PER_LUTRAM * prims, zero))
+        costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
+        best = np.argmin(costs, axis=0)
+        lutram = lutram + np.choose(best, [np.broadcast_to(o[1], np.shape(w)) for o in options])
+        halves = halves + np.choose(best, [np.broadcast_to(o[2], np.shape(w)) for o in options])
+    return {"bram": np.ceil(halves - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
 
 
 # ---------------------------------------------------------------------- structure
@@ -250,7 +288,8 @@ def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
-             ram_bits: np.ndarray, sram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+             sram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Structural features by the figure they price; LUT RAM is counted exactly elsewhere."""
     lanes, acc = c["lanes"], c["acc_bits"]
     prods = products(c)
     soft = sum(n * a * b * ~on_dsp[k] for k, (n, a, b) in prods.items())
@@ -267,8 +306,8 @@ def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
     one = np.ones_like(lanes)
     return {
         "lut": {"const": one, "soft_mult": soft, "dsp_glue": hard_glue, "adder": adders, "shifter": shifters,
-                "lutram_bits": ram_bits, "control": counters},
-        "ff": {"const": one, "datapath": pipe, "control": counters},
+                "control": counters},
+        "ff": {"const": one, "datapath": pipe - regs["exp"], "exp": regs["exp"], "control": counters},
         "period_ns": {"const": one, "acc_bit": acc, "lanes_log": bits_for(lanes),
                       "soft_mult": np.log2(np.maximum(soft, 1)), "pipeline": c["pipeline"]},
         "cmos": {"const": one, "reg": pipe + counters, "mult": sum(n * a * b for n, a, b in prods.values()),
@@ -290,9 +329,8 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
         if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
     mems = memories(c)
     bufs = buffer_bits(c, mems)
-    brams = block_rams(c, target.tech, mems)               # none for an ASIC technology
-    ram_bits = sum(w * d * (d <= LUTRAM_MAX_ROWS) for w, d in mems.values())
-    feats = features(c, on_dsp, ram_bits, bufs["buffers"])
+    placed = memory_placement(c, target.tech, mems)         # none for an ASIC technology
+    feats = features(c, on_dsp, bufs["buffers"])
     counts = op_cycles(c, op)
     # the op must fit the engine: head_dim zero-padded up, keys within max_seq_len
     valid = c["valid"] & (op.head_dim <= c["head_dim"]) & (op.n_kv <= c["max_seq_len"])
@@ -306,8 +344,8 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
     traffic = (counts["runs"] * c["q_rows"] * c["head_dim"] * (c["q_bits"] + c["out_bits"])
                + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]))
     return price(ops=op.ops, target=target, fab=fab, counts=counts,
-                 lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
-                 bram=brams, area=weighted(cmos.transistors, feats["cmos"]),
+                 lut=weighted(fab.lut, feats["lut"]) + placed["lutram"], ff=weighted(fab.ff, feats["ff"]),
+                 dsp=dsp, bram=placed["bram"], lutram=placed["lutram"], area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
                  e_compute=e_compute, offchip=traffic, valid=valid,
                  extra={"buffer_bits": bufs["buffers"], "rom_bits": bufs["rom"],
@@ -318,3 +356,25 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
 
 def model_info() -> dict[str, object]:
     return {"family": "attention", "coefficients": provenance("attention")}
+
+
+# ---------------------------------------------------------------------- calibration hooks
+CALIBRATION_BOX = {"head_dim": (8, 64), "q_rows": (1, 8), "kv_block": (2, 32), "lanes": (1, 16),
+                   "max_seq_len": (16, 2048)}
+"""Where calibration samples designs: capped so each synthesizes in a few minutes on one core."""
+
+
+def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The products by role, for fitting the DSP rule."""
+    return list(products(prepare(points)).values())
+
+
+def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
+    return memory_placement(prepare(points), tech)
+
+
+def calibration_features(points: Points, dsp_rule: tuple[int, int],
+                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+    c = prepare(points)
+    on_dsp = {k: on_hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in products(c).items()}
+    return features(c, on_dsp, buffer_bits(c)["buffers"])

@@ -75,9 +75,11 @@ def weighted(table: Mapping[str, float], feats: Mapping[str, Any]):
 
 
 def provenance(family: str) -> dict[str, Any]:
-    """Version and source of a family's coefficients, for manifests and reports."""
+    """Version and source of a family's coefficients, for manifests and reports; ``calibrated_for``
+    names the technologies ``accelforge calibrate`` fitted (the others are first guesses)."""
     document = _load(family)
-    return {k: document[k] for k in ("version", "calibrated", "source") if k in document}
+    return {**{k: document[k] for k in ("version", "calibrated", "source") if k in document},
+            "calibrated_for": sorted(document.get("calibration", {}))}
 
 
 def reload() -> None:

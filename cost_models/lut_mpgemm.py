@@ -53,6 +53,26 @@ _ADDERS = np.array([[[_adders(bool(t), bool(s), g) if g else 0 for g in range(6)
                     for t in (0, 1)], dtype=np.int64)
 
 
+@lru_cache(maxsize=None)
+def _kept_bits(ternary: bool, symmetric: bool, g: int, a_bits: int) -> int:
+    """Table register bits synthesis keeps: an entry needs only the width of its own range
+    (the empty entry none, a single activation ``a_bits``); the sign-extension bits above
+    repeat one flip-flop, which synthesis merges."""
+    lo, hi = -(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1
+    kept = 0
+    for row in gen.table_coefficients(ternary, symmetric, g):
+        low = sum(c * (lo if c > 0 else hi) for c in row)
+        high = sum(c * (hi if c > 0 else lo) for c in row)
+        if low or high:
+            kept += max(int(low).bit_length() if low >= 0 else int(-low - 1).bit_length(),
+                        int(high).bit_length() if high >= 0 else int(-high - 1).bit_length()) + 1
+    return kept
+
+
+_KEPT = np.array([[[[_kept_bits(bool(t), bool(s), g, a) if g and a else 0 for a in range(17)] for g in range(6)]
+                   for s in (0, 1)] for t in (0, 1)], dtype=np.int64)
+
+
 def table_adders(fmt, g, symmetric):
     """Adders per activation row to build one group's table on chip."""
     return _ADDERS[(np.asarray(fmt) == TERNARY_CODE).astype(np.int64),
@@ -90,7 +110,14 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
 
 
 def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """Structural features of the generated RTL, grouped by the figure they price."""
+    """Structural features of the generated RTL, grouped by the figure they price.
+
+    Read off mapped netlists (``accelforge synth lut_mpgemm --breakdown``), block by block:
+    each lookup unit's entry mux, sign select, per-pass weighting (a case over passes whose
+    arms each add to the accumulator) and accumulator; the output correction, a
+    multi-operand adder per column that Yosys builds from full adders in LUTs (one operand
+    per zero-point bit); the drain bank's shifting rows; the table build's adders.
+    """
     mt, nt, e, eb = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"]
     units = mt * nt
     slots = c["ppc"]
@@ -101,21 +128,26 @@ def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     combine = units * (slots - 1) * contrib
     acc_bits = mt * (nt * c["acc"] + c["rowsum"])
     build = np.where(c["external"], 0, mt * c["adders"] * eb)
-    correction = np.where(c["keeps"], nt * c["rowsum"] * (c["w_bits"] + 1), 0)
+    correction = np.where(c["keeps"], nt * c["rowsum"] * (c["w_bits"] + 1), 0)      # operand bits
     table_reg = mt * e * eb
     zp_reg = np.where(c["uint"], 2 * nt * c["w_bits"], 0)
     control = bits_for(c["k_max"] + 1) + bits_for(np.maximum(c["passes"], 2)) + bits_for(mt + 1) + 5
     one = np.ones_like(mt)
+    registers = table_reg + 2 * acc_bits + zp_reg + control       # every flip-flop of the RTL, exactly
+    kept_table = np.where(c["external"], table_reg,
+                          mt * _KEPT[(c["fmt"] == TERNARY_CODE).astype(np.int64), c["sym"].astype(np.int64),
+                                     c["g"], c["a_bits"]])
     return {
-        "lut": {"const": one, "lookup": lookup, "negate": negate, "pass_mux": pass_mux,
-                "combine": combine, "acc": acc_bits, "table_build": build, "drain": acc_bits,
-                "correction": correction},
-        "ff": {"const": one, "table": table_reg, "acc": 2 * acc_bits, "zero_point": zp_reg,
-               "control": control},
+        "lut": {"const": one, "units": units, "lookup": units * slots * eb * (e - 1), "negate": negate,
+                "pass_mux": pass_mux, "pass_acc": units * (c["passes"] - 1) * c["acc"], "combine": combine,
+                "acc": acc_bits, "table_build": build, "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]),
+                "correction": np.where(c["keeps"], nt * c["out"], 0),
+                "zero_point_terms": np.where(c["uint"], nt * c["out"] * c["w_bits"], 0)},
+        "ff": {"const": one, "registers": registers - table_reg + kept_table},
         "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(e, 2)),
                       "acc_bit": c["acc"], "table_levels": np.where(c["external"], 0, c["g"]),
                       "combine_levels": np.log2(slots) + (c["passes"] > 1)},
-        "cmos": {"const": one, "reg": table_reg + 2 * acc_bits + zp_reg + control,
+        "cmos": {"const": one, "reg": registers,
                  "mux": lookup + pass_mux + acc_bits, "adder": acc_bits + combine + build + correction,
                  "negate": negate},
     }
@@ -163,7 +195,6 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int],
     return features(prepare(points))
 
 
-def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The LUT engine has no multipliers (its zero-point products are shift-adds in fabric)."""
-    c = prepare(points)
-    return np.zeros_like(c["m_tile"]), c["a_bits"], c["w_bits"]
+def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """None: the LUT engine's zero-point products are shift-adds in fabric."""
+    return []

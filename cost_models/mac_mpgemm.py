@@ -40,29 +40,38 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
-    """Structural features of the generated RTL, grouped by the figure they price."""
-    mt, nt, lanes, a, wq = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["w_bits"] + 1
+    """Structural features of the generated RTL, grouped by the figure they price.
+
+    Read off mapped netlists (``accelforge synth mac_mpgemm --breakdown``): in fabric, each
+    output element's products and its accumulator merge into one multi-operand adder that
+    Yosys lowers to full-adder trees in LUTs (cost follows the partial-product bits); on
+    DSPs the products and the accumulation sit in the DSP blocks and the fabric keeps the
+    adds the DSPs' post-adders cannot take. The drain bank shifts ``m_tile - 1`` rows.
+    """
+    mt, nt, lanes, a, wq, out = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["w_bits"] + 1, c["out"]
     units = mt * nt
-    mults = units * lanes
-    soft = ~on_dsp
-    product = a + wq
-    tree = units * (lanes - 1) * (product + bits_for(lanes))
-    acc_bits = units * c["out"]
+    soft = ~np.asarray(on_dsp, dtype=bool)
+    hard = ~soft
     dequant = np.where(c["uint"], nt * lanes * wq, 0)
     operand = mt * lanes * a
     zp_reg = np.where(c["uint"], nt * c["w_bits"], 0)
     control = bits_for(c["k_max"] + 1) + bits_for(mt + 1) + 6     # + pass index bit, flags, state
+    registers = operand + 2 * units * out + zp_reg + control     # every flip-flop of the RTL, exactly
     one = np.ones_like(mt)
     return {
-        "lut": {"const": one, "soft_mult": mults * a * wq * soft, "adder_tree": tree, "acc": acc_bits,
-                "drain": acc_bits, "dequant": dequant},
-        "ff": {"const": one, "operand": operand, "acc": 2 * acc_bits, "zero_point": zp_reg,
-               "control": control},
-        "period_ns": {"const": one, "dsp": on_dsp.astype(np.float64),
+        "lut": {"const": one, "soft_partial_products": soft * units * lanes * a * wq,
+                "soft_extended_products": soft * units * lanes * wq * out, "soft_acc": soft * units * out, "hard_adds": hard * units * (lanes - 1) * (a + wq),
+                "hard_products": hard * units * lanes,
+                "hard_acc": hard * units * out, "dequant": dequant, "drain": (mt - 1) * nt * out,
+                "control": control},
+        "ff": {"const": one, "registers": registers - hard * operand},   # DSPs absorb the operand registers
+        "period_ns": {"const": one, "dsp": hard.astype(np.float64),
                       "soft_mult_level": np.log2(np.minimum(a, wq)) * soft,
-                      "acc_bit": c["out"], "tree_levels": np.log2(lanes)},
-        "cmos": {"const": one, "reg": operand + 2 * acc_bits + zp_reg + control, "mult": mults * a * wq,
-                 "adder": tree + acc_bits + dequant, "mux": acc_bits},
+                      "acc_bit": out, "tree_levels": np.log2(lanes)},
+        "cmos": {"const": one, "reg": registers,
+                 "mult": units * lanes * a * wq,
+                 "adder": units * (lanes - 1) * (a + wq + bits_for(lanes)) + units * out + dequant,
+                 "mux": units * out},
     }
 
 
@@ -105,6 +114,7 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int],
     return features(c, on_hard_multiplier(c["a_bits"], c["w_bits"] + 1, dsp_rule))
 
 
-def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x (w_bits + 1)``."""
     c = prepare(points)
-    return c["m_tile"] * c["n_tile"] * c["lanes"], c["a_bits"], c["w_bits"] + 1
+    return [(c["m_tile"] * c["n_tile"] * c["lanes"], c["a_bits"], c["w_bits"] + 1)]

@@ -16,10 +16,10 @@ from cost_models.targets import Target, TargetKind
 
 def price(*, ops: float, target: Target, fab: FabricCoefficients, counts: Mapping[str, np.ndarray],
           lut, ff, dsp, area, period_ns, reg_bits, e_compute, offchip, valid,
-          extra: Mapping[str, np.ndarray], bram=0) -> dict[str, np.ndarray]:
+          extra: Mapping[str, np.ndarray], bram=0, lutram=0) -> dict[str, np.ndarray]:
     """The estimate table the engine families return for ``ops`` useful operations: time,
     energy, resources, fit (a ruled-out parameter combination never fits), then the
-    family's ``extra`` figures."""
+    family's ``extra`` figures. ``lut`` counts every LUT, ``lutram`` those used as memory."""
     fmax = 1e3 / period_ns
     clock = np.minimum(fmax, target.clock_mhz)
     cycles = counts["cycles"]
@@ -32,6 +32,7 @@ def price(*, ops: float, target: Target, fab: FabricCoefficients, counts: Mappin
     out = {
         "cycles": cycles, "latency_s": latency, "throughput_ops_s": ops / latency,
         "lut": lut, "ff": ff, "dsp": dsp, "bram": np.asarray(bram if target.kind is TargetKind.FPGA else 0),
+        "lutram": np.asarray(lutram if target.kind is TargetKind.FPGA else 0),
         "area_transistors": area, "energy_j": e_compute + e_reg + e_static,
         "energy_compute_j": e_compute, "energy_reg_j": e_reg, "energy_static_j": e_static,
         "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],

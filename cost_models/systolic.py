@@ -230,10 +230,10 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int],
     return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule), lut_inputs)
 
 
-def multipliers(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(multiplier count, a_bits, w_bits) of each point, for fitting the DSP rule."""
+def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One role: (multiplier count, a_bits, w_bits) of each point, for fitting the DSP rule."""
     col = prepare(points)
-    return col["rows"] * col["cols"], col["a_bits"], col["w_bits"]
+    return [(col["rows"] * col["cols"], col["a_bits"], col["w_bits"])]
 
 
 def register_bits(points: Points) -> tuple[np.ndarray, np.ndarray]:

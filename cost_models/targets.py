@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,13 +31,18 @@ class Target:
     urams: int = 0            # UltraRAM blocks (UltraScale+); no engine model uses them yet
     dsp_a_bits: int = 0       # widest operands one DSP multiplier takes
     dsp_b_bits: int = 0
+    dsp_slice_bits: int = 0   # width of the slices a wider operand is cut into (0: dsp_a_bits)
+    dsp_signed_only: bool = False     # the DSP multiplies signed operands only (a bit per slice lost)
     offchip_gbytes_s: float = 0.0     # sustained off-chip bandwidth (a board assumption, see description)
     dram_pj_per_bit: float = 0.0      # off-chip access energy
     description: str = ""
 
     def dsps_per_product(self, a_bits, w_bits):
-        """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets)."""
-        return -(-np.asarray(a_bits) // self.dsp_a_bits) * -(-np.asarray(w_bits) // self.dsp_b_bits)
+        """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets): Yosys's
+        ``mul2dsp`` split, which cuts the wider operand into slices until each piece fits."""
+        split = np.vectorize(_mul2dsp_split, otypes=[np.int64])
+        return split(a_bits, w_bits, self.dsp_a_bits, self.dsp_b_bits,
+                     self.dsp_slice_bits or self.dsp_a_bits, int(self.dsp_signed_only))
 
     def fits(self, lut, ff, dsp, bram=0) -> np.ndarray:
         """Per design, whether LUT, FF, DSP and block-RAM use are all within the device budget."""
@@ -53,6 +59,22 @@ class Target:
         return np.stack([np.asarray(lut) / self.luts - 1, np.asarray(ff) / self.ffs - 1,
                          np.asarray(dsp) / max(self.dsps, 1) - 1, np.asarray(bram) / max(self.brams, 1) - 1],
                         axis=-1)
+
+
+@lru_cache(maxsize=None)
+def _mul2dsp_split(a: int, b: int, a_max: int, b_max: int, slice_bits: int, headroom: int) -> int:
+    """DSP blocks for an ``a x b`` product as ``mul2dsp`` splits it (wider operand on A)."""
+    a, b = max(int(a), int(b)), min(int(a), int(b))
+    step = slice_bits - headroom
+    if a > a_max:
+        n = (a - a_max + step - 1) // step
+        return n * _mul2dsp_split(slice_bits, b, a_max, b_max, slice_bits, headroom) + \
+            _mul2dsp_split(a - n * step, b, a_max, b_max, slice_bits, headroom)
+    if b > b_max:
+        n = (b - b_max + step - 1) // step
+        return n * _mul2dsp_split(a, slice_bits, a_max, b_max, slice_bits, headroom) + \
+            _mul2dsp_split(a, b - n * step, a_max, b_max, slice_bits, headroom)
+    return 1
 
 
 def on_hard_multiplier(a_bits, w_bits, rule: tuple[int, int]):
@@ -74,21 +96,21 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            offchip_gbytes_s=1.6, dram_pj_per_bit=20.0,
            description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-800 (1.6 GB/s)"),
     Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
-           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18,
+           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=2.6, dram_pj_per_bit=20.0,
            description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1; 16-bit DDR3-1333 (2.6 GB/s)"),
     Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
+           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
     Target(name="kv260", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18,
+           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kria KV260 (Zynq UltraScale+ K26 SOM, XCK26): 117,120 LUT6, 234,240 FF, "
                        "1,248 DSP48E2, 144 RAMB36, 64 URAM (K26 data sheet DS987); 64-bit DDR4-2400, "
                        "19.2 GB/s peak"),
     Target(name="u280", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18,
+           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=460.0, dram_pj_per_bit=4.0,
            description="AMD Alveo U280 (XCU280): 1,303,680 LUT6, 2,607,360 FF, 9,024 DSP48E2, "
                        "2,016 RAMB36, 960 URAM (Alveo U280 data sheet DS963); 8 GB HBM2, 460 GB/s"),

@@ -285,7 +285,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             return EXIT_FAILED
     gemm = family.default_op(params)
     predicted = _estimate_row(family, params, gemm, target.model_target)
-    keys = ("lut", "ff", "dsp", "bram", "fmax_mhz") if target.flow != "generic" else ("area_transistors",)
+    keys = ("lut", "lutram", "ff", "dsp", "bram", "fmax_mhz") if target.flow != "generic" else ("area_transistors",)
     pairs = {}
     for key in keys:
         measured = getattr(result, "transistors" if key == "area_transistors" else key)

@@ -176,7 +176,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            default_op=lambda p: AttentionOp(batch=1, heads=1, kv_heads=1, n_q=min(p.q_rows, p.max_seq_len),
                                             n_kv=p.max_seq_len,
                                             head_dim=p.head_dim, causal=p.causal, name="one-run"),
-           workload_pins=_attention_pins, op_type=AttentionOp),
+           workload_pins=_attention_pins, op_type=AttentionOp,
+           calibration=Calibratable("attention", attention_gen.AttentionParams, attention_gen.build,
+                                    attention_model.CALIBRATION_BOX, attention_model.calibration_features,
+                                    attention_model.multipliers, attention_model.placed_memories)),
 )}
 
 

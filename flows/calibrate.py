@@ -110,26 +110,36 @@ def split(n: int, seed: int, holdout: float = 0.25) -> tuple[np.ndarray, np.ndar
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def fit_relative(feats: Mapping[str, np.ndarray], measured: np.ndarray) -> dict[str, float]:
-    """Non-negative weights minimising the squared relative error of sum(weight x feature)."""
+def fit_relative(feats: Mapping[str, np.ndarray], measured: np.ndarray, offset=0) -> dict[str, float]:
+    """Non-negative weights minimising the squared relative error of ``offset`` + sum(weight x
+    feature) against ``measured`` (``offset``: a part counted exactly, such as memory LUTs)."""
     from scipy.optimize import nnls
 
     names = sorted(feats)
     y = np.asarray(measured, dtype=np.float64)
     matrix = np.stack([np.asarray(feats[k], dtype=np.float64) / y for k in names], axis=1)
     scale = np.maximum(np.abs(matrix).max(axis=0), 1e-30)      # condition the columns
-    weights, _ = nnls(matrix / scale, np.ones_like(y))
+    weights, _ = nnls(matrix / scale, 1.0 - np.broadcast_to(offset, y.shape) / y)
     return {k: float(w / s) for k, w, s in zip(names, weights, scale, strict=True)}
 
 
-def fit_dsp_rule(mults: np.ndarray, a_bits: np.ndarray, w_bits: np.ndarray,
-                 measured: np.ndarray, per_mult: np.ndarray) -> tuple[int, int]:
+Roles = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""A family's multipliers by role: (count per design, operand a bits, operand b bits)."""
+
+
+def dsps_by_rule(roles: Roles, rule: tuple[int, int], per_product: Callable, designs: int) -> np.ndarray:
+    """DSP blocks per design when ``rule`` decides which products go to hard multipliers."""
+    return sum((np.where(on_hard_multiplier(a, b, rule), n * per_product(a, b), 0) for n, a, b in roles),
+               start=np.zeros(designs, dtype=np.int64))
+
+
+def fit_dsp_rule(roles: Roles, measured: np.ndarray, per_product: Callable) -> tuple[int, int]:
     """The (min bits, min product bits) that explains the most measured DSP counts."""
     best, best_hits = (99, 99), -1
     for min_bits in range(1, 17):
         for min_product in range(0, 33):
-            on = on_hard_multiplier(a_bits, w_bits, (min_bits, min_product))
-            hits = int(np.sum(np.where(on, mults * per_mult, 0) == measured))
+            hits = int(np.sum(dsps_by_rule(roles, (min_bits, min_product), per_product, len(measured))
+                              == measured))
             if hits > best_hits:
                 best, best_hits = (min_bits, min_product), hits
     return best
@@ -166,7 +176,14 @@ class Calibratable:
     box: Mapping[str, tuple[int, int]]
     # (points, DSP rule, LUT inputs of the target) -> feature tables
     features: Callable[[Sequence[Params], tuple[int, int], int], dict[str, dict[str, np.ndarray]]]
-    multipliers: Callable[[Sequence[Params]], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    multipliers: Callable[[Sequence[Params]], Roles]
+    # (points, technology) -> exact "bram" and "lutram" counts; None: the family keeps no memories
+    memories: Callable[[Sequence[Params], str], dict[str, np.ndarray]] | None = None
+
+    def memory_counts(self, points: Sequence[Params], tech: str) -> dict[str, np.ndarray]:
+        zero = np.zeros(len(points), dtype=np.int64)
+        counts = self.memories(points, tech) if self.memories is not None else {}
+        return {"bram": np.asarray(counts.get("bram", zero)), "lutram": np.asarray(counts.get("lutram", zero))}
 
 
 def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: int) -> list[Params]:
@@ -181,8 +198,7 @@ def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: 
     rule = (committed.dsp_min_bits, committed.dsp_min_product_bits)
 
     def on_dsp(points: list[Params]) -> np.ndarray:
-        mults, a_bits, w_bits = fam.multipliers(points)
-        return (np.asarray(mults) > 0) & on_hard_multiplier(a_bits, w_bits, rule)
+        return dsps_by_rule(fam.multipliers(points), rule, lambda a, b: 1, len(points)) > 0
 
     return sample_points(fam.params, fam.box, samples, seed, strata=on_dsp)
 
@@ -202,6 +218,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     report = CalibrationReport(fam.family, target_name, tech, len(points), len(train_idx), len(test_idx),
                                dsp_rule=(99, 99))
     measured: dict[str, np.ndarray] = {}
+    offsets: dict[str, np.ndarray] = {}
     if synth_target.flow == "generic":
         figures = {"transistors": "transistors"}
         rule = (99, 99)
@@ -209,16 +226,20 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         figures = {"lut": "lut", "ff": "ff"}
         if synth_target.has_fmax:
             figures["period_ns"] = "fmax_mhz"
-        mults, a_bits, w_bits = fam.multipliers(points)
-        per_mult = model_target.dsps_per_product(a_bits, w_bits)
+        roles = fam.multipliers(points)
         dsp = np.array([r.dsp for r in results], dtype=np.int64)
-        rule = fit_dsp_rule(mults[train_idx], a_bits[train_idx], w_bits[train_idx], dsp[train_idx],
-                            per_mult[train_idx])
-        predicted_dsp = np.where(on_hard_multiplier(a_bits, w_bits, rule), mults * per_mult, 0)
-        bram = np.array([r.bram for r in results], dtype=np.int64)
+        train_roles = [(n[train_idx], a[train_idx], b[train_idx]) for n, a, b in roles]
+        rule = fit_dsp_rule(train_roles, dsp[train_idx], model_target.dsps_per_product)
+        predicted_dsp = dsps_by_rule(roles, rule, model_target.dsps_per_product, len(points))
         report.errors["dsp"] = {"held_out_exact": float(np.mean(predicted_dsp[test_idx] == dsp[test_idx]))}
-        report.errors["bram"] = {"held_out_exact": float(np.mean(bram[test_idx] == 0))}
-        measured["dsp"], measured["bram"] = dsp, bram
+        memories = fam.memory_counts(points, tech)
+        for kind in ("bram", "lutram"):
+            counted = np.array([getattr(r, kind) or 0 for r in results], dtype=np.int64)
+            report.errors[kind] = {"held_out_exact": float(np.mean(memories[kind][test_idx] == counted[test_idx])),
+                                   "exact": float(np.mean(memories[kind] == counted))}
+            measured[kind] = counted
+        offsets["lut"] = memories["lutram"]         # memory LUTs are counted, not fitted
+        measured["dsp"] = dsp
         report.coefficients["dsp_min_bits"], report.coefficients["dsp_min_product_bits"] = rule
     report.dsp_rule = rule
     feats_all = fam.features(points, rule, model_target.lut_inputs)
@@ -227,9 +248,11 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     for table, attr in figures.items():
         values = np.array([getattr(r, attr) for r in results], dtype=np.float64)
         y = 1e3 / values if table == "period_ns" else values
+        offset = offsets.get(table, 0)
         group = feats_all[group_of.get(table, table)]
-        fitted = fit_relative({k: v[train_idx] for k, v in group.items()}, y[train_idx])
-        pred = coeff_store.weighted(fitted, group)
+        fitted = fit_relative({k: v[train_idx] for k, v in group.items()}, y[train_idx],
+                              np.broadcast_to(offset, y.shape)[train_idx])
+        pred = coeff_store.weighted(fitted, group) + offset
         if table == "period_ns":
             pred, y, label = 1e3 / pred, values, "fmax_mhz"
         else:

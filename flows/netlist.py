@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flows.synth import XILINX_LOGIC, XILINX_LUTRAM
+
 LUT_WEIGHT = {
-    "xilinx": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1},
+    "xilinx": {**{name: 1 for name in XILINX_LOGIC}, **XILINX_LUTRAM},
     "ecp5": {"LUT4": 1, "CCU2C": 2},            # a CCU2C carry cell holds two LUT4s
 }
-"""LUTs a cell counts as, per flow; what nextpnr and `stat` report as LUTs."""
+"""LUTs a cell counts as, per flow (memory LUTs included); what nextpnr and `stat` report as LUTs."""
 
 PASS_THROUGH = {"MUXF7", "MUXF8", "MUXF9", "CARRY4", "CARRY8", "PFUMX", "L6MUX21", "MULT18X18D", "ALU54B"}
 """Combinational cells that are not LUTs themselves (multipliers are unregistered in our flows)."""

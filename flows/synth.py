@@ -82,7 +82,7 @@ class SynthResult:
     target: str
     top: str
     params_hash: str
-    lut: int | None
+    lut: int | None               # every LUT: logic and memory (Vivado's "Slice LUTs")
     ff: int | None
     dsp: int | None
     bram: int | None
@@ -95,6 +95,7 @@ class SynthResult:
     tools: dict[str, str]
     runtime_s: float
     log: str
+    lutram: int | None = None     # LUTs used as memory: distributed RAM and shift registers
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,11 +180,34 @@ def _sum(cells: dict[str, int], names: tuple[str, ...]) -> int:
     return sum(v for k, v in cells.items() if k in names)
 
 
+XILINX_LUTRAM = {"RAM32X1S": 1, "RAM32X1D": 2, "RAM32M": 4, "RAM32M16": 8, "RAM64X1S": 1, "RAM64X1D": 2,
+                 "RAM64M": 4, "RAM64M8": 8, "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4,
+                 "RAM256X1D": 8, "RAM512X1S": 8, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+"""LUTs each Xilinx distributed-RAM or shift-register primitive occupies ("LUT as Memory")."""
+
+XILINX_LOGIC = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
+ECP5_LUTS_PER_RAM = 4
+"""An ECP5 TRELLIS_DPR16X4 (16 x 4 bits) holds its bits in four LUT4s of two slices."""
+
+
+def lutram_of(flow: str, cells: dict[str, int]) -> int | None:
+    """LUTs a mapped netlist uses as memory, from its cell counts; None off the FPGA flows."""
+    if flow == "xilinx":
+        return sum(n * XILINX_LUTRAM[k] for k, n in cells.items() if k in XILINX_LUTRAM)
+    if flow == "ecp5":
+        return ECP5_LUTS_PER_RAM * cells.get("TRELLIS_DPR16X4", 0)
+    return None
+
+
 def run_job(job: SynthJob) -> SynthResult:
     """Run (or read back) one synthesis; raises FlowError with the log on failure."""
     result_file = job.folder / "result.json"
     if result_file.exists():
         data = json.loads(result_file.read_text())
+        if "lutram" not in data:            # kept before memory LUTs were counted: count them now
+            data["lutram"] = lutram_of(job.target.flow, data["cells"])
+            if job.target.flow == "xilinx":
+                data["lut"] += data["lutram"]
         return SynthResult(**{**data, "cached": True})
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,9 +246,8 @@ def run_job(job: SynthJob) -> SynthResult:
         else:                                   # purely combinational: no clocked path to report
             figures["met_timing"] = True
     elif flow == "xilinx":
-        lut_names = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
         ff_names = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1")
-        figures.update(lut=_sum(cells, lut_names), ff=_sum(cells, ff_names),
+        figures.update(lut=_sum(cells, XILINX_LOGIC) + lutram_of(flow, cells), ff=_sum(cells, ff_names),
                        dsp=_sum(cells, ("DSP48E1", "DSP48E2")),
                        bram=_sum(cells, ("RAMB36E1", "RAMB36E2"))
                        + math.ceil(_sum(cells, ("RAMB18E1", "RAMB18E2")) / 2),
@@ -236,7 +259,7 @@ def run_job(job: SynthJob) -> SynthResult:
         figures.update(transistors=int(estimate),
                        ff=sum(v for k, v in cells.items() if k.startswith("$_DFF")))
     result = SynthResult(target=job.target.name, top=top, params_hash=job.artifact.params.digest(),
-                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools,
+                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools, lutram=lutram_of(flow, cells),
                          runtime_s=round(runtime, 3), log=str(log), **figures)
     write_atomic(result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     return result

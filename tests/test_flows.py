@@ -216,6 +216,25 @@ def test_calibrate_fits_and_writes_a_new_coefficient_version(tmp_path):
     assert report["errors"]["dsp"]["held_out_exact"] == 1.0
 
 
+@pytest.mark.synth
+def test_xilinx_flow_counts_luts_used_as_memory(tmp_path):
+    """Shallow attention buffers map to RAM32M/RAM64M: the flow counts their LUTs (as Vivado's
+    "LUT as Memory"), inside the LUT total, and the model predicts the count exactly."""
+    from cost_models.attention import memory_placement, prepare
+    from generators.attention import AttentionParams, build as build_attention
+
+    params = AttentionParams(head_dim=8, lanes=2, q_rows=2, kv_block=4, max_seq_len=64)
+    result = run_job(make_job(render(params, build_attention), "xilinx-7", cache_root=tmp_path))
+    rams = {k: v for k, v in result.cells.items() if k.startswith("RAM") and not k.startswith("RAMB")}
+    assert rams and result.lutram == sum(4 * n for n in rams.values())     # RAM32M / RAM64M: 4 LUTs each
+    logic = sum(result.cells.get(k, 0) for k in ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"))
+    assert result.lut == logic + result.lutram
+    placed = memory_placement(prepare(params), "xilinx")
+    assert int(placed["lutram"][0]) == result.lutram and int(placed["bram"][0]) == result.bram
+    again = run_job(make_job(render(params, build_attention), "xilinx-7", cache_root=tmp_path))
+    assert again.cached and again.lut == result.lut and again.lutram == result.lutram
+
+
 def test_calibration_sample_gives_each_multiplier_regime_half():
     from dse.families import get_family
     from flows.calibrate import calibration_sample, sample_points
