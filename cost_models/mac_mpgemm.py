@@ -65,7 +65,8 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
                 "hard_acc": hard * units * out, "hard_signed_codes": hard * ~c["uint"] * units * out,
                 "dequant": dequant, "drain": (mt - 1) * nt * out,
                 "control": control},
-        "ff": {"const": one, "registers": registers - hard * operand},   # DSPs absorb the operand registers
+        "ff": {"const": one, "registers": registers - hard * operand,
+               "dsp_operands": hard * operand},        # a DSP48 absorbs them; a MULT18X18D does not
         "period_ns": {"const": one, "dsp": hard.astype(np.float64),
                       "soft_mult_level": np.log2(np.minimum(a, wq)) * soft,
                       "acc_bit": out, "tree_levels": np.log2(lanes)},

@@ -323,6 +323,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from flows.calibrate import calibrate
+    from flows.tools import FlowError
     from verif.runner import cache_root
 
     family = get_family(args.family)
@@ -331,9 +332,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     command = (f"accelforge calibrate {family.name} --target {args.target} --samples {args.samples} "
                f"--seed {args.seed}")
-    report = calibrate(family.calibration, args.target, samples=args.samples, seed=args.seed,
-                       jobs=args.jobs, cache_root=cache_root(), out_file=out or _default_coeff_file(family),
-                       command=command, progress=not args.json)
+    try:
+        report = calibrate(family.calibration, args.target, samples=args.samples, seed=args.seed,
+                           jobs=args.jobs, cache_root=cache_root(), out_file=out or _default_coeff_file(family),
+                           command=command, progress=not args.json)
+    except FlowError as exc:            # the finished designs stay cached: a rerun resumes
+        print(f"accelforge: calibration stopped, a synthesis failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         _print_json(report.to_dict())
         return 0
