@@ -52,8 +52,8 @@ RAM_CHOICES = {
                           257, 1)},
 }
 """How Yosys's ``memory_libmap`` prices each way to build a memory (its library files): LUT RAM
-primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block RAMs ((width, depth) aspects, cost, blocks
-per counted block RAM: two RAMB18 make one RAMB36). It takes the cheapest; ROMs never go to LUT
+primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block
+RAMs ((width, depth) aspects, cost, blocks per counted block RAM: two RAMB18 make one RAMB36). It takes the cheapest; ROMs never go to LUT
 RAM and stay in logic while that costs less (one unit per 64 bits: fitted to where Yosys moved
 our exp ROMs to block RAM)."""
 LUTS_PER_LUTRAM = 4
@@ -178,16 +178,12 @@ def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[
         if name.startswith("rom"):
             options.append((w * d * ROM_LOGIC_COST_PER_BIT, zero, zero))
         else:
-            prims = np.full(np.shape(w), np.iinfo(np.int64).max // 16)
-            cost = prims.astype(np.float64) * 0 + np.inf
+            cost, prims = np.full(np.shape(w), np.inf), zero
             for depth, width, each in choices["lutram"]:
                 stacks = ceil_div(d, depth)
                 n = ceil_div(w, width) * stacks
                 total = n * each + STACK_MUX_COST * w * (stacks - 1)     # + the read mux of stacked ones
-                better = total < cost
-                cost = np.where(better, total, cost)
-                prims = np.where(better, n, prims)
-                continue
+                cost, prims = np.where(total < cost, total, cost), np.where(total < cost, n, prims)
             options.append((cost, LUTS_PER_LUTRAM * prims, zero))
         costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
         best = np.argmin(costs, axis=0)
@@ -345,7 +341,8 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
                + counts["keys"] * c["head_dim"] * (c["k_bits"] + c["v_bits"]))
     return price(ops=op.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]) + placed["lutram"], ff=weighted(fab.ff, feats["ff"]),
-                 dsp=dsp, bram=placed["bram"], lutram=placed["lutram"], area=weighted(cmos.transistors, feats["cmos"]),
+                 dsp=dsp, bram=placed["bram"], lutram=placed["lutram"],
+                 area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
                  e_compute=e_compute, offchip=traffic, valid=valid,
                  extra={"buffer_bits": bufs["buffers"], "rom_bits": bufs["rom"],

@@ -60,8 +60,8 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     one = np.ones_like(mt)
     return {
         "lut": {"const": one, "soft_partial_products": soft * units * lanes * a * wq,
-                "soft_extended_products": soft * units * lanes * wq * out, "soft_acc": soft * units * out, "hard_adds": hard * units * (lanes - 1) * (a + wq),
-                "hard_products": hard * units * lanes,
+                "soft_extended_products": soft * units * lanes * wq * out, "soft_acc": soft * units * out,
+                "hard_adds": hard * units * (lanes - 1) * (a + wq), "hard_products": hard * units * lanes,
                 "hard_acc": hard * units * out, "hard_signed_codes": hard * ~c["uint"] * units * out,
                 "dequant": dequant, "drain": (mt - 1) * nt * out,
                 "control": control},

@@ -63,8 +63,11 @@ class Target:
 
 @lru_cache(maxsize=None)
 def _mul2dsp_split(a: int, b: int, a_max: int, b_max: int, slice_bits: int, headroom: int) -> int:
-    """DSP blocks for an ``a x b`` product as ``mul2dsp`` splits it (wider operand on A)."""
+    """DSP blocks for an ``a x b`` product as ``mul2dsp`` splits it (wider operand on A); a piece
+    with a 1-bit operand stays in fabric."""
     a, b = max(int(a), int(b)), min(int(a), int(b))
+    if b < 2:
+        return 0
     step = slice_bits - headroom
     if a > a_max:
         n = (a - a_max + step - 1) // step

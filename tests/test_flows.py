@@ -235,6 +235,18 @@ def test_xilinx_flow_counts_luts_used_as_memory(tmp_path):
     assert again.cached and again.lut == result.lut and again.lutram == result.lutram
 
 
+def test_dsp_count_follows_the_mul2dsp_split():
+    """Yosys cuts the wider operand into slices (17 bits on signed-only DSP48E1s, 18 on ECP5)
+    until each piece fits one block; a plain ceil(a/25) x ceil(b/18) undercounts."""
+    from cost_models.targets import get_target
+
+    xilinx, ecp5 = get_target("xilinx-7"), get_target("ecp5-85k")
+    assert int(xilinx.dsps_per_product(25, 18)) == 1 and int(xilinx.dsps_per_product(18, 25)) == 1
+    assert int(xilinx.dsps_per_product(44, 17)) == 3      # 17 + 17 + 10 bits of A
+    assert int(ecp5.dsps_per_product(36, 18)) == 2 and int(ecp5.dsps_per_product(36, 36)) == 4
+    assert int(ecp5.dsps_per_product(37, 37)) == 4        # the 1-bit slices are multiplied in fabric
+
+
 def test_calibration_sample_gives_each_multiplier_regime_half():
     from dse.families import get_family
     from flows.calibrate import calibration_sample, sample_points
