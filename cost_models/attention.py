@@ -44,18 +44,18 @@ from generators.widths import bits_for, ceil_div
 Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
 
 RAM_CHOICES = {
-    "ecp5": {"lutram": ((16, 4, 4),), "bram": (((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384),
-                                                 (36, 512)), 128, 1)},
+    "ecp5": {"lutram": ((16, 4, 4),),
+             "bram": ((((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384), (36, 512)), 128, 1),)},
     "xilinx": {"lutram": ((32, 6, 8), (64, 3, 8)),
-               "bram": (((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)), 129, 2),
-               "bram36": (((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768)),
-                          257, 1)},
+               "bram": ((((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)), 129, 2),
+                        (((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768)),
+                         257, 1))},
 }
 """How Yosys's ``memory_libmap`` prices each way to build a memory (its library files): LUT RAM
 primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block
-RAMs ((width, depth) aspects, cost, blocks per counted block RAM: two RAMB18 make one RAMB36). It takes the cheapest; ROMs never go to LUT
-RAM and stay in logic while that costs less (one unit per 64 bits: fitted to where Yosys moved
-our exp ROMs to block RAM)."""
+RAMs ((width, depth) aspects, cost, primitives per counted block RAM: two RAMB18 make one
+RAMB36). It takes the cheapest; ROMs never go to LUT RAM and stay in logic while that costs
+less (one unit per 64 bits: fitted to where Yosys moved our exp ROMs to block RAM)."""
 LUTS_PER_LUTRAM = 4
 STACK_MUX_COST = 0.2
 """Cost per bit and extra stack of LUT RAM primitives: fitted to where Yosys chose block RAM
@@ -169,10 +169,10 @@ def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[
     if tech not in RAM_CHOICES:
         return {"bram": zero, "lutram": zero}
     choices = RAM_CHOICES[tech]
-    lutram, halves = zero, zero.astype(np.float64)
+    lutram, brams = zero, zero.astype(np.float64)
     for name, (w, d) in (memories(c) if mems is None else mems).items():
         options = []                                   # (cost, LUT RAM LUTs, block RAMs)
-        for aspects, cost, per_block in (v for k, v in choices.items() if k.startswith("bram")):
+        for aspects, cost, per_block in choices["bram"]:
             blocks = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in aspects])
             options.append((blocks * cost, zero, blocks / per_block))
         if name.startswith("rom"):
@@ -188,8 +188,8 @@ def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[
         costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
         best = np.argmin(costs, axis=0)
         lutram = lutram + np.choose(best, [np.broadcast_to(o[1], np.shape(w)) for o in options])
-        halves = halves + np.choose(best, [np.broadcast_to(o[2], np.shape(w)) for o in options])
-    return {"bram": np.ceil(halves - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
+        brams = brams + np.choose(best, [np.broadcast_to(o[2], np.shape(w)) for o in options])
+    return {"bram": np.ceil(brams - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
 
 
 # ---------------------------------------------------------------------- structure
@@ -367,6 +367,7 @@ def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
+    """Block RAMs and LUT RAM LUTs of each point on ``tech``, counted (not fitted)."""
     return memory_placement(prepare(points), tech)
 
 

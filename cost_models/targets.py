@@ -40,9 +40,12 @@ class Target:
     def dsps_per_product(self, a_bits, w_bits):
         """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets): Yosys's
         ``mul2dsp`` split, which cuts the wider operand into slices until each piece fits."""
-        split = np.vectorize(_mul2dsp_split, otypes=[np.int64])
-        return split(a_bits, w_bits, self.dsp_a_bits, self.dsp_b_bits,
-                     self.dsp_slice_bits or self.dsp_a_bits, int(self.dsp_signed_only))
+        a, w = np.broadcast_arrays(np.asarray(a_bits, dtype=np.int64), np.asarray(w_bits, dtype=np.int64))
+        keys, where = np.unique((a << 32) | w, return_inverse=True)      # a few distinct width pairs
+        counts = np.array([_mul2dsp_split(int(k >> 32), int(k & 0xFFFFFFFF), self.dsp_a_bits, self.dsp_b_bits,
+                                          self.dsp_slice_bits or self.dsp_a_bits, int(self.dsp_signed_only))
+                           for k in keys], dtype=np.int64)
+        return counts[where].reshape(a.shape)
 
     def fits(self, lut, ff, dsp, bram=0) -> np.ndarray:
         """Per design, whether LUT, FF, DSP and block-RAM use are all within the device budget."""
@@ -99,21 +102,25 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            offchip_gbytes_s=1.6, dram_pj_per_bit=20.0,
            description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-800 (1.6 GB/s)"),
     Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
-           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
+           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18,
+           dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=2.6, dram_pj_per_bit=20.0,
            description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1; 16-bit DDR3-1333 (2.6 GB/s)"),
     Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
+           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
+           dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
     Target(name="kv260", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
+           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18,
+           dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kria KV260 (Zynq UltraScale+ K26 SOM, XCK26): 117,120 LUT6, 234,240 FF, "
                        "1,248 DSP48E2, 144 RAMB36, 64 URAM (K26 data sheet DS987); 64-bit DDR4-2400, "
                        "19.2 GB/s peak"),
     Target(name="u280", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18, dsp_slice_bits=18, dsp_signed_only=True,
+           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18,
+           dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=460.0, dram_pj_per_bit=4.0,
            description="AMD Alveo U280 (XCU280): 1,303,680 LUT6, 2,607,360 FF, 9,024 DSP48E2, "
                        "2,016 RAMB36, 960 URAM (Alveo U280 data sheet DS963); 8 GB HBM2, 460 GB/s"),

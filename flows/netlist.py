@@ -51,6 +51,11 @@ def _better(name: str, than: str | None) -> bool:
     return than is None or rank(name) < rank(than)
 
 
+def _plainer(name: str, than: str | None) -> bool:
+    """Of a top-level register's names, a user's (no ``$``) and then the shortest names it."""
+    return than is None or ("$" in name, len(name)) < ("$" in than, len(than))
+
+
 _MODULE = re.compile(r"^module\s+\\?(\S+)\s*\(", re.M)
 _SRC_LINE = re.compile(r"^[^|:]*:(\d+)\.")
 
@@ -92,9 +97,7 @@ def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str, verilog: str 
             for bit in info["bits"]:
                 if isinstance(bit, int) and _better(net, name_of.get(bit)):
                     name_of[bit] = net
-                if isinstance(bit, int) and "." not in net and (
-                        bit not in top_name_of or ("$" in net, len(net)) < ("$" in top_name_of[bit],
-                                                                              len(top_name_of[bit]))):
+                if isinstance(bit, int) and "." not in net and _plainer(net, top_name_of.get(bit)):
                     top_name_of[bit] = net
     output_ports = {bit for port in module["ports"].values() if port["direction"] == "output"
                     for bit in port["bits"] if isinstance(bit, int)}

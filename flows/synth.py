@@ -221,9 +221,10 @@ def run_job(job: SynthJob) -> SynthResult:
     runtime = run.seconds
     stat = json.loads((folder / "stat.json").read_text())
     cells = _cells(stat)
-    figures: dict[str, Any] = dict(lut=None, ff=None, dsp=None, bram=None, carry=None,
-                                   transistors=None, fmax_mhz=None, met_timing=None)
     flow = job.target.flow
+    figures: dict[str, Any] = dict(lut=None, ff=None, dsp=None, bram=None, carry=None,
+                                   transistors=None, fmax_mhz=None, met_timing=None,
+                                   lutram=lutram_of(flow, cells))
     if flow == "ecp5":
         log = folder / "nextpnr.log"
         args = [job.target.device, "--package", job.target.package, "--json", "netlist.json",
@@ -247,7 +248,7 @@ def run_job(job: SynthJob) -> SynthResult:
             figures["met_timing"] = True
     elif flow == "xilinx":
         ff_names = ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1")
-        figures.update(lut=_sum(cells, XILINX_LOGIC) + lutram_of(flow, cells), ff=_sum(cells, ff_names),
+        figures.update(lut=_sum(cells, XILINX_LOGIC) + figures["lutram"], ff=_sum(cells, ff_names),
                        dsp=_sum(cells, ("DSP48E1", "DSP48E2")),
                        bram=_sum(cells, ("RAMB36E1", "RAMB36E2"))
                        + math.ceil(_sum(cells, ("RAMB18E1", "RAMB18E2")) / 2),
@@ -259,7 +260,7 @@ def run_job(job: SynthJob) -> SynthResult:
         figures.update(transistors=int(estimate),
                        ff=sum(v for k, v in cells.items() if k.startswith("$_DFF")))
     result = SynthResult(target=job.target.name, top=top, params_hash=job.artifact.params.digest(),
-                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools, lutram=lutram_of(flow, cells),
+                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools,
                          runtime_s=round(runtime, 3), log=str(log), **figures)
     write_atomic(result_file, json.dumps(result.to_dict(), indent=2) + "\n")
     return result
