@@ -25,7 +25,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import optuna
@@ -35,6 +35,7 @@ from cost_models.targets import Target, get_target
 from dse.evaluate import DEFAULT_OBJECTIVES, OBJECTIVES, constraint_values, evaluate, pareto_mask
 from dse.families import Family, get_family
 from dse.space import SearchSpace
+from dse.storage import CONSTRAINTS_ATTR, make_storage, public_url, store_batch
 from dse.workloads import Workload, load
 from generators.artifact import write_atomic
 
@@ -93,45 +94,19 @@ class ExploreConfig:
                       "ranges": {k: tuple(v) for k, v in d.get("ranges", {}).items()}})
 
 
-def public_url(url: str) -> str:
-    """``url`` without its password, as it may be shown or stored (the password travels in
-    PGPASSWORD or ~/.pgpass, which PostgreSQL's client library reads by itself)."""
-    try:
-        from sqlalchemy.engine import make_url
-        parsed = make_url(url)
-    except Exception:                               # not a URL at all: show none of it
-        return "<storage URL>"
-    return parsed._replace(password=None).render_as_string(hide_password=False)
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna RDB storage at ``url``; a URL that does not parse, a driver that is missing or a
-    server that does not answer is a ``ValueError`` naming the URL without its password."""
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:                        # SQLAlchemy, the driver and the OS each raise their own
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        secret = _password(url)
-        if secret:
-            reason = reason.replace(secret, "***")
-        raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
-
-
-def _password(url: str) -> str | None:
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).password
-    except Exception:
-        return None
-
-
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+class Priced(NamedTuple):
+    """One design's price as stored with its trials."""
+    metrics: dict[str, Any]          # KEPT_METRICS, JSON-ready
+    constraints: list[float]         # in CONSTRAINTS order; all <= 0 means it fits and runs
+    values: list[float]              # the objectives, in the study's order
 
 
 class Explorer:
@@ -145,6 +120,7 @@ class Explorer:
         self.space: SearchSpace = self.family.space(self.workload, dict(cfg.pins), cfg.ranges)
         self.objectives = [OBJECTIVES[o] for o in cfg.objectives]
         self.directions = tuple(o.direction for o in self.objectives)
+        self._priced: dict[tuple, Priced] = {}
         if cfg.sampler == "grid" and not self.space.supports_grid:
             self.space.distributions()                  # raises, saying why
         if cfg.sampler == "grid" and self.space.size() > GRID_LIMIT:
@@ -159,6 +135,8 @@ class Explorer:
                                     sampler=make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed),
                                     load_if_exists=True)
         names = [o.column for o in self.objectives]
+        if study.user_attrs.get("constraint_names") != list(CONSTRAINTS):
+            study.set_user_attr("constraint_names", list(CONSTRAINTS))   # what each stored constraint is
         if study.metric_names != names:          # named objectives for optuna-dashboard and pandas
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -180,26 +158,36 @@ class Explorer:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate_rows(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Price ``rows``; a design the sampler proposes again within the batch is priced once."""
-        slot: dict[tuple, int] = {}                 # design -> its row among the distinct ones
-        distinct, back = [], []
-        for row in rows:
-            key = tuple(sorted(row.items()))
-            if key not in slot:
-                slot[key] = len(distinct)
-                distinct.append(row)
-            back.append(slot[key])
-        metrics = evaluate(self.family, self.space.columns(distinct), self.workload, self.target)
-        metrics = {k: (np.asarray(v)[back] if np.ndim(v) else v) for k, v in metrics.items()}
-        return metrics, constraint_values(metrics, self.target)
+    def evaluate_rows(self, rows: list[Mapping[str, Any]]) -> list[Priced]:
+        """Each row's kept metrics, constraint values and objective values. A design is priced once per
+        explorer: one proposed again (in this batch, an earlier one or a stored trial)
+        comes from the cache."""
+        keys = [_design_key(r) for r in rows]
+        new = list(dict.fromkeys(k for k in keys if k not in self._priced))
+        if new:
+            metrics = evaluate(self.family, self.space.columns([dict(k) for k in new]), self.workload, self.target)
+            cons = constraint_values(metrics, self.target)
+            for i, key in enumerate(new):
+                kept = {k: _py(np.asarray(metrics[k])[i] if np.ndim(metrics[k]) else metrics[k])
+                        for k in KEPT_METRICS if k in metrics}
+                self._priced[key] = Priced(kept, [float(c) for c in cons[i]],
+                                           [float(np.asarray(metrics[o.column])[i]) for o in self.objectives])
+        return [self._priced[k] for k in keys]
+
+    def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Take a stored trial's price into the cache (its design is not priced again)."""
+        cons = trial.system_attrs.get(CONSTRAINTS_ATTR)
+        if cons is not None and "metrics" in trial.user_attrs and trial.values is not None:
+            self._priced.setdefault(_design_key(trial.params),
+                                    Priced(trial.user_attrs["metrics"], list(cons), list(trial.values)))
 
     def run_quota(self, quota: int, seed: int, on_batch: Callable[[int], None] | None = None) -> None:
         """Ask, price and tell ``quota`` trials in batches.
 
         The sampler works on an in-memory mirror of the study; before each batch the
         mirror takes in what other workers stored, and after it the finished batch
-        is stored in one go. The shared storage only ever holds finished trials.
+        is stored in one transaction. The shared storage only ever holds whole batches
+        of finished trials.
         """
         shared = self.open_study(seed)
         mirror = optuna.create_study(directions=list(self.directions),
@@ -213,19 +201,19 @@ class Explorer:
                 if origin not in mirrored:
                     mirrored.add(origin)
                     mirror.add_trial(t)
+                    self._remember(t)
             size = min(self.cfg.batch, quota - done)
             trials = [mirror.ask() for _ in range(size)]
-            metrics, cons = self.evaluate_rows([self.space.suggest(t) for t in trials])
+            priced = self.evaluate_rows([self.space.suggest(t) for t in trials])
             finished = []
-            for i, trial in enumerate(trials):
+            for trial, price in zip(trials, priced, strict=True):
                 origin = f"{tag}:{trial.number}"
                 mirrored.add(origin)
-                for name, value in zip(CONSTRAINTS, cons[i], strict=True):
-                    trial.set_constraint(name, float(value))
+                trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, price.constraints)
                 trial.set_user_attr("origin", origin)
-                trial.set_user_attr("metrics", {k: _py(metrics[k][i]) for k in KEPT_METRICS if k in metrics})
-                finished.append(mirror.tell(trial, [float(metrics[o.column][i]) for o in self.objectives]))
-            shared.add_trials(finished)
+                trial.set_user_attr("metrics", price.metrics)
+                finished.append(mirror.tell(trial, price.values))
+            store_batch(shared, finished)
             done += size
             if on_batch:
                 on_batch(size)
@@ -248,10 +236,10 @@ class Explorer:
             params = {k: _py(raw[k][i]) for k in raw}
             new.append(optuna.trial.create_trial(
                 params=params, distributions=dists, values=[float(v) for v in values[i]],
-                constraints=dict(zip(CONSTRAINTS, (float(c) for c in cons[i]), strict=True)),
+                system_attrs={CONSTRAINTS_ATTR: [float(c) for c in cons[i]]},
                 user_attrs={"exhaustive": True, "origin": f"grid:{i}",
                             "metrics": {k: _py(metrics[k][i]) for k in KEPT_METRICS if k in metrics}}))
-        study.add_trials(new)
+        store_batch(study, new)
         study.set_user_attr("grid_points", int(len(feasible)))
         study.set_user_attr("grid_feasible", int(feasible.sum()))
         return len(new)
@@ -328,6 +316,10 @@ def _worker(cfg: dict[str, Any], quota: int, seed: int, parent: int) -> None:
 
         threading.Thread(target=watch, daemon=True).start()
         explorer.run_quota(quota, seed)
+
+
+def _design_key(row: Mapping[str, Any]) -> tuple:
+    return tuple(sorted(row.items()))
 
 
 def _py(value: Any) -> Any:

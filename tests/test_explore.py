@@ -154,9 +154,8 @@ def test_grid_finds_the_exact_front_of_a_pinned_space(tmp_path):
     explorer.run()
     stored = explorer.open_study().get_trials(deepcopy=False)
     rows = [dict(rows=r, cols=c) for r in range(1, 65) for c in range(1, 65)]
-    metrics, cons = explorer.evaluate_rows(rows)
-    ok = np.all(cons <= 0, axis=1)
-    values = np.stack([metrics[c][ok] for c in ("latency_s", "energy_per_token_j", "area")], axis=1)
+    priced = explorer.evaluate_rows(rows)
+    values = np.array([p.values for p in priced if all(c <= 0 for c in p.constraints)])
     assert len(stored) == int(pareto_mask(values, ("minimize",) * 3).sum())
 
 
@@ -377,12 +376,57 @@ def test_grid_run_again_stores_its_front_once(tmp_path):
     assert counts[0] == counts[1] > 0
 
 
-def test_objectives_are_named_for_the_dashboard(tmp_path):
+def test_the_dashboard_and_optuna_see_the_objectives_and_the_fit_constraints(tmp_path):
     out = tmp_path / "named"
-    assert _cli(*BASE, "--trials", "10", "--batch", "10", "--top", "0", "--objectives", "latency,area",
+    assert _cli(*BASE, "--trials", "60", "--batch", "20", "--top", "0", "--objectives", "latency,area",
                 "--out", str(out)).returncode == 0
     study = _study(f"sqlite:///{out / 'study.db'}")
     assert study.metric_names == ["latency_s", "area"]
+    assert study.user_attrs["constraint_names"] == ["lut", "ff", "dsp", "bram", "params"]
+    trials = study.get_trials(deepcopy=False)
+    assert all(len(t.system_attrs["constraints"]) == 5 for t in trials)   # the list the dashboard reads
+    frame = pd.read_parquet(out / "trials.parquet")
+    assert 0 < frame["feasible"].sum() < len(frame), "the check needs designs that do not fit"
+    front = pd.read_csv(out / "pareto.csv")
+    best = {tuple(t.values) for t in study.best_trials}                   # Optuna's own constrained front
+    assert best == set(map(tuple, front[["latency_s", "area"]].to_numpy()))
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(tmp_path):
+    from dse.storage import make_storage, store_batch
+
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"), study_name="s")
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    good = [optuna.trial.create_trial(params={"x": i}, distributions=dist, value=float(i)) for i in range(3)]
+    store_batch(study, good)
+    bad = good + [optuna.trial.create_trial(params={"x": 1}, distributions=dist, value=1.0,
+                                            user_attrs={"not json": object()})]
+    with pytest.raises(Exception):
+        store_batch(study, bad)                 # the fourth trial fails after three were written
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}").trials) == 3
+
+
+def test_each_distinct_design_is_priced_once(tmp_path, monkeypatch):
+    import dse.explorer as explorer_module
+
+    priced = []
+
+    def counting(family, columns, workload, target):
+        priced.append(len(next(iter(columns.values()))))
+        return explorer_module.evaluate.__wrapped__(family, columns, workload, target)
+
+    counting.__wrapped__ = explorer_module.evaluate
+    monkeypatch.setattr(explorer_module, "evaluate", counting)
+    cfg = ExploreConfig(family="systolic", workload="bitnet-b1.58-3b-decode", target="ecp5-85k", trials=120,
+                        batch=20, out=str(tmp_path / "run"), pins={"dataflow": "os"},
+                        ranges={"rows": (1, 2), "cols": (1, 4), "k_max": (1, 4)})
+    Explorer(cfg).run()
+    distinct = {tuple(sorted(t.params.items())) for t in _study(cfg.storage_url()).trials}
+    assert sum(priced) == len(distinct) < 120
+    priced.clear()
+    Explorer(dataclasses.replace(cfg, trials=180)).run()     # a resume knows the stored designs' prices
+    distinct_after = {tuple(sorted(t.params.items())) for t in _study(cfg.storage_url()).trials}
+    assert sum(priced) == len(distinct_after - distinct)
 
 
 def test_a_closed_pipe_is_not_a_traceback(tmp_path):
