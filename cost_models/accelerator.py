@@ -24,7 +24,7 @@ import cost_models.mac_mpgemm as mac_model
 import cost_models.systolic as systolic_model
 import cost_models.vector_unit as vector_model
 from cost_models.ops import AttentionOp, Gemm, TransferOp, VectorOp
-from cost_models.targets import Target, TargetKind
+from cost_models.targets import Target
 from generators.accelerator import GEMM_ENGINES, GemmKind
 from generators.attention import AttentionParams
 
@@ -147,14 +147,13 @@ def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target:
     offchip = (counts * led.bytes).sum(axis=0)
     energy = ((counts * led.energy).sum(axis=0) + offchip * 8 * target.dram_pj_per_bit * 1e-12
               + led.w_static * latency)
-    fpga = target.kind is TargetKind.FPGA
     res = led.res
     fits = led.valid & target.fits(res["lut"], res["ff"], res["dsp"], res["bram"])
     roofline = tokens * bandwidth / min_offchip_bytes
     out: dict[str, Any] = {
         "latency_s": latency, "tokens_per_s": tokens / latency, "energy_per_token_j": energy / tokens,
         **res, "uram": np.zeros(n, dtype=np.int64),
-        "area": res["lut"] if fpga else res["area_transistors"],
+        "area": target.area(res["lut"], res["ff"], res["dsp"], res["bram"], res["area_transistors"]),
         "fmax_mhz": led.fmax, "clock_mhz": clock, "fits": fits, "valid": led.valid,
         "compute_s": (counts * t_compute).sum(axis=0), "offchip_bytes": offchip,
         "memory_bound": (counts * np.where(t_memory > t_compute, seconds, 0)).sum(axis=0) > latency / 2,

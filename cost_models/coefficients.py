@@ -85,3 +85,26 @@ def provenance(family: str) -> dict[str, Any]:
 def reload() -> None:
     """Forget cached coefficient files (after calibration rewrote one)."""
     _load.cache_clear()
+
+
+FIGURES = ("lut", "ff", "dsp", "bram", "fmax_mhz", "transistors")
+
+
+def calibration_status(family: str, tech: str) -> dict[str, str]:
+    """Per figure of ``family`` on ``tech``, whether its coefficients were fitted to synthesis
+    and how well they predict held-out designs; "not fitted" marks a first guess."""
+    fit = _load(family).get("calibration", {}).get(tech)
+    if not fit:
+        return {"source": "not fitted (first-guess coefficients)"}
+    status = {"source": f"fitted on {fit['target']} synthesis, {fit['date']}: {fit['samples']} designs, "
+                        f"{fit['held_out']} held out"}
+    for figure in FIGURES:
+        error = fit["errors"].get(figure)
+        if error is None:
+            status[figure] = "not fitted"
+        elif "held_out_mape_pct" in error:
+            status[figure] = (f"held-out error {error['held_out_mape_pct']:.1f}% mean, "
+                              f"{error['held_out_max_pct']:.0f}% max")
+        else:
+            status[figure] = f"exact for {error['held_out_exact']:.0%} of held-out designs"
+    return status

@@ -54,14 +54,30 @@ class Target:
         return ((np.asarray(lut) <= self.luts) & (np.asarray(ff) <= self.ffs) & (np.asarray(dsp) <= self.dsps)
                 & (np.asarray(bram) <= self.brams))
 
+    def utilisation(self, lut, ff, dsp, bram=0) -> np.ndarray:
+        """Per design, the LUT, FF, DSP and block-RAM use as fractions of the device (FPGA)."""
+        bram = np.broadcast_to(bram, np.shape(lut))
+        return np.stack([np.asarray(lut) / self.luts, np.asarray(ff) / self.ffs,
+                         np.asarray(dsp) / max(self.dsps, 1), np.asarray(bram) / max(self.brams, 1)], axis=-1)
+
     def over_budget(self, lut, ff, dsp, bram=0) -> np.ndarray:
         """Per design, LUT, FF, DSP and block-RAM use over the device budget as fractions (<= 0 fits)."""
         if self.kind is not TargetKind.FPGA:
             return np.zeros(np.shape(lut) + (4,))
-        bram = np.broadcast_to(bram, np.shape(lut))
-        return np.stack([np.asarray(lut) / self.luts - 1, np.asarray(ff) / self.ffs - 1,
-                         np.asarray(dsp) / max(self.dsps, 1) - 1, np.asarray(bram) / max(self.brams, 1) - 1],
-                        axis=-1)
+        return self.utilisation(lut, ff, dsp, bram) - 1
+
+    def area(self, lut, ff, dsp, bram, transistors) -> np.ndarray:
+        """The ``area`` objective. On an FPGA the device utilisation: the largest of the LUT, FF,
+        DSP and block-RAM fractions, since a design is as big as the resource it exhausts first
+        (LUTs alone would call a design that takes every DSP small). On an ASIC, transistors."""
+        if self.kind is not TargetKind.FPGA:
+            return np.asarray(transistors)
+        return self.utilisation(lut, ff, dsp, bram).max(axis=-1)
+
+    @property
+    def area_label(self) -> str:
+        return ("device utilisation (largest of LUT, FF, DSP, BRAM fractions)" if self.kind is TargetKind.FPGA
+                else "transistors")
 
 
 @lru_cache(maxsize=None)

@@ -394,7 +394,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from dse.evaluate import parse_objectives
     from dse.explorer import ExploreConfig, Explorer, make_storage, public_url
     from dse.space import parse_ranges
-    from dse.report import pareto_frame, summary_table, trials_frame, write_outputs
+    from dse.report import distinct_designs, pareto_frame, summary_table, trials_frame, write_outputs
 
     if not args.out.strip():
         raise UsageError("--out must name a run folder, not an empty string")
@@ -425,7 +425,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2) + "\n")
     paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
-                "trials": len(frame), "distinct": _distinct(explorer, frame),
+                "trials": len(frame), "distinct": distinct_designs(explorer, frame),
                 "feasible": int(frame["feasible"].sum()), "pareto": len(front),
                 "pinned": explorer.space.pinned, "storage": public_url(cfg.storage_url()),
                 "files": {k: str(v) for k, v in paths.items()},
@@ -444,12 +444,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
             print(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
     print(f"report: {paths['report.html']}")
     return 0
-
-
-def _distinct(explorer, frame) -> int:
-    """Distinct designs among the trials (a sampler may propose one again)."""
-    names = [d.name for d in explorer.space.dimensions if d.name in frame]
-    return int(len(frame[names].astype(str).drop_duplicates())) if names else min(len(frame), 1)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -560,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=1000, help="completed trials the study should hold")
     p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe, random or grid")
     p.add_argument("--objectives", default="latency,energy,area",
-                   help="1-3 of latency, tokens_per_s, energy, area")
+                   help="1-3 of latency, tokens_per_s, energy, area (FPGA: device utilisation, the largest "
+                        "of the LUT, FF, DSP and block-RAM fractions; ASIC: transistors)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="pin a parameter")
     p.add_argument("--range", action="append", metavar="KEY=LO..HI", default=[],
                    help="narrow an integer parameter's search range")

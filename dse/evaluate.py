@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models.targets import Target, TargetKind
+from cost_models.targets import Target
 from dse.families import Family
 from dse.workloads import Workload
 
@@ -30,7 +30,7 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("latency", "latency_s", "minimize", "s"),
     Objective("tokens_per_s", "tokens_per_s", "maximize", "tokens/s"),
     Objective("energy", "energy_per_token_j", "minimize", "J/token"),
-    Objective("area", "area", "minimize", "LUT (FPGA) or transistors (ASIC)"),
+    Objective("area", "area", "minimize", "device utilisation (FPGA) or transistors (ASIC)"),
 )}
 DEFAULT_OBJECTIVES = ("latency", "energy", "area")
 
@@ -79,7 +79,8 @@ def rollup(family: Family, columns: dict[str, np.ndarray], workload: Workload,
         "latency_s": latency, "tokens_per_s": workload.tokens / latency,
         "energy_per_token_j": energy / workload.tokens, "compute_s": compute,
         "memory_bound": compute < latency * (1 - 1e-9), "offchip_bytes": offchip,
-        "area": resources["lut"] if target.kind is TargetKind.FPGA else resources["area_transistors"],
+        "area": target.area(resources["lut"], resources["ff"], resources["dsp"], resources["bram"],
+                            resources["area_transistors"]),
         "valid": np.broadcast_to(valid, np.shape(latency)),
     })
     out["fits"] = out["fits"] & out["valid"]

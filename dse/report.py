@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from optuna.trial import TrialState
 
+from cost_models.coefficients import calibration_status
 from dse.evaluate import pareto_mask
 from dse.explorer import Explorer, public_url
-from generators.artifact import render, write, write_atomic
+from generators.artifact import write_atomic, write_if_changed
 
 
 def trials_frame(explorer: Explorer) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def param_names(explorer: Explorer) -> list[str]:
 
 def _label(explorer: Explorer, objective) -> str:
     if objective.name == "area":
-        return "area (LUTs)" if explorer.target.kind.value == "fpga" else "area (transistors)"
+        return f"area ({explorer.target.area_label})"
     if objective.name == "latency":
         return "latency per workload pass (s)"
     return f"{objective.name} ({objective.unit})"
@@ -82,7 +83,7 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
     ax.scatter(bad[x_obj.column], bad[y_col], s=8, marker="x", color="#e0a0a0", label="does not fit")
     color = front[objs[2].column] if len(objs) > 2 else None
     ax.scatter(good[x_obj.column], good[y_col], s=8, color="#b0b0b0", label="feasible")
-    points = ax.scatter(front[x_obj.column], front[y_col], s=30, c=color, cmap="viridis",
+    points = ax.scatter(front[x_obj.column], front[y_col], s=30, c=color, cmap="viridis", norm=_color_norm(color),
                         edgecolors="black", linewidths=0.5, label="Pareto front", zorder=3)
     if color is not None:
         fig.colorbar(points, ax=ax, label=_label(explorer, objs[2]))
@@ -97,6 +98,53 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _color_norm(values):
+    """A log colour scale where the coloured objective spans more than two decades."""
+    from matplotlib.colors import LogNorm
+
+    if values is None or len(values) == 0:
+        return None
+    positive = values[values > 0]
+    if len(positive) == len(values) and positive.max() / positive.min() > 100:
+        return LogNorm(positive.min(), positive.max())
+    return None
+
+
+def _tradeoffs(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
+    """The trade-offs users choose between, whatever the study's objectives: throughput against
+    area (device utilisation on an FPGA) and energy per token against throughput, every design
+    that fits in grey, the front in colour."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    good = frame[frame["feasible"]]
+    area_label = f"area ({explorer.target.area_label})"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, (x, y, xlabel, ylabel) in zip(axes, (
+            ("area", "tokens_per_s", area_label, "tokens/s"),
+            ("tokens_per_s", "energy_per_token_j", "tokens/s", "energy per token (J)")), strict=True):
+        ax.scatter(good[x], good[y], s=8, color="#b0b0b0", label="fits the device")
+        ax.scatter(front[x], front[y], s=30, color="#2a788e", edgecolors="black", linewidths=0.5,
+                   label="Pareto front", zorder=3)
+        for axis, values in (("x", good[x]), ("y", good[y])):
+            positive = values[values > 0]
+            if len(positive) and positive.max() / positive.min() > 100:
+                getattr(ax, f"set_{axis}scale")("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(f"{explorer.cfg.family} on {explorer.cfg.target}: {explorer.workload.name}")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def distinct_designs(explorer: Explorer, frame: pd.DataFrame) -> int:
+    """Distinct designs among the trials (a sampler may propose one again)."""
+    names = [d.name for d in explorer.space.dimensions if d.name in frame]
+    return int(len(frame[names].astype(str).drop_duplicates())) if names else min(len(frame), 1)
 
 
 def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> str:
@@ -129,16 +177,18 @@ def _save(fig, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: int = 10) -> dict[str, Path]:
+def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path,
+                    limit: int = 10) -> tuple[dict[str, Path], pd.DataFrame]:
     """For a family that prices every op of a token (the accelerator): the front designs'
-    time per engine as stacked bars, and a roofline of their throughput. None otherwise."""
+    time per engine as stacked bars, a roofline of their throughput, and the first design's
+    price per op. Nothing otherwise."""
     if front.empty:
-        return {}
+        return {}, pd.DataFrame()
     points = [p for _, p in front_points(explorer, front, limit)]
     priced = explorer.family.price(explorer.family.params.columns(points), explorer.workload, explorer.target,
                                    breakdown=True)
     if "ops" not in priced:
-        return {}
+        return {}, pd.DataFrame()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -176,20 +226,28 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path, limit: i
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, paths["roofline.png"])
-    return paths
+    per_op = pd.DataFrame([{"op": o["name"], "engine": o["engine"], "per pass": o["count"],
+                            "bound by": str(np.asarray(o["bound"])[0]),
+                            "seconds each": float(np.asarray(o["seconds"])[0]),
+                            "share of the pass": float(o["count"] * np.asarray(o["seconds"])[0]
+                                                       / np.asarray(priced["latency_s"])[0])}
+                           for o in priced["ops"]])
+    return paths, per_op
 
 
 def write_designs(explorer: Explorer, front: pd.DataFrame, out: Path, top: int) -> list[dict[str, Any]]:
+    """Verilog and manifest of the first ``top`` front designs; one written before by the same
+    tools is kept (a report rebuilt with nothing changed generates no Verilog)."""
     written = []
     for row, params in front_points(explorer, front, top):
         metrics = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()
-                   if k in ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp")}
-        artifact = render(params, explorer.family.build,
-                          extra={"explore": {"workload": explorer.workload.name,
-                                             "target": explorer.cfg.target, "predicted": metrics}})
-        files = write(artifact, out / "designs" / artifact.top)
-        written.append({"top": artifact.top, "params": params.to_dict(),
-                        "verilog": str(files["verilog"].relative_to(out))})
+                   if k in ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram")}
+        extra = {"explore": {"workload": explorer.workload.name, "target": explorer.cfg.target,
+                             "predicted": metrics}}
+        files = write_if_changed(params, explorer.family.build, out / "designs" / params.top_name(), extra)
+        written.append({"top": params.top_name(), "hash": params.digest(), "params": params.to_dict(),
+                        "verilog": str(files["verilog"].relative_to(out)),
+                        "manifest": str(files["manifest"].relative_to(out))})
     return written
 
 
@@ -202,7 +260,7 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     frame = trials_frame(explorer)
     front = pareto_frame(explorer, frame)
     paths = {name: out / name for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png",
-                                           "report.html")}
+                                           "tradeoffs.png", "report.html")}
     if frame.empty:
         raise ValueError(f"no completed trials in {public_url(explorer.cfg.storage_url())}")
     tmp = out / ".trials.parquet.tmp"
@@ -211,13 +269,14 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     write_atomic(paths["trials.csv"], frame.to_csv(index=False))
     write_atomic(paths["pareto.csv"], front.to_csv(index=False))
     _plot(explorer, frame, front, paths["pareto.png"])
+    _tradeoffs(explorer, frame, front, paths["tradeoffs.png"])
     designs = write_designs(explorer, front, out, top)
-    extra_plots = breakdown_plots(explorer, front, out)
+    extra_plots, per_op = breakdown_plots(explorer, front, out)
     paths.update(extra_plots)
     checks_file = out / "checks.json"
     checks = json.loads(checks_file.read_text()) if checks_file.exists() else {}
-    write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks,
-                                             [paths["pareto.png"], *extra_plots.values()]))
+    pngs = [paths["pareto.png"], paths["tradeoffs.png"], *extra_plots.values()]
+    write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks, pngs, per_op))
     return paths
 
 
@@ -231,35 +290,97 @@ def _scope(explorer) -> str:
     return f"Only the workload's {kind.label} are priced; the rest of a token is left out."
 
 
-def _html(explorer, frame, front, designs, checks, pngs: list[Path]) -> str:
+def model_families(explorer: Explorer) -> list[str]:
+    """The coefficient sets the explorer's figures come from (a composed family's engines too)."""
+    info = explorer.family.model_info()
+    names = list(info.get("engines", {})) or [info["family"]]
+    names += [v["family"] for v in info.values() if isinstance(v, dict) and "coefficients" in v]
+    return list(dict.fromkeys(names))
+
+
+def calibration_frame(explorer: Explorer) -> pd.DataFrame:
+    """Per coefficient set, where each figure on this target comes from."""
+    target = explorer.target
+    fpga = target.kind.value == "fpga"
+    tech = target.tech if fpga else "cmos"
+    figures = ("lut", "ff", "dsp", "bram", "fmax_mhz") if fpga else ("transistors",)
+    rows = []
+    for name in model_families(explorer):
+        status = calibration_status(name, tech)
+        rows.append({"model": name, "coefficients": status["source"],
+                     **{f: status.get(f, "not fitted") for f in figures}})
+    return pd.DataFrame(rows)
+
+
+def shown_columns(explorer: Explorer, front: pd.DataFrame) -> list[str]:
+    """The front's columns a reader compares: parameters, objectives, throughput and every
+    device resource, each once (a column equal to an earlier one is dropped)."""
+    names = [d.name for d in explorer.space.dimensions]
+    wanted = ["hash", *names, *[o.column for o in explorer.objectives], "tokens_per_s", "energy_per_token_j",
+              "area", "lut", "ff", "dsp", "bram", "fmax_mhz", "memory_bound"]
+    shown: list[str] = []
+    for c in dict.fromkeys(c for c in wanted if c in front):
+        if c in names or not any(front[c].equals(front[k]) for k in shown):
+            shown.append(c)
+    return shown
+
+
+def _cell(value: Any) -> str:
+    """A parameter as shown: blank where the design has no such part, integers without '.0'."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return html.escape(str(value))
+
+
+def _html(explorer, frame, front, designs, checks, pngs: list[Path], per_op: pd.DataFrame) -> str:
     cfg = explorer.cfg
     images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
                      f'alt="{html.escape(p.stem)}" style="max-width:48%">' for p in pngs)
-    names = [d.name for d in explorer.space.dimensions]
-    cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "ff", "dsp", "fmax_mhz",
-            "memory_bound"]
-    front_table = _html_table(front[[c for c in dict.fromkeys(cols) if c in front]].head(50))
+    table = front[shown_columns(explorer, front)].head(50).copy()
+    links = {d["hash"]: d for d in designs}
+    for c in table.columns:                      # the table is written unescaped, for the links
+        if table[c].dtype == object or c in {d.name for d in explorer.space.dimensions}:
+            table[c] = [_cell(v) for v in table[c]]
+    if "hash" in table:
+        table["hash"] = [f'<a href="{html.escape(links[h]["verilog"])}">{h}</a>' if h in links else h
+                         for h in table["hash"]]
+    front_table = table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="t",
+                                escape=False)
     sections = []
+    if not per_op.empty:
+        sections.append(f"<h2>Per op of a pass, design {html.escape(str(front['hash'].iloc[0]))}</h2>"
+                        + _html_table(per_op))
     for kind in ("verify", "synth"):
         rows = checks.get(kind)
         if rows:
             sections.append(f"<h2>{kind} of the top designs (predicted vs measured)</h2>"
                             + _html_table(pd.DataFrame(rows)))
-    design_items = "".join(f"<li><code>{html.escape(d['verilog'])}</code></li>" for d in designs)
+    design_items = "".join(
+        f'<li><code>{html.escape(d["hash"])}</code>: <a href="{html.escape(d["verilog"])}">Verilog</a>, '
+        f'<a href="{html.escape(d["manifest"])}">manifest</a></li>' for d in designs)
     settings = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                        for k, v in cfg.to_dict().items())
     pins = ", ".join(f"{k}={v}" for k, v in explorer.space.pinned.items())
+    distinct = distinct_designs(explorer, frame)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>accelforge: {html.escape(cfg.family)} on {html.escape(cfg.target)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table.t{{border-collapse:collapse;font-size:12px}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} th{{text-align:left}}</style></head><body>
 <h1>{html.escape(cfg.family)} for {html.escape(explorer.workload.name)} on {html.escape(cfg.target)}</h1>
-<p>{len(frame)} completed trials, {int(frame['feasible'].sum())} fit the device, {len(front)} on the Pareto front
-({html.escape(', '.join(o.name for o in explorer.objectives))}). Pinned by the workload or --set: {html.escape(pins)}.
+<p>{len(frame)} completed trials ({distinct} distinct designs), {int(frame['feasible'].sum())} fit the device and
+run the workload, {len(front)} on the Pareto front ({html.escape(', '.join(o.name for o in explorer.objectives))}).
+Area is {html.escape(explorer.target.area_label)}. Pinned by the workload or --set: {html.escape(pins)}.
 {html.escape(_scope(explorer))}</p>
 {images}
 <h2>Pareto front</h2>{front_table}
 <h2>Generated designs</h2><ul>{design_items}</ul>
 {''.join(sections)}
+<h2>Where the figures come from</h2>
+<p>Each model's coefficients on this target: fitted to synthesis (with the error on designs left out of
+the fit) or not fitted. A figure from a set that was not fitted is a first guess. Energy is never fitted
+(no power measurement); cycles are exact for the engines with RTL.</p>
+{_html_table(calibration_frame(explorer))}
 <h2>Settings</h2><table class="t">{settings}</table>
 </body></html>
 """

@@ -106,3 +106,23 @@ def write(artifact: Artifact, out_dir: Path) -> dict[str, Path]:
     write_atomic(files["verilog"], artifact.verilog)
     write_atomic(files["manifest"], json.dumps(artifact.manifest(), indent=2) + "\n")
     return files
+
+
+def write_if_changed(params: Params, build: Callable[[Params], wiring.Component], out_dir: Path,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """``write(render(...))`` unless ``out_dir`` already holds this design from the same tools:
+    the Verilog is a function of the Params and the tool versions alone, so it is not generated
+    again; only the manifest's ``extra`` fields are brought up to date."""
+    out_dir = Path(out_dir)
+    files = {"verilog": out_dir / f"{params.top_name()}.v", "manifest": out_dir / "manifest.json"}
+    try:
+        manifest = json.loads(files["manifest"].read_text())
+        current = (manifest["hash"] == params.digest() and manifest["tools"] == tool_versions()
+                   and files["verilog"].is_file())
+    except (OSError, ValueError, KeyError, TypeError):
+        current = False
+    if not current:
+        return write(render(params, build, extra), out_dir)
+    if any(manifest.get(k) != v for k, v in (extra or {}).items()):
+        write_atomic(files["manifest"], json.dumps({**manifest, **(extra or {})}, indent=2) + "\n")
+    return files

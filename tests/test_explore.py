@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from cost_models.targets import get_target
 from dse.evaluate import pareto_mask
 from dse.explorer import STUDY_NAME, ExploreConfig, Explorer
 from dse.space import derive
@@ -70,6 +71,31 @@ def test_small_sweep_writes_every_output(tmp_path):
     assert (design / f"{manifest['top']}.v").exists()
     assert "<img src=\"data:image/png;base64," in (out / "report.html").read_text()
     _assert_clean(_study(f"sqlite:///{out / 'study.db'}"), 120)
+    target = get_target("ecp5-85k")                 # area: the resource the design exhausts first
+    used = frame[["lut", "ff", "dsp", "bram"]].to_numpy() / [target.luts, target.ffs, target.dsps, target.brams]
+    assert np.allclose(frame["area"], used.max(axis=1))
+
+
+def test_the_report_links_designs_says_where_figures_come_from_and_reuses_verilog(tmp_path):
+    out = tmp_path / "run"
+    assert _cli(*BASE, "--trials", "40", "--batch", "20", "--top", "1", "--out", str(out)).returncode == 0
+    text = (out / "report.html").read_text()
+    design = next((out / "designs").iterdir())
+    top = json.loads((design / "manifest.json").read_text())["top"]
+    assert f'href="designs/{design.name}/{top}.v"' in text and f'href="designs/{design.name}/manifest.json"' in text
+    assert "Where the figures come from" in text and "held-out error" in text     # systolic on ECP5 is fitted
+    assert "device utilisation" in text and 'alt="tradeoffs"' in text
+    verilog = design / f"{top}.v"
+    stamp = verilog.stat().st_mtime_ns
+    assert _cli("report", str(out), "--top", "1").returncode == 0
+    assert verilog.stat().st_mtime_ns == stamp       # nothing changed: the Verilog is not generated again
+
+
+def test_area_on_an_fpga_is_the_resource_it_exhausts_first():
+    t = get_target("kv260")
+    area = t.area(np.array([100, t.luts // 2]), np.array([100, 100]), np.array([t.dsps - 48, 0]),
+                  np.array([0, 0]), np.zeros(2))
+    assert area == pytest.approx([(t.dsps - 48) / t.dsps, (t.luts // 2) / t.luts])
 
 
 def _kill_mid_run(out: Path, flags: list[str], stored_at_least: int, timeout: float) -> str:
