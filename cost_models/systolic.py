@@ -31,7 +31,7 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.ops import Gemm
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
-from generators.systolic import Dataflow, SystolicParams, full_precision_acc_bits
+from generators.systolic import Dataflow, SystolicParams, acc_width
 from generators.widths import bits_for, ceil_div
 
 WS_CODE = list(Dataflow).index(Dataflow.WS)
@@ -164,9 +164,7 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     col = _columns(points)
     out = {k: col[k].astype(np.int64) for k in ("rows", "cols", "a_bits", "w_bits", "k_max")}
     signed = col["signed"].astype(bool)
-    given = col["acc_bits"].astype(np.int64)
-    out["acc"] = np.where(given > 0, given, full_precision_acc_bits(out["a_bits"], out["w_bits"],
-                                                                   out["k_max"], signed))
+    out["acc"] = acc_width(col)
     out["ws"] = np.asarray(col["dataflow"] == WS_CODE)
     out["signed"] = signed
     return out
@@ -207,7 +205,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
                  dsp=dsp, area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["cmos"]["reg"],
                  e_compute=e_mac, offchip=gemm.offchip_bits(rows, cols, chunks, a_bits, w_bits, acc),
-                 valid=np.ones(np.shape(pes), dtype=bool),
+                 valid=np.broadcast_to(SystolicParams.valid_columns(_columns(points)), np.shape(pes)),
                  extra={"energy_mac_j": e_mac, "acc_bits": acc, "macs": macs,
                         "utilization": (gemm.m * gemm.n * gemm.k) / (pes * cycles)})
 

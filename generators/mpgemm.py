@@ -193,7 +193,7 @@ class MpGemmEngine(wiring.Component):
         row_layout = data.StructLayout(row_fields)
         drain = m.submodules.drain = TileDrain(row_layout, p.m_tile)
 
-        acc = Signal(data.ArrayLayout(row_layout, p.m_tile))
+        acc = [Signal(row_layout, name=f"acc{i}") for i in range(p.m_tile)]   # a signal per row (tile_buffer)
         zp_shape = data.ArrayLayout(unsigned(p.w_bits), p.n_tile)
         zp_run = Signal(zp_shape)
         zp_tile = Signal(zp_shape)
@@ -206,7 +206,7 @@ class MpGemmEngine(wiring.Component):
 
         accept, handoff = run_handshake(m, self, p.k_max, drain)
         m.d.comb += [
-            drain.tile.eq(acc),
+            *(drain.tile[i].eq(acc[i]) for i in range(p.m_tile)),
             drain.o.ready.eq(self.y_stream.ready),
             self.y_stream.valid.eq(drain.o.valid),
         ]
@@ -255,7 +255,8 @@ class MpGemmEngine(wiring.Component):
                         m.d.sync += acc[i].sum.eq(acc[i].sum + sums[i])
 
         def begin_run():
-            m.d.sync += [acc.eq(0), k_left.eq(self.k), more.eq(1), opnd_valid.eq(0), pass_index.eq(0)]
+            m.d.sync += [*(row.eq(0) for row in acc), k_left.eq(self.k), more.eq(1), opnd_valid.eq(0),
+                         pass_index.eq(0)]
             if p.has_zero_point:
                 m.d.sync += zp_run.eq(self.zero_point)
             m.next = "RUN"

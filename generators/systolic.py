@@ -65,6 +65,12 @@ def full_precision_acc_bits(a_bits, w_bits, k_max, signed_) -> np.ndarray:
     return np.where(sgn, signed_bits, np.maximum(unsigned_bits, 1))
 
 
+def acc_width(c) -> np.ndarray:
+    """The accumulator width in effect over encoded columns (``acc_bits`` 0 = full precision)."""
+    given = np.asarray(c["acc_bits"], dtype=np.int64)
+    return np.where(given > 0, given, full_precision_acc_bits(c["a_bits"], c["w_bits"], c["k_max"], c["signed"]))
+
+
 @dataclass(frozen=True, kw_only=True)
 class SystolicParams(Params):
     """Parameters of the systolic tile engine (see the module docstring for the contract)."""
@@ -85,9 +91,7 @@ class SystolicParams(Params):
     @property
     def acc_width(self) -> int:
         """The accumulator width in effect (given, or full precision for ``k_max``)."""
-        if self.acc_bits is not None:
-            return self.acc_bits
-        return int(full_precision_acc_bits(self.a_bits, self.w_bits, self.k_max, self.signed))
+        return int(acc_width(type(self).columns([self]))[0])
 
     def shape(self, bits: int) -> Shape:
         return signed(bits) if self.signed else unsigned(bits)
@@ -146,7 +150,7 @@ class SystolicEngine(wiring.Component):
             skew_b.i.eq(Mux(feeding, self.b_stream.payload, 0)),
             array.a_in.eq(skew_a.o), array.b_in.eq(skew_b.o),
             array.clear.eq(accept),
-            drain.tile.eq(array.acc),
+            *(drain.tile[r].eq(array.acc[r]) for r in range(p.rows)),
         ]
         k_left = Signal(range(p.k_max + 1))
         flush = p.rows + p.cols - 2
@@ -208,7 +212,7 @@ class SystolicEngine(wiring.Component):
             tokens.i.valid.eq(feeding), tokens.i.first.eq(first_pass), tokens.i.row.eq(feed_row),
             bank.row.eq(deskew.o), bank.index.eq(tokens.o.row), bank.first.eq(tokens.o.first),
             bank.write.eq(en & tokens.o.valid),
-            drain.tile.eq(bank.tile),
+            *(drain.tile[r].eq(bank.tile[r]) for r in range(rows)),
         ]
 
         def begin_run():

@@ -28,7 +28,7 @@ class OutputStationaryArray(wiring.Component):
             "a_in": In(data.ArrayLayout(a_shape, rows)),
             "b_in": In(data.ArrayLayout(b_shape, cols)),
             "en": In(1), "clear": In(1),
-            "acc": Out(data.ArrayLayout(data.ArrayLayout(acc_shape, cols), rows)),
+            "acc": Out(data.ArrayLayout(acc_shape, cols)).array(rows),     # a signal per row (tile_buffer)
         })
 
     def elaborate(self, platform):

@@ -1,4 +1,9 @@
-"""On-chip tile storage: an accumulating row bank and a streaming drain buffer."""
+"""On-chip tile storage: an accumulating row bank and a streaming drain buffer.
+
+A tile travels as one signal per row (``Member.array``), never as one signal for
+the whole tile: Amaranth's netlist caps a signal at 65,536 bits, which a 64 x 64
+tile of 24-bit sums would exceed.
+"""
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
@@ -22,12 +27,16 @@ class RowAccumulator(wiring.Component):
         super().__init__({
             "write": In(1), "first": In(1), "index": In(index_shape(rows)),
             "row": In(row_layout),
-            "tile": Out(data.ArrayLayout(row_layout, rows)),
+            "tile": Out(row_layout).array(rows),
         })
 
     def elaborate(self, platform):
         m = Module()
-        current = self.tile[self.index]
+        current = Signal(self._row_layout)
+        with m.Switch(self.index):
+            for r in range(self._rows):
+                with m.Case(r):
+                    m.d.comb += current.eq(self.tile[r])
         summed = Signal(self._row_layout)
         for lane in range(self._row_layout.length):
             m.d.comb += summed[lane].eq(
@@ -51,7 +60,7 @@ class TileDrain(wiring.Component):
         self._rows = rows
         super().__init__({
             "load": In(1),
-            "tile": In(data.ArrayLayout(row_layout, rows)),
+            "tile": In(row_layout).array(rows),
             "empty": Out(1),
             "o": Out(stream.Signature(row_layout)),
         })
@@ -59,7 +68,7 @@ class TileDrain(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rows = self._rows
-        bank = Signal(data.ArrayLayout(self.o.payload.shape(), rows))
+        bank = [Signal(self.o.payload.shape(), name=f"bank{r}") for r in range(rows)]
         left = Signal(range(rows + 1))
         m.d.comb += [
             self.o.payload.eq(bank[0]),
@@ -67,7 +76,7 @@ class TileDrain(wiring.Component):
             self.empty.eq(left == 0),
         ]
         with m.If(self.load):
-            m.d.sync += [bank.eq(self.tile), left.eq(rows)]
+            m.d.sync += [*(bank[r].eq(self.tile[r]) for r in range(rows)), left.eq(rows)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += left.eq(left - 1)
             for r in range(rows - 1):
