@@ -7,6 +7,7 @@ JSON document on stdout and nothing else there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -416,6 +417,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     explorer = Explorer(cfg)
     if cfg.storage:
         make_storage(cfg.storage)                 # a bad URL or a silent server fails before anything is written
+    _check_writable(out)
+    _check_run_folder(out, cfg)
     explorer.run(progress=not args.json)
     frame = trials_frame(explorer)
     front = pareto_frame(explorer, frame)
@@ -446,6 +449,36 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written (a read-only file system, an immutable or
+    foreign folder) before anything is written; folders made for the probe are removed."""
+    made = [p for p in (out, *out.parents) if not p.exists()][::-1]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise UsageError(f"--out {str(out)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def _check_run_folder(out: Path, cfg) -> None:
+    """A run folder belongs to one exploration: refuse to write another family's (or another
+    study's) results over the ones its run.json describes."""
+    try:
+        stored = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    mine = cfg.to_dict()
+    clash = [k for k in ("family", "workload", "target", "storage") if stored.get(k) != mine[k]]
+    if clash:
+        what = ", ".join(f"{k} {stored.get(k)!r}" for k in clash)
+        raise UsageError(f"--out {str(out)!r} holds another exploration ({what}); use a new --out folder")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from dse.explorer import ExploreConfig, Explorer
     from dse.report import write_outputs
@@ -463,7 +496,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"{run} is not a valid run file ({type(exc).__name__}: {exc})") from None
     if cfg.storage is None and not (Path(args.dir) / "study.db").is_file():
         raise UsageError(f"{args.dir} holds no study.db: nothing to report")
-    paths = write_outputs(Explorer(cfg), top=args.top)
+    explorer = Explorer(cfg)
+    explorer.check_settings(explorer.open_study(), adopt=False)    # another run's study is not reported here
+    _check_writable(Path(args.dir))
+    paths = write_outputs(explorer, top=args.top)
     print(f"report: {paths['report.html']}")
     return 0
 
@@ -602,6 +638,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:                       # `accelforge ... | head -1`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:                        # a disk that fills or a folder that goes away mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"accelforge: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -143,11 +143,13 @@ class Explorer:
                 study.set_metric_names(names)
         return study
 
-    def _check_resume(self, study: optuna.Study) -> None:
+    def check_settings(self, study: optuna.Study, *, adopt: bool) -> None:
+        """Refuse a study run with other settings; ``adopt`` stores ours in a study without any."""
         stored = study.user_attrs.get("config")
         mine = {k: v for k, v in self.cfg.to_dict().items() if k not in ("trials", "workers", "out", "batch")}
         if stored is None:
-            study.set_user_attr("config", mine)
+            if adopt:
+                study.set_user_attr("config", mine)
             return
         diff = [k for k in mine if stored.get(k) != mine[k] and k != "storage"]
         if diff:
@@ -255,7 +257,7 @@ class Explorer:
                 raise ValueError(f"another explore is running in {out}") from None
             _no_workers_left(out)
             study = self.open_study()
-            self._check_resume(study)
+            self.check_settings(study, adopt=True)
             write_atomic(out / "run.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
             if self.cfg.sampler == "grid":
                 self.run_grid()

@@ -507,3 +507,36 @@ def test_a_run_says_how_many_distinct_designs_it_priced(tmp_path):
     repeated = frame[frame.duplicated(["rows", "cols", "k_max"], keep=False)]
     for _, group in repeated.groupby(["rows", "cols", "k_max"]):
         assert group["latency_s"].nunique() == 1                    # one design, one price
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_line(tmp_path):
+    proc = _cli(*BASE, "--trials", "5", "--out", "/sys/accelforge-run")     # sysfs refuses mkdir, even to root
+    assert proc.returncode == 2 and "--out '/sys/accelforge-run' cannot be written" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    locked = tmp_path / "immutable"
+    locked.mkdir()
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
+        return                                   # no immutable folders here (file system or capability)
+    try:
+        proc = _cli(*BASE, "--trials", "5", "--out", str(locked / "run"))
+        assert proc.returncode == 2 and "cannot be written" in proc.stderr, proc.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)])
+    assert not list(locked.iterdir())
+
+
+def test_a_run_folder_is_not_written_over_by_another_exploration(tmp_path):
+    first = tmp_path / "first"
+    assert _cli(*BASE, "--trials", "20", "--batch", "10", "--top", "0", "--out", str(first)).returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in first.iterdir()}
+    other = ["explore", "--family", "lut_mpgemm", "--workload", "bitnet-b1.58-3b-decode", "--target", "ecp5-85k",
+             "--trials", "20", "--top", "0"]
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    proc = _cli(*other, "--storage", elsewhere, "--out", str(first))          # its report would land here
+    assert proc.returncode == 2 and "holds another exploration (family 'systolic'" in proc.stderr, proc.stderr
+    proc = _cli(*other, "--storage", f"sqlite:///{first / 'study.db'}", "--out", str(tmp_path / "second"))
+    assert proc.returncode == 2 and "other settings" in proc.stderr, proc.stderr     # its trials would land here
+    assert _cli(*other, "--storage", elsewhere, "--out", str(tmp_path / "third")).returncode == 0
+    proc = _cli("report", str(first), "--storage", elsewhere)                  # another study's report here
+    assert proc.returncode == 2 and "other settings" in proc.stderr, proc.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
