@@ -196,7 +196,7 @@ class Explorer:
                                      sampler=make_sampler(self.cfg.sampler, seed))
         tag = f"{uuid.uuid4().hex[:12]}"
         mirrored: set[str] = set()
-        done = 0
+        done = batches = 0
         while done < quota:
             for t in shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 origin = t.user_attrs.get("origin", f"storage:{t.number}")
@@ -209,13 +209,14 @@ class Explorer:
             priced = self.evaluate_rows([self.space.suggest(t) for t in trials])
             finished = []
             for trial, price in zip(trials, priced, strict=True):
-                origin = f"{tag}:{trial.number}"
+                origin = f"{tag}:{batches}:{size}:{trial.number}"     # worker, batch and its size, trial
                 mirrored.add(origin)
                 trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, price.constraints)
                 trial.set_user_attr("origin", origin)
                 trial.set_user_attr("metrics", price.metrics)
                 finished.append(mirror.tell(trial, price.values))
             store_batch(shared, finished)
+            batches += 1
             done += size
             if on_batch:
                 on_batch(size)

@@ -540,3 +540,54 @@ def test_a_run_folder_is_not_written_over_by_another_exploration(tmp_path):
     proc = _cli("report", str(first), "--storage", elsewhere)                  # another study's report here
     assert proc.returncode == 2 and "other settings" in proc.stderr, proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
+
+
+def test_random_kills_leave_no_lost_duplicated_or_half_written_trial(tmp_path):
+    """Fault injection: SIGKILL at random moments, with one or two workers, then resume."""
+    import random
+    from collections import Counter
+
+    out, total, rng = tmp_path / "run", 2000, random.Random(11)
+    url = f"sqlite:///{out / 'study.db'}"
+
+    def check() -> int:
+        trials = _study(url).get_trials(deepcopy=False)
+        assert all(t.state is TrialState.COMPLETE and t.values is not None for t in trials)
+        assert all(len(t.system_attrs["constraints"]) == 5 and "latency_s" in t.user_attrs["metrics"]
+                   for t in trials)
+        assert sorted(t.number for t in trials) == list(range(len(trials)))
+        origins = [t.user_attrs["origin"] for t in trials]
+        assert len(set(origins)) == len(origins), "a trial was stored twice"
+        batches = Counter(o.rsplit(":", 1)[0] for o in origins)        # worker:batch:size
+        assert all(n == int(b.rsplit(":", 1)[1]) for b, n in batches.items()), "half a batch was stored"
+        return len(trials)
+
+    stored = 0
+    for _ in range(5):
+        workers = rng.choice((1, 2))
+        argv = [sys.executable, "-m", "dse.cli", *BASE, "--trials", str(total), "--batch", "50",
+                "--workers", str(workers), "--top", "0", "--out", str(out)]
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 5.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for _ in range(40):                     # the orphaned workers stop within a second or two
+            time.sleep(0.5)
+            if not (out / "study.db").exists():
+                break
+            first = check()
+            time.sleep(1.0)
+            if check() == first:
+                break
+        now = check() if (out / "study.db").exists() else 0
+        assert now >= stored, "a kill lost stored trials"
+        stored = now
+    assert stored < total, "every kill should land before the end"
+    for _ in range(20):                         # the resume's quota is exact
+        done = _cli(*BASE, "--trials", str(stored + 120), "--batch", "50", "--workers", "2", "--top", "0",
+                    "--out", str(out))
+        if "still stopping" not in done.stderr:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 0, done.stderr
+    assert check() == stored + 120
