@@ -31,6 +31,7 @@ from cost_models.targets import Target
 from generators import lut_mpgemm as gen
 from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
 from generators.widths import bits_for
+from hw.lut import shared_adders
 
 EXTERNAL_CODE = list(gen.TableSource).index(gen.TableSource.EXTERNAL)
 
@@ -39,14 +40,8 @@ Points = Union[gen.LutMpGemmParams, Sequence[gen.LutMpGemmParams], Mapping[str, 
 
 @lru_cache(maxsize=None)
 def _adders(ternary: bool, symmetric: bool, g: int) -> int:
-    """Adder nodes :class:`hw.lut.TableBuilder` creates for one table (prefix sharing included)."""
-    nodes = set()
-    for row in gen.table_coefficients(ternary, symmetric, g):
-        for t in range(1, g + 1):
-            prefix = row[:t]
-            if prefix[-1] != 0 and any(prefix[:-1]):
-                nodes.add(prefix)
-    return len(nodes)
+    """Adders :class:`hw.lut.TableBuilder` builds for one table (as the RTL counts them)."""
+    return len(shared_adders(gen.table_coefficients(ternary, symmetric, g)))
 
 
 _ADDERS = np.array([[[_adders(bool(t), bool(s), g) if g else 0 for g in range(6)] for s in (0, 1)]

@@ -20,6 +20,14 @@ def _sum_bits(a_bits: int, terms: int) -> int:
     return (terms * (1 << (a_bits - 1))).bit_length() + 1
 
 
+def shared_adders(coefficients: Sequence[Sequence[int]]) -> frozenset[tuple[int, ...]]:
+    """The adders :class:`TableBuilder` builds: one per distinct leading run of an entry's
+    coefficients that adds a term to a non-zero partial sum (a run ending in 0 reuses the
+    shorter run's sum; a lone term is a wire or a negation). The cost model counts these."""
+    return frozenset(row[:t] for row in (tuple(r) for r in coefficients) for t in range(2, len(row) + 1)
+                     if row[t - 1] != 0 and any(row[:t - 1]))
+
+
 class TableBuilder(wiring.Component):
     """Computes the entries ``table[e] = sum_t coefficients[e][t] * a[t]`` (coefficients in -1..1).
 
@@ -31,6 +39,7 @@ class TableBuilder(wiring.Component):
     def __init__(self, coefficients: Sequence[Sequence[int]], a_bits: int, entry_shape: Shape):
         self._coefficients = tuple(tuple(int(c) for c in row) for row in coefficients)
         self._a_bits = a_bits
+        self.adders = len(shared_adders(self._coefficients))
         g = len(self._coefficients[0])
         super().__init__({
             "a": In(data.ArrayLayout(signed(a_bits), g)),

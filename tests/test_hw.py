@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import random
 
-from amaranth.back import verilog
-from amaranth.hdl import Module, signed
+import numpy as np
+import pytest
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from cost_models.lut_mpgemm import table_adders
+from generators.lut_mpgemm import entry_bits, table_coefficients
+from generators.mpgemm import TERNARY_CODE
+from hw.block_loader import BlockLoader
+from hw.delay import DelayLine
+from hw.lut import TableBuilder
+from hw.skew import SkewBuffer
+from hw.systolic_array import OutputStationaryArray
 from hw.tile_buffer import RowAccumulator, TileDrain
 
 
@@ -91,5 +101,125 @@ def test_the_row_accumulator_stores_then_adds_with_wraparound():
             await ctx.tick()
             model[index] = values if first else [wrap(a + b) for a, b in zip(model[index], values)]
             assert [[ctx.get(dut.tile[r][j]) for j in range(3)] for r in range(4)] == model
+
+    _run(dut, bench)
+
+
+@pytest.mark.parametrize("ternary, symmetric", [(False, False), (False, True), (True, False), (True, True)])
+def test_table_builder_entries_and_the_adder_count_it_publishes(ternary, symmetric):
+    """Every entry is its coefficients times the activations, and the adders the RTL holds
+    (``$add`` cells in Amaranth's RTLIL) are the count the cost model reads."""
+    for g in range(1, 6):
+        coefficients = table_coefficients(ternary, symmetric, g)
+        shape = signed(int(entry_bits(8, g)))
+        cells = [line.split()[1] for line in rtlil.convert(TableBuilder(coefficients, 8, shape), name="tb")
+                 .splitlines() if line.strip().startswith("cell ")]
+        dut = TableBuilder(coefficients, 8, shape)
+        assert cells.count("$add") == dut.adders == table_adders(TERNARY_CODE if ternary else 0, g, symmetric)
+        rng = random.Random(g)
+        cases = [[-128] * g, [127] * g] + [[rng.randrange(-128, 128) for _ in range(g)] for _ in range(6)]
+
+        async def bench(ctx, dut=dut, coefficients=coefficients, cases=cases, g=g):
+            for a in cases:
+                for t in range(g):
+                    ctx.set(dut.a[t], a[t])
+                await ctx.delay(1e-9)
+                assert [ctx.get(dut.table[e]) for e in range(len(coefficients))] == \
+                    [sum(c * x for c, x in zip(row, a)) for row in coefficients]
+
+        sim = Simulator(dut)
+        sim.add_testbench(bench)
+        sim.run()
+
+
+def test_delay_line_advances_only_while_enabled():
+    dut = DelayLine(unsigned(8), 3)
+    rng = random.Random(3)
+
+    async def bench(ctx):
+        history = []                                   # values the line took in, oldest first
+        for _ in range(40):
+            value, en = rng.randrange(256), rng.random() < 0.6
+            ctx.set(dut.i, value)
+            ctx.set(dut.en, en)
+            expected = history[-3] if len(history) >= 3 else 0
+            assert ctx.get(dut.o) == expected
+            await ctx.tick()
+            if en:
+                history.append(value)
+
+    _run(dut, bench)
+
+
+@pytest.mark.parametrize("deskew", [False, True])
+def test_skew_buffer_delays_lane_i_by_its_depth(deskew):
+    lanes = 4
+    dut = SkewBuffer(unsigned(8), lanes, deskew=deskew)
+    inputs = [[(10 * c + lane) % 256 for lane in range(lanes)] for c in range(12)]
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        for cycle, vector in enumerate(inputs):
+            for lane in range(lanes):
+                ctx.set(dut.i[lane], vector[lane])
+            for lane in range(lanes):
+                depth = lanes - 1 - lane if deskew else lane
+                expected = inputs[cycle - depth][lane] if cycle >= depth else 0
+                assert ctx.get(dut.o[lane]) == expected
+            await ctx.tick()
+
+    _run(dut, bench)
+
+
+def test_output_stationary_array_computes_a_matrix_product_from_skewed_operands():
+    rows, cols, k = 3, 2, 5
+    dut = OutputStationaryArray(rows, cols, signed(8), signed(8), signed(20))
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, (rows, k))
+    b = rng.integers(-128, 128, (k, cols))
+
+    async def bench(ctx):
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        ctx.set(dut.en, 1)
+        for cycle in range(k + rows + cols - 2):       # lane i skewed by i cycles, zeros outside
+            for i in range(rows):
+                ctx.set(dut.a_in[i], int(a[i, cycle - i]) if 0 <= cycle - i < k else 0)
+            for j in range(cols):
+                ctx.set(dut.b_in[j], int(b[cycle - j, j]) if 0 <= cycle - j < k else 0)
+            await ctx.tick()
+        got = np.array([[ctx.get(dut.acc[i][j]) for j in range(cols)] for i in range(rows)])
+        assert (got == a @ b).all()
+
+    _run(dut, bench)
+
+
+def test_block_loader_fills_buffers_only_as_they_are_released():
+    dut = BlockLoader(8, beats=2, block=3, buffers=2, max_keys=16, max_blocks=8)
+    keys = 7                                            # blocks of 3, 3 and 1 items
+
+    async def bench(ctx):
+        ctx.set(dut.keys, keys)
+        ctx.set(dut.begin, 1)
+        await ctx.tick()
+        ctx.set(dut.begin, 0)
+        ctx.set(dut.i.valid, 1)
+        writes, released = [], 0
+        for beat in range(200):
+            ctx.set(dut.i.payload, beat % 256)
+            ctx.set(dut.released, released)
+            if ctx.get(dut.w_en):
+                writes.append((ctx.get(dut.w_addr), ctx.get(dut.w_data)))
+            assert ctx.get(dut.loaded) <= released + 2  # never overwrites a buffer in use
+            if ctx.get(dut.loaded) == released + 2 and beat % 7 == 0:
+                released += 1                           # the consumer frees a buffer now and then
+            await ctx.tick()
+            if ctx.get(dut.loaded) == 3:
+                break
+        assert ctx.get(dut.loaded) == 3 and len(writes) == keys * 2
+        bases = [0, 6, 0]                               # block b in buffer b % 2, 3 items x 2 beats each
+        expected = [bases[i // 3] + (i % 3) * 2 + beat for i in range(keys) for beat in range(2)]
+        assert [addr for addr, _ in writes] == expected
 
     _run(dut, bench)
