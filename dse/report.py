@@ -153,7 +153,8 @@ def summary_table(explorer: Explorer, front: pd.DataFrame, limit: int = 10) -> s
     shown_rows = front.head(limit)
     names = [d.name for d in explorer.space.dimensions           # a composed design's nested fields
              if "." not in d.name]                                # (gemm kind's, attention's) are in the report
-    cols = ["hash", *names, *[o.column for o in explorer.objectives], "lut", "dsp", "fmax_mhz", "memory_bound"]
+    fabric = ["lut", "dsp"] if explorer.target.kind.value == "fpga" else []
+    cols = ["hash", *names, *[o.column for o in explorer.objectives], *fabric, "fmax_mhz", "memory_bound"]
     cols = list(dict.fromkeys(c for c in cols if c in front))
     shown = shown_rows[cols].copy()
     for c in shown.columns:
@@ -316,8 +317,9 @@ def shown_columns(explorer: Explorer, front: pd.DataFrame) -> list[str]:
     """The front's columns a reader compares: parameters, objectives, throughput and every
     device resource, each once (a column equal to an earlier one is dropped)."""
     names = [d.name for d in explorer.space.dimensions]
+    fabric = ["lut", "ff", "dsp", "bram"] if explorer.target.kind.value == "fpga" else []
     wanted = ["hash", *names, *[o.column for o in explorer.objectives], "tokens_per_s", "energy_per_token_j",
-              "area", "lut", "ff", "dsp", "bram", "fmax_mhz", "memory_bound"]
+              "area", *fabric, "fmax_mhz", "memory_bound"]
     shown: list[str] = []
     for c in dict.fromkeys(c for c in wanted if c in front):
         if c in names or not any(front[c].equals(front[k]) for k in shown):

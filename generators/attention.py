@@ -45,6 +45,7 @@ from generators.params import Params, Rule, bool_field, choice_field, int_field
 from generators.widths import bits_for, ceil_div
 from hw import index_shape
 from hw.block_loader import BlockLoader
+from hw.run_control import RunSignature
 from hw.softmax import Exp2Unit, RowNormaliser, adder_tree, staged_product
 
 
@@ -226,11 +227,8 @@ class AttentionEngine(wiring.Component):
     def __init__(self, params: AttentionParams):
         self.params = p = params
         signature = {
-            "start": In(1),
-            "n": In(range(p.max_seq_len + 1)),
+            **RunSignature("n", p.max_seq_len).members,
             "scale": In(unsigned(fx.SCALE_BITS)),
-            "busy": Out(1),
-            "done": Out(1),
             "q_stream": In(stream.Signature(data.ArrayLayout(signed(p.q_bits), p.lanes))),
             "k_stream": In(stream.Signature(data.ArrayLayout(signed(p.k_bits), p.lanes))),
             "v_stream": In(stream.Signature(data.ArrayLayout(signed(p.v_bits), p.lanes))),

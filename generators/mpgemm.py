@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from generators.lanes import pack_lanes, unpack_lanes
 from generators.params import Params, Rule, choice_field, int_field
 from generators.widths import signed_bits
-from hw.run_control import handoff_state, run_handshake
+from hw.run_control import RunSignature, handoff_state, run_handshake
 from hw.tile_buffer import TileDrain
 
 
@@ -153,10 +153,7 @@ class MpGemmEngine(wiring.Component):
         self._rowsum = rowsum
         self._tile_zero_point = tile_zero_point
         signature = {
-            "start": In(1),
-            "k": In(range(p.k_max + 1)),
-            "busy": Out(1),
-            "done": Out(1),
+            **RunSignature("k", p.k_max).members,
             "a_stream": In(stream.Signature(a_payload)),
             "w_stream": In(stream.Signature(data.ArrayLayout(unsigned(w_lane_bits), p.n_tile))),
             "y_stream": Out(stream.Signature(data.ArrayLayout(signed(p.out_bits), p.n_tile))),

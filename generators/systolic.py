@@ -38,7 +38,7 @@ from generators.params import Params, bool_field, choice_field, int_field
 from generators.widths import bit_length
 from hw import index_shape
 from hw.delay import DelayLine
-from hw.run_control import handoff_state, run_handshake
+from hw.run_control import RunSignature, handoff_state, run_handshake
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray, WeightStationaryArray
 from hw.tile_buffer import RowAccumulator, TileDrain
@@ -112,10 +112,7 @@ class SystolicEngine(wiring.Component):
         self._a_shape, self._w_shape = p.shape(p.a_bits), p.shape(p.w_bits)
         self._acc_shape = p.shape(p.acc_width)
         super().__init__({
-            "start": In(1),
-            "k": In(range(p.k_max + 1)),
-            "busy": Out(1),
-            "done": Out(1),
+            **RunSignature("k", p.k_max).members,
             "a_stream": In(stream.Signature(data.ArrayLayout(self._a_shape, p.rows))),
             "b_stream": In(stream.Signature(data.ArrayLayout(self._w_shape, p.cols))),
             "c_stream": Out(stream.Signature(data.ArrayLayout(self._acc_shape, p.cols))),

@@ -1,17 +1,38 @@
-"""The start/busy/done protocol shared by the tile engines that drain through a TileDrain.
+"""The start/busy/done run protocol every engine speaks, and its controller pieces for the
+tile engines that drain through a TileDrain.
 
-A ``start`` with ``k`` in 1..``k_max`` is accepted while the engine is idle
-or in its ``done`` cycle (back-to-back runs); ``done`` pulses when the
-controller hands the finished tile to the output bank, which needs the
-previous tile to have drained.
+A ``start`` with a length (``k`` for the GEMM engines, ``n`` keys for attention)
+in 1..maximum is accepted while the engine is idle or in its ``done`` cycle
+(back-to-back runs); ``done`` pulses when the run's result is handed on (for a
+tile engine: to the output bank, which needs the previous tile to have drained).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.tile_buffer import TileDrain
+
+
+class RunSignature(wiring.Signature):
+    """The run protocol as the engine sees it: ``start``, the run length ``length``
+    (1..``maximum``), ``busy`` and ``done``. Engines take its members at top level (the
+    ports the testbenches and drivers name); a host controller uses it flipped."""
+
+    def __init__(self, length: str = "k", maximum: int = 1):
+        if not isinstance(maximum, int) or maximum < 1:
+            raise ValueError(f"maximum must be a positive integer, not {maximum!r}")
+        self.length, self.maximum = length, maximum
+        super().__init__({"start": In(1), length: In(range(maximum + 1)), "busy": Out(1), "done": Out(1)})
+
+    def __eq__(self, other):
+        return (isinstance(other, RunSignature) and (self.length, self.maximum) == (other.length, other.maximum))
+
+    def __repr__(self):
+        return f"RunSignature({self.length!r}, {self.maximum})"
 
 
 def run_handshake(m: Module, engine, k_max: int, drain: TileDrain) -> tuple[Signal, Signal]:

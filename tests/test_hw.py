@@ -223,3 +223,19 @@ def test_block_loader_fills_buffers_only_as_they_are_released():
         assert [addr for addr, _ in writes] == expected
 
     _run(dut, bench)
+
+
+def test_every_engine_speaks_the_run_signature():
+    """The start/length/busy/done ports of every engine are the run protocol's members."""
+    from dse.families import FAMILIES
+    from hw.run_control import RunSignature
+
+    for name, family in FAMILIES.items():
+        if family.estimate is None:             # a composed family has no single engine
+            continue
+        engine = family.build(family.params())
+        members = engine.signature.members
+        length = "n" if "n" in members else "k"
+        maximum = members[length].shape.stop - 1 if hasattr(members[length].shape, "stop") else None
+        run = RunSignature(length, maximum)
+        assert all(members[k] == member for k, member in run.members.items()), name

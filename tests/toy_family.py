@@ -24,6 +24,7 @@ from cost_models.pricing import price
 from dse.families import Family
 from generators.params import Params, int_field
 from generators.widths import ceil_div
+from hw.run_control import RunSignature
 from verif.runner import bench_params, bench_report
 from verif.tb.host import LockStepHost
 
@@ -44,7 +45,7 @@ class ToyEngine(wiring.Component):
     def __init__(self, p: ToyParams):
         self.p = p
         pair = data.StructLayout({"a": signed(p.bits), "w": signed(p.bits)})
-        super().__init__({"start": In(1), "k": In(range(p.k_max + 1)), "busy": Out(1), "done": Out(1),
+        super().__init__({**RunSignature("k", p.k_max).members,
                           "a_stream": In(stream.Signature(pair)),
                           "y_stream": Out(stream.Signature(signed(p.acc_bits)))})
 
