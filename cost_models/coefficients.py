@@ -93,6 +93,8 @@ FIGURES = ("lut", "ff", "dsp", "bram", "fmax_mhz", "transistors")
 def calibration_status(family: str, tech: str) -> dict[str, str]:
     """Per figure of ``family`` on ``tech``, whether its coefficients were fitted to synthesis
     and how well they predict held-out designs; "not fitted" marks a first guess."""
+    if not (DATA_DIR / f"{family}.json").is_file():
+        return {"source": "no coefficient file: not fitted"}
     fit = _load(family).get("calibration", {}).get(tech)
     if not fit:
         return {"source": "not fitted (first-guess coefficients)"}

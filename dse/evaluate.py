@@ -1,12 +1,6 @@
-"""Price many designs of one family on a whole workload, vectorised.
-
-Each op the family computes (GEMMs for the GEMM engines, attention for the
-attention engine) costs ``max(compute time, off-chip bytes / bandwidth)``
-(a roofline with perfect overlap), times how often the workload runs it.
-Energy adds the off-chip traffic at the target's pJ/bit and static power
-over the op's real duration. A GEMM engine leaves the attention ops out and
-the attention engine the GEMMs; the result names the family.
-"""
+"""The explorer's view of a priced design: objectives, fit-the-device constraints and
+the Pareto front (the family prices its designs on the workload, see
+``Family.price``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,44 +41,6 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
              target: Target) -> dict[str, np.ndarray]:
     """Workload-level PPA of every design in ``columns`` (the family's own pricing)."""
     return family.price(columns, workload, target)
-
-
-def rollup(family: Family, columns: dict[str, np.ndarray], workload: Workload,
-           target: Target) -> dict[str, np.ndarray]:
-    """One engine's workload PPA: its estimate summed over the workload's ops of its type."""
-    ops = workload.kind_ops(family.op_type)
-    if not ops:
-        raise ValueError(f"workload {workload.name} has no {family.op_type.label} for {family.name}")
-    bandwidth = target.offchip_gbytes_s * 1e9
-    latency = energy = compute = offchip = 0.0
-    resources = None
-    for op, count in ops:
-        est = family.estimate(columns, op, target)
-        if resources is None:
-            resources = est
-        t_compute = est["latency_s"]
-        t_op = np.maximum(t_compute, est["offchip_bytes"] / bandwidth) if bandwidth else t_compute
-        static_w = est["energy_static_j"] / t_compute
-        e_op = (est["energy_j"] - est["energy_static_j"] + static_w * t_op
-                + est["offchip_bytes"] * 8 * target.dram_pj_per_bit * 1e-12)
-        latency = latency + count * t_op
-        compute = compute + count * t_compute
-        energy = energy + count * e_op
-        offchip = offchip + count * est["offchip_bytes"]
-        valid = est["valid"] if resources is est else valid & est["valid"]
-    assert resources is not None
-    out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "area_transistors", "fmax_mhz",
-                                     "clock_mhz", "fits")}
-    out.update({
-        "latency_s": latency, "tokens_per_s": workload.tokens / latency,
-        "energy_per_token_j": energy / workload.tokens, "compute_s": compute,
-        "memory_bound": compute < latency * (1 - 1e-9), "offchip_bytes": offchip,
-        "area": target.area(resources["lut"], resources["ff"], resources["dsp"], resources["bram"],
-                            resources["area_transistors"]),
-        "valid": np.broadcast_to(valid, np.shape(latency)),
-    })
-    out["fits"] = out["fits"] & out["valid"]
-    return out
 
 
 def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndarray:

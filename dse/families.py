@@ -20,6 +20,7 @@ import generators.lut_mpgemm as lut_gen
 import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import AttentionOp, Gemm
+from cost_models.rollup import rollup
 from flows.calibrate import Calibratable
 from dse.space import PinConflict, derive
 from generators.params import Params, nested_errors
@@ -82,8 +83,7 @@ class Family:
     def price(self, columns, workload, target, *, breakdown: bool = False) -> dict[str, Any]:
         if self.price_workload:
             return self.price_workload(columns, workload, target, breakdown=breakdown)
-        from dse.evaluate import rollup
-        return rollup(self, columns, workload, target)
+        return rollup(self.estimate, self.op_type, self.name, columns, workload, target)
 
     def engines(self, params: Params) -> list[tuple["Family", Params, str]]:
         """The engines a design verifies as, each with the prefix of its ports in the top the

@@ -169,7 +169,7 @@ def test_changed_settings_on_an_existing_study_are_refused(tmp_path):
     out = tmp_path / "run"
     assert _cli(*BASE, "--trials", "20", "--top", "0", "--out", str(out)).returncode == 0
     proc = _cli(*BASE[:-2], "--target", "xilinx-7", "--trials", "20", "--out", str(out))
-    assert proc.returncode == 2 and "was run with other settings (target)" in proc.stderr
+    assert proc.returncode == 2 and "holds another exploration (target" in proc.stderr
 
 
 def test_grid_finds_the_exact_front_of_a_pinned_space(tmp_path):
