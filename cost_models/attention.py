@@ -37,6 +37,8 @@ from cost_models.ops import AttentionOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators import attention as gen
+from generators import attention_units as units
+from generators.attention_units import index_bits, staged_bits
 from generators import fixed_softmax as fx
 from generators.attention import AttentionParams
 from generators.widths import bits_for, ceil_div
@@ -67,25 +69,7 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     """Parameter columns plus every derived width the RTL uses."""
     if isinstance(points, AttentionParams):
         points = [points]
-    col = dict(points) if isinstance(points, Mapping) else AttentionParams.columns(points)
-    c = {k: np.asarray(v).astype(np.int64) for k, v in col.items()}
-    c["valid"] = AttentionParams.valid_columns(col)
-    lanes = np.maximum(c["lanes"], 1)
-    c["chunks"] = c["head_dim"] // lanes
-    c["pwl"] = c["exp"] == gen.PWL_CODE
-    c["two_pass"] = c["softmax"] == gen.TWO_PASS_CODE
-    c["shift"] = c["rescale"] == gen.SHIFT_RESCALE
-    c["raw_bits"] = fx.raw_score_bits(c["head_dim"], c["q_bits"], c["k_bits"])
-    c["y_bits"] = fx.score_bits(c["head_dim"], c["q_bits"], c["k_bits"], c["scale_frac"], c["score_frac"])
-    c["m_bits"] = fx.max_bits(c["y_bits"])
-    c["l_bits"] = fx.denominator_bits(c["max_seq_len"], c["prob_frac"])
-    c["acc_bits"] = fx.acc_bits(c["max_seq_len"], c["prob_frac"], c["v_bits"])
-    c["out_bits"] = fx.out_bits(c["v_bits"], c["out_frac"])
-    c["max_blocks"] = ceil_div(c["max_seq_len"], c["kv_block"])
-    c["slot"] = gen.slot_cycles(c["kv_block"], c["chunks"], lanes, c["pwl"], c["pipeline"])
-    c["recip"] = gen.recip_latency(c["l_bits"], c["recip_bits"])
-    c["out_latency"] = gen.output_latency(c["pipeline"])
-    return c
+    return gen.derived(dict(points) if isinstance(points, Mapping) else AttentionParams.columns(points))
 
 
 # ---------------------------------------------------------------------- cycles (exact)
@@ -98,7 +82,7 @@ def run_cycles(c: Mapping[str, np.ndarray], n) -> np.ndarray:
     """Cycles from the accepted ``start`` to ``done`` (= the last O beat) for ``n`` keys."""
     n = np.asarray(n, dtype=np.int64)
     load = np.maximum(c["q_rows"], np.minimum(c["kv_block"], n)) * c["chunks"]
-    rows = c["q_rows"] * (c["recip"] + 1 + c["chunks"] + gen.fanout_copies(c["lanes"], c["pipeline"]))
+    rows = c["q_rows"] * (c["recip"] + 1 + c["chunks"] + units.fanout_copies(c["lanes"], c["pipeline"]))
     return 1 + load + slots(c, n) * c["slot"] + rows + c["out_latency"]
 
 
@@ -135,22 +119,7 @@ def op_cycles(c: Mapping[str, np.ndarray], op: AttentionOp) -> dict[str, np.ndar
 # ---------------------------------------------------------------------- memories
 def memories(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(width, rows) of every memory the RTL instantiates."""
-    lanes, rows, chunks, bc = c["lanes"], c["q_rows"], c["chunks"], c["kv_block"]
-    depth = gen.mem_depth
-    s_rows = np.where(c["two_pass"], rows * c["max_blocks"] * bc, 2 * bc)
-    rom_width = fx.coef_frac(c["prob_frac"]) + 1
-    rom_rows = depth(1 << c["exp_index_bits"])
-    return {
-        "q_buf": (lanes * c["q_bits"], depth(rows * chunks)),
-        "k_buf": (lanes * c["k_bits"], depth(2 * bc * chunks)),
-        "v_buf": (lanes * c["v_bits"], depth(2 * bc * chunks)),
-        "s_buf": (c["y_bits"] + 1, depth(s_rows)),
-        "m_state": (c["m_bits"], depth(rows)),
-        "l_state": (c["l_bits"], depth(rows)),
-        "acc": (lanes * c["acc_bits"], depth(rows * chunks)),
-        "rom_a": (rom_width, rom_rows),                      # exp2 chords' offsets (or the table)
-        "rom_b": (np.where(c["pwl"], rom_width, 0), rom_rows),  # ... and slopes (pwl only)
-    }
+    return gen.memory_plan(c)
 
 
 def buffer_bits(c: Mapping[str, np.ndarray], mems=None) -> dict[str, np.ndarray]:
@@ -210,77 +179,37 @@ def products(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndar
     }
 
 
-def _tree_registers(lanes: int) -> int:
-    """Registers :func:`hw.softmax.adder_tree` places for ``lanes`` inputs (output included)."""
-    count, depth, level = 1, 0, lanes
-    while level > 1:
-        level, depth = -(-level // 2), depth + 1
-        if depth % 2 == 0 and level > 1:
-            count += level
-    return count
-
-
-def _index(n) -> np.ndarray:
-    """Width of an ``index_shape(n)`` signal."""
-    return bits_for(np.maximum(n, 2))
-
-
-def _staged(a_bits, b_bits) -> np.ndarray:
-    """Register bits of :func:`hw.softmax.staged_product`."""
-    out = a_bits + b_bits + 1
-    split = (a_bits - 17 + b_bits + 1) + (17 + b_bits)
-    return out + np.where(a_bits <= 18, out, split)
-
-
 def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Flip-flop bits of the generated RTL, unit by unit (memory read ports included)."""
-    lanes, chunks, bc, rows = c["lanes"], c["chunks"], c["kv_block"], c["q_rows"]
-    qb, kb, vb, pf, sf = c["q_bits"], c["k_bits"], c["v_bits"], c["prob_frac"], c["score_frac"]
-    raw, y, mb, lb, ab, ob, rb = (c["raw_bits"], c["y_bits"], c["m_bits"], c["l_bits"], c["acc_bits"],
-                                  c["out_bits"], c["recip_bits"])
+    """Flip-flop bits of the generated RTL, unit by unit (memory read ports included): the slot
+    controller, QK and PV units state theirs (``generators.attention_units``)."""
+    lanes, chunks, rows = c["lanes"], c["chunks"], c["q_rows"]
+    pf, sf = c["prob_frac"], c["score_frac"]
+    lb, ab, ob, rb = c["l_bits"], c["acc_bits"], c["out_bits"], c["recip_bits"]
     piped = c["pipeline"] >= 1
-    tl = gen.tree_latency(lanes)
-    lat_s, lat_r = gen.prescale_latency(c["pipeline"]), gen.rescale_latency(c["pipeline"])
-    e_lat = gen.exp_latency(c["pwl"], c["pipeline"])
-    tree = np.vectorize(_tree_registers)(lanes) * raw
-    q_tag = 4 + _index(bc)
-    scaled = np.where(lat_s == 2, _staged(raw, fx.SCALE_BITS), raw + fx.SCALE_BITS + 1)
-    qk = (2 * lanes * (qb + kb) + tree + q_tag * (3 + tl + 1 + lat_s + 1) + raw + scaled + y
-          + 6 * mb + 1)
     cf = fx.coef_frac(pf)
     frac = fx.exp_frac(c["pwl"], pf, sf) + 2
     cap = bits_for(fx.exp_shift_cap(pf) + 1)
     rem = np.maximum(sf - c["exp_index_bits"], 1)
-    exp = (3 * cap + _index(1 << c["exp_index_bits"]) + 2 * rem + frac + (pf + 3) + (pf + 1)
+    exp = (3 * cap + index_bits(1 << c["exp_index_bits"]) + 2 * rem + frac + (pf + 3) + (pf + 1)
            + (cf + 1) * np.where(c["pwl"], 2, 1)
            + np.where(c["pwl"] & piped, (cf + 1) + rem + (cf + 1) + cap, 0)
            + np.where(c["pipeline"] >= 2, frac + cap, 0))
-    p_tag = 4 + _index(chunks)
-    in_reg = lat_r == 3
-    rescale_lane = np.where(c["shift"], ab * lat_r, np.where(lat_r >= 2, _staged(ab, pf + 1) + in_reg * ab, ab))
-    rescale_l = np.where(c["shift"], lb * lat_r, np.where(lat_r >= 2, _staged(lb, pf + 1) + in_reg * lb, lb))
-    alpha_copies = np.where(lat_r >= 2, np.minimum(gen.fanout_copies(lanes + 1, c["pipeline"]), bc + 1), 0)
-    r_copies = gen.fanout_copies(lanes, c["pipeline"])
-    pv = ((mb + 1) + (pf + 1) + bits_for(ab + 1) + lb + (1 + e_lat) + p_tag * (2 + e_lat + 3 + lat_r)
-          + lanes * vb * (2 + e_lat) + 2 * (pf + 1) + lanes * (pf + vb + 2) + lanes * ab + lb
-          + lanes * rescale_lane + rescale_l + lanes * ab * lat_r + lb * lat_r + alpha_copies * (pf + 1))
+    r_copies = units.fanout_copies(lanes, c["pipeline"])
     prod_bits = ab + rb + 2
-    o_prod = np.where(piped, _staged(ab, rb + 1) + (c["pipeline"] >= 2) * ab, prod_bits)
+    o_prod = np.where(piped, staged_bits(ab, rb + 1) + (c["pipeline"] >= 2) * ab, prod_bits)
     out = (lanes * (o_prod + prod_bits + ob) + np.where(piped, lanes * (ob + 4) + 4, 0) + 8
-           + r_copies * (rb + 1) + bits_for(rb + lb + 1) + 3 + _index(rows) + _index(chunks) + 7
+           + r_copies * (rb + 1) + bits_for(rb + lb + 1) + 3 + index_bits(rows) + index_bits(chunks) + 7
            + 2 * lb + 1 + bits_for(lb) + bits_for(gen.recip_latency(lb, rb) + 1) + (rb + 1))
-    read_ports = lanes * (qb + kb + vb + ab) + (y + 1) + mb + lb
+    read_ports = lanes * (c["q_bits"] + c["k_bits"] + c["v_bits"] + ab) + (c["y_bits"] + 1) + c["m_bits"] + lb
     blocks = bits_for(c["max_blocks"] + 1)
     keys = bits_for(c["max_seq_len"] + 1)
-    loaders = (2 * (keys + _index(chunks) + _index(bc) + _index(bc * chunks) + 1 + blocks)
-               + (bits_for(rows + 1) + _index(chunks) + _index(rows) + _index(rows * chunks) + 1 + 2))
-    key_span = bits_for(c["max_blocks"] * bc + 1)
-    s_span = _index(np.where(c["two_pass"], rows * c["max_blocks"] * bc, 2 * bc))
-    control = (keys + fx.SCALE_BITS + np.where(c["causal"], _index(c["max_seq_len"]), 0)
-               + 2 * blocks + 7 + bits_for(c["slot"]) + 2 * blocks + 2 * _index(rows) + 2 * key_span
-               + 2 * _index(rows * chunks) + 2 * s_span + 2 + 2 * _index(bc) + 2 * _index(chunks)
-               + 2 * _index(2 * bc * chunks) + 2 + loaders)
-    return {"qk": qk, "exp": exp, "pv": pv, "normalise": out, "read_ports": read_ports, "control": control}
+    bc = c["kv_block"]
+    loaders = (2 * (keys + index_bits(chunks) + index_bits(bc) + index_bits(bc * chunks) + 1 + blocks)
+               + (bits_for(rows + 1) + index_bits(chunks) + index_bits(rows) + index_bits(rows * chunks) + 1 + 2))
+    run = keys + fx.SCALE_BITS + np.where(c["causal"], index_bits(c["max_seq_len"]), 0)
+    return {"slots": units.SlotController.register_bits(c), "qk": units.QKUnit.register_bits(c), "exp": exp,
+            "pv": units.PVUnit.register_bits(c), "normalise": out, "read_ports": read_ports,
+            "control": run + loaders}
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],

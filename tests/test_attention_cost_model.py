@@ -90,3 +90,27 @@ def test_a_bad_configuration_names_the_field():
         AttentionParams(exp_index_bits=9, score_frac=8)
     with pytest.raises(ValueError, match="attention.kv_heads must divide heads"):
         AttentionOp(batch=1, heads=6, kv_heads=4, n_q=1, n_kv=8, head_dim=8, causal=False)
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=config_id)
+def test_each_unit_holds_the_register_bits_it_states(params):
+    """The slot controller, QK and PV units (with its exp unit) state their flip-flop bits,
+    which the cost model reads; each unit's own Verilog holds exactly that many."""
+    from amaranth.back import verilog
+
+    from generators.attention_units import PVUnit, QKUnit, SlotController
+
+    regs = model.register_bits(model.prepare(params))
+    for unit, stated in ((SlotController, regs["slots"]), (QKUnit, regs["qk"]), (PVUnit, regs["pv"] + regs["exp"])):
+        text = verilog.convert(unit(params), name="unit", emit_src=False)
+        assert flop_bits(text, "unit") == int(stated[0]), unit.__name__
+
+
+def test_the_slot_is_as_long_as_the_slower_unit_needs():
+    from generators.attention_units import PVUnit, QKUnit, SlotController
+
+    for params in CONFIGS:
+        issue = params.kv_block * params.chunks
+        tails = (int(QKUnit.tail(params.lanes, params.pipeline)), int(PVUnit.tail(params.pwl, params.pipeline)))
+        assert params.slot_cycles == issue + max(tails) + 1 == int(SlotController.cycles(
+            params.kv_block, params.chunks, params.lanes, params.pwl, params.pipeline))
