@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= auto
 export ACCELFORGE_CACHE ?= $(CURDIR)/.cache/accelforge
 
-.PHONY: all venv postgres demo test regress lint bench clean
+.PHONY: all venv postgres iverilog demo test regress lint bench clean
 
 all: test
 
@@ -25,13 +25,20 @@ postgres:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
+# The four-state simulator the benches also run on; Debian's package is installed only if missing.
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "installing Debian's iverilog for the four-state simulation tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq iverilog >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/python -m dse.demo --out out/demo
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres iverilog
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
-regress: $(STAMP) postgres
+regress: $(STAMP) postgres iverilog
 	$(BIN)/python -m pytest -n $(JOBS) -q --regress
 
 bench: $(STAMP)

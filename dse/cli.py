@@ -234,8 +234,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     params = _params(family, args.set)
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {args.seed}")
-    with _status(f"verifying {family.name} {params.digest()} on Verilator", args.json):
-        results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves)]
+    with _status(f"verifying {family.name} {params.digest()} on {args.simulator}", args.json):
+        results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves,
+                                                             simulator=args.simulator)]
     passed = all(r.passed for _, _, r in results)
     if args.json:
         documents = [{"family": e.name, "params": p.to_dict(), "hash": p.digest(), "seed": args.seed,
@@ -557,10 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload_args(p)
     p.set_defaults(func=cmd_estimate)
 
-    p = sub.add_parser("verify", help="simulate one design with cocotb on Verilator")
+    p = sub.add_parser("verify", help="simulate one design with cocotb on Verilator or Icarus")
     _add_design_args(p)
     p.add_argument("--seed", type=int, default=1, help="random seed of the testbench")
     p.add_argument("--waves", action="store_true", help="dump a VCD of the run")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="verilator (two-state, default) or icarus (four-state: an X on a sampled "
+                        "output fails the test)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("synth", help="synthesize one design (Yosys/nextpnr), measured vs predicted")

