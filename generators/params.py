@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import enum
 import hashlib
 import json
@@ -229,6 +230,11 @@ class Params:
     # ------------------------------------------------------------------ introspection
     @classmethod
     def fields(cls) -> tuple[ParamInfo, ...]:
+        """The declared fields, in order (worked out once per class: type hints are slow)."""
+        return _fields_of(cls)
+
+    @classmethod
+    def _declared_fields(cls) -> tuple[ParamInfo, ...]:
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
@@ -308,3 +314,8 @@ class Params:
     def top_name(self) -> str:
         """Verilog module name: derived from family and hash only, never from user text."""
         return f"af_{self.family}_{self.digest()}"
+
+
+@functools.lru_cache(maxsize=None)
+def _fields_of(cls: type) -> tuple[ParamInfo, ...]:
+    return cls._declared_fields()
