@@ -5,6 +5,9 @@ output stream, one clock at a time: inputs are written after the falling
 edge and outputs sampled in the ReadOnly phase that follows, and a
 transfer counts on every stream where valid and ready were both high.
 Gaps on the inputs and backpressure on the output come from a seeded PRNG.
+Inputs that must be ignored carry random junk (a second PRNG, so the gap pattern is the
+same): the run length and held arguments while ``start`` is low, a payload while its
+``valid`` is low; an engine that reads them early or late fails the check.
 Cycle figures count rising edges from the edge that accepted ``start``.
 """
 from __future__ import annotations
@@ -40,10 +43,14 @@ class LockStepHost:
         self.held = tuple(held)              # further input ports the caller drives with start
         self.length = length_port            # the run-length input sampled with start
         self.prng = random.Random(seed)
+        self.junk = random.Random(seed ^ 0x5EED)
         self.cycle = 0
 
     def _port(self, stream: str, name: str):
         return getattr(self.dut, f"{stream}__{name}")
+
+    def _junk(self, handle) -> None:
+        handle.value = self.junk.getrandbits(len(handle))
 
     def sample(self, handle, name: str) -> int:
         """An output's value as an integer; an X or Z (a four-state simulator shows what a
@@ -85,12 +92,18 @@ class LockStepHost:
                 if not offered[i] and index[i] < len(beats[i]) and self.prng.random() >= self.gaps[i]:
                     offered[i] = True
                     self._port(stream, "payload").value = beats[i][index[i]]
+                elif not offered[i]:
+                    self._junk(self._port(stream, "payload"))
                 self._port(stream, "valid").value = int(offered[i])
             want_start = started < len(ks)
             dut.start.value = int(want_start)
-            getattr(dut, self.length).value = ks[started] if want_start else 0
-            if want_start and on_start is not None:
-                on_start(started)
+            if want_start:
+                getattr(dut, self.length).value = ks[started]
+                if on_start is not None:
+                    on_start(started)
+            else:
+                for name in (self.length, *self.held):
+                    self._junk(getattr(dut, name))
             out_ready = self.prng.random() >= self.stall
             self._port(self.output, "ready").value = int(out_ready)
 

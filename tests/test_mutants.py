@@ -1,0 +1,33 @@
+"""Mutation testing's machinery, and a small sample of it: a fault each bench must catch."""
+from __future__ import annotations
+
+import pytest
+
+from dse.families import FAMILIES
+from generators.artifact import render
+from verif.mutants import Mutant, run_mutant, sample, sites, small_design
+
+ENGINES = [f for f in FAMILIES.values() if f.testbench]
+
+
+@pytest.mark.parametrize("family", ENGINES, ids=lambda f: f.name)
+def test_every_family_offers_each_kind_of_mutant_and_each_changes_one_line(family):
+    verilog = render(small_design(family), family.build).verilog
+    mutants = list(sites(verilog))
+    assert {m.kind for m in mutants} == {"operator", "constant", "invert"}
+    for m in sample(verilog, 20, 0):
+        changed = [a != b for a, b in zip(verilog.splitlines(), m.apply(verilog).splitlines(), strict=True)]
+        assert sum(changed) == 1, m.describe()
+
+
+@pytest.mark.parametrize("family", ENGINES, ids=lambda f: f.name)
+def test_the_bench_kills_an_inverted_handshake_and_passes_the_design_itself(family):
+    """Handing a tile on without ``done`` (``load = ~(done)``, or the first inverted condition)
+    must fail the bench; the same runner on the unmutated design must pass it."""
+    artifact = render(small_design(family), family.build)
+    inverted = [m for m in sites(artifact.verilog) if m.kind == "invert"]
+    handshake = next((m for m in inverted if "load = ~(done)" in m.after), inverted[0])
+    assert run_mutant(artifact, family.testbench, handshake).verdict == "killed", handshake.describe()
+    if family.name == "systolic":                     # one false-kill check is enough
+        same = Mutant("none", handshake.line, handshake.before, handshake.before)
+        assert run_mutant(artifact, family.testbench, same).verdict == "survived"
