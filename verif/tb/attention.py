@@ -75,7 +75,7 @@ class Host(LockStepHost):
         held = ("scale", "q_pos") if params.causal else ("scale",)
         super().__init__(dut, inputs=("q_stream", "k_stream", "v_stream"), output="o_stream",
                          rows_per_tile=params.q_rows * params.chunks, seed=seed, gaps=(gap, gap, gap),
-                         stall=stall, held=held, length_port="n")
+                         stall=stall, held=held, length_port="n", maximum=params.max_seq_len)
         self.p = params
 
     async def execute(self, runs: list[Run]) -> tuple[list[Timing], list[float]]:

@@ -36,12 +36,13 @@ class LockStepHost:
 
     def __init__(self, dut, *, inputs: tuple[str, ...], output: str, rows_per_tile: int, seed: int,
                  gaps: tuple[float, ...] | None = None, stall: float = 0.0,
-                 held: Sequence[str] = (), length_port: str = "k"):
+                 held: Sequence[str] = (), length_port: str = "k", maximum: int | None = None):
         self.dut = bench_dut(dut)
         self.inputs, self.output, self.rows = inputs, output, rows_per_tile
         self.gaps, self.stall = gaps or (0.0,) * len(inputs), stall
         self.held = tuple(held)              # further input ports the caller drives with start
         self.length = length_port            # the run-length input sampled with start
+        self.maximum = maximum               # the longest run a start may ask for
         self.prng = random.Random(seed)
         self.junk = random.Random(seed ^ 0x5EED)
         self.cycle = 0
@@ -72,6 +73,24 @@ class LockStepHost:
         self._port(self.output, "ready").value = 0
         await ClockCycles(dut.clk, 3)
         dut.rst.value = 0
+        if self.maximum is not None:
+            await self.offer_refused_starts()
+
+    async def offer_refused_starts(self) -> None:
+        """A start asking for no run (length 0) or a longer one than the engine takes (where the
+        port can carry it) is ignored: the engine stays idle."""
+        dut = self.dut
+        port = getattr(dut, self.length)
+        for length in (0, self.maximum + 1):
+            if length >= 1 << len(port):
+                continue
+            await FallingEdge(dut.clk)
+            dut.start.value, port.value = 1, length
+            await ReadOnly()
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            await ReadOnly()
+            assert not self.sample(dut.busy, "busy"), f"a start with {self.length} = {length} was accepted"
 
     async def run(self, ks: Sequence[int], beats: Sequence[Sequence[int]], limit: int,
                   on_start: Callable[[int], None] | None = None) -> list[Timing]:

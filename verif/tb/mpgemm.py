@@ -69,7 +69,7 @@ class Host(LockStepHost):
                  a_gap: float = 0.0, w_gap: float = 0.0, y_stall: float = 0.0):
         super().__init__(dut, inputs=("a_stream", "w_stream"), output="y_stream", rows_per_tile=params.m_tile,
                          seed=seed, gaps=(a_gap, w_gap), stall=y_stall,
-                         held=("zero_point",) if params.has_zero_point else ())
+                         held=("zero_point",) if params.has_zero_point else (), maximum=params.k_max)
         self.fam, self.p = fam, params
 
     async def execute(self, runs: list[Run]) -> list[Timing]:

@@ -38,7 +38,7 @@ class Host(LockStepHost):
     def __init__(self, dut, params: SystolicParams, *, seed: int,
                  a_gap: float = 0.0, b_gap: float = 0.0, c_stall: float = 0.0):
         super().__init__(dut, inputs=("a_stream", "b_stream"), output="c_stream", rows_per_tile=params.rows,
-                         seed=seed, gaps=(a_gap, b_gap), stall=c_stall)
+                         seed=seed, gaps=(a_gap, b_gap), stall=c_stall, maximum=params.k_max)
         self.p = params
 
     async def execute(self, runs: list[Run]) -> list[Timing]:
