@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"best of {args.designs:,} random accelerators per row (seed {args.seed}), fitting the device\n")
-    print(f"| system | model, phase | published | ours (predicted) | roofline | our design |")
-    print(f"| --- | --- | --- | --- | --- | --- |")
+    print("| system | model, phase | published | ours (predicted) | roofline | our design |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for case in SYSTEMS:
         workload, design, m, fitting = best_design(case, args.designs, args.seed)
         unit = "tokens/s" if case.figure == "tokens_per_s" else "s TTFT"

@@ -25,7 +25,7 @@ def rollup(estimate: Callable[..., dict[str, np.ndarray]], op_type: type, family
         raise ValueError(f"workload {workload.name} has no {op_type.label} for {family}")
     bandwidth = target.offchip_gbytes_s * 1e9
     latency = energy = compute = offchip = 0.0
-    resources = None
+    resources, valid = None, True
     for op, count in ops:
         est = estimate(columns, op, target)
         if resources is None:
@@ -39,7 +39,7 @@ def rollup(estimate: Callable[..., dict[str, np.ndarray]], op_type: type, family
         compute = compute + count * t_compute
         energy = energy + count * e_op
         offchip = offchip + count * est["offchip_bytes"]
-        valid = est["valid"] if resources is est else valid & est["valid"]
+        valid = valid & est["valid"]
     assert resources is not None
     out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "area_transistors", "fmax_mhz",
                                      "clock_mhz", "fits")}

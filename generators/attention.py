@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,7 +46,6 @@ from generators import fixed_softmax as fx
 from generators.lanes import pack_lanes, unpack_lanes
 from generators.params import Params, Rule, bool_field, choice_field, int_field
 from generators.widths import bits_for, ceil_div
-from hw import index_shape
 from hw.block_loader import BlockLoader
 from hw.run_control import RunSignature
 from hw.softmax import RowNormaliser

@@ -13,7 +13,7 @@ import pytest
 
 from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, get_family
-from dse.workloads import MODELS, PRESET_PHASES, load, preset_names
+from dse.workloads import load, preset_names
 from generators.accelerator import AcceleratorParams, GemmKind, build
 from generators.artifact import render, write
 from verif.verilator import lint

@@ -457,7 +457,7 @@ def test_each_distinct_design_is_priced_once(tmp_path, monkeypatch):
 
 def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     """The reader is gone before the command writes (`| true`), as `| head -1` can be."""
-    for command in ("params attention", f"estimate systolic --json"):
+    for command in ("params attention", "estimate systolic --json"):
         proc = subprocess.run(["bash", "-c", f"{sys.executable} -m dse.cli {command} | true"],
                               capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
