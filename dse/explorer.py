@@ -170,9 +170,7 @@ class Explorer:
             metrics = evaluate(self.family, self.space.columns([dict(k) for k in new]), self.workload, self.target)
             cons = constraint_values(metrics, self.target)
             for i, key in enumerate(new):
-                kept = {k: _py(np.asarray(metrics[k])[i] if np.ndim(metrics[k]) else metrics[k])
-                        for k in KEPT_METRICS if k in metrics}
-                self._priced[key] = Priced(kept, [float(c) for c in cons[i]],
+                self._priced[key] = Priced(_kept(metrics, i), [float(c) for c in cons[i]],
                                            [float(np.asarray(metrics[o.column])[i]) for o in self.objectives])
         return [self._priced[k] for k in keys]
 
@@ -240,8 +238,7 @@ class Explorer:
             new.append(optuna.trial.create_trial(
                 params=params, distributions=dists, values=[float(v) for v in values[i]],
                 system_attrs={CONSTRAINTS_ATTR: [float(c) for c in cons[i]]},
-                user_attrs={"exhaustive": True, "origin": f"grid:{i}",
-                            "metrics": {k: _py(metrics[k][i]) for k in KEPT_METRICS if k in metrics}}))
+                user_attrs={"exhaustive": True, "origin": f"grid:{i}", "metrics": _kept(metrics, i)}))
         store_batch(study, new)
         study.set_user_attr("grid_points", int(len(feasible)))
         study.set_user_attr("grid_feasible", int(feasible.sum()))
@@ -319,6 +316,12 @@ def _worker(cfg: dict[str, Any], quota: int, seed: int, parent: int) -> None:
 
         threading.Thread(target=watch, daemon=True).start()
         explorer.run_quota(quota, seed)
+
+
+def _kept(metrics: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Design ``i``'s metrics as a trial stores them (KEPT_METRICS, JSON-ready)."""
+    return {k: _py(np.asarray(metrics[k])[i] if np.ndim(metrics[k]) else metrics[k])
+            for k in KEPT_METRICS if k in metrics}
 
 
 def _design_key(row: Mapping[str, Any]) -> tuple:

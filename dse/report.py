@@ -20,7 +20,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from cost_models.coefficients import calibration_status
-from dse.evaluate import pareto_mask
+from dse.evaluate import OBJECTIVES, pareto_mask
 from dse.explorer import Explorer, public_url
 from generators.artifact import write_atomic, write_if_changed
 
@@ -87,10 +87,7 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
                         edgecolors="black", linewidths=0.5, label="Pareto front", zorder=3)
     if color is not None:
         fig.colorbar(points, ax=ax, label=_label(explorer, objs[2]))
-    for axis, values in (("x", frame[x_obj.column]), ("y", frame[y_col])):
-        positive = values[values > 0]
-        if len(positive) and positive.max() / positive.min() > 100:
-            getattr(ax, f"set_{axis}scale")("log")
+    _log_where_wide(ax, frame[x_obj.column], frame[y_col])
     ax.set_xlabel(_label(explorer, x_obj))
     ax.set_ylabel(_label(explorer, y_obj) if y_obj else "area")
     cfg = explorer.cfg
@@ -100,16 +97,25 @@ def _plot(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Pa
     _save(fig, path)
 
 
+def _wide(values) -> bool:
+    """Whether the positive ``values`` span more than two decades (a log scale reads them)."""
+    positive = values[values > 0]
+    return bool(len(positive)) and positive.max() / positive.min() > 100
+
+
+def _log_where_wide(ax, x, y) -> None:
+    for axis, values in (("x", x), ("y", y)):
+        if _wide(values):
+            getattr(ax, f"set_{axis}scale")("log")
+
+
 def _color_norm(values):
-    """A log colour scale where the coloured objective spans more than two decades."""
+    """A log colour scale where the coloured objective (all positive) spans more than two decades."""
     from matplotlib.colors import LogNorm
 
-    if values is None or len(values) == 0:
+    if values is None or len(values) == 0 or not (values > 0).all() or not _wide(values):
         return None
-    positive = values[values > 0]
-    if len(positive) == len(values) and positive.max() / positive.min() > 100:
-        return LogNorm(positive.min(), positive.max())
-    return None
+    return LogNorm(values.min(), values.max())
 
 
 def _tradeoffs(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
@@ -121,7 +127,7 @@ def _tradeoffs(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, pat
     import matplotlib.pyplot as plt
 
     good = frame[frame["feasible"]]
-    area_label = f"area ({explorer.target.area_label})"
+    area_label = _label(explorer, OBJECTIVES["area"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, (x, y, xlabel, ylabel) in zip(axes, (
             ("area", "tokens_per_s", area_label, "tokens/s"),
@@ -129,10 +135,7 @@ def _tradeoffs(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, pat
         ax.scatter(good[x], good[y], s=8, color="#b0b0b0", label="fits the device")
         ax.scatter(front[x], front[y], s=30, color="#2a788e", edgecolors="black", linewidths=0.5,
                    label="Pareto front", zorder=3)
-        for axis, values in (("x", good[x]), ("y", good[y])):
-            positive = values[values > 0]
-            if len(positive) and positive.max() / positive.min() > 100:
-                getattr(ax, f"set_{axis}scale")("log")
+        _log_where_wide(ax, good[x], good[y])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(loc="best", fontsize=8)

