@@ -112,6 +112,8 @@ def _status(message: str, quiet: bool):
 # ---------------------------------------------------------------------- commands
 def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
+    if args.interface == "axi":
+        _check_axi(family)
     target = get_target(args.target)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -133,12 +135,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("--flow vivado needs --part, for example --part xc7a100tcsg324-1")
     if args.part and args.flow != "vivado":
         raise UsageError("--part only applies with --flow vivado")
-    artifact = render(params, family.build, extra={"prediction": _jsonable(prediction)})
+    extra = {"prediction": _jsonable(prediction)}
+    if args.interface == "axi":
+        from generators.axi import render_axi
+        artifact = render_axi(params, family.build, extra)
+    else:
+        artifact = render(params, family.build, extra)
     project = None
     if args.flow == "vivado":
         from flows.vivado import vivado_project
         project = vivado_project(artifact, part=args.part, clock_mhz=args.clock_mhz or 200.0)
     files = write(artifact, out)
+    if args.interface == "axi":
+        from generators.axi import write_register_map
+        files.update(write_register_map(artifact, out))
+    from flows.fusesoc import write_core
+    files["core"] = write_core(artifact, out, **({"part": args.part} if args.part else {}))
     if project is not None:
         from flows.vivado import write_vivado
         files.update(write_vivado(project, artifact, out))
@@ -148,6 +160,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"{artifact.top}: wrote " + ", ".join(str(p) for p in files.values()))
     return 0
+
+
+def _check_axi(family: Family) -> None:
+    if family.parts is not None:
+        raise UsageError(f"--interface axi wraps one engine; {family.name} composes several, so wrap "
+                         f"its engines one by one (accelforge generate <engine family> --interface axi)")
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -228,15 +246,20 @@ def _model_notes(info: dict[str, Any]) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dse.verify import verify_parts
+    from dse.verify import verify, verify_parts
 
     family = get_family(args.family)
     params = _params(family, args.set)
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {args.seed}")
     with _status(f"verifying {family.name} {params.digest()} on {args.simulator}", args.json):
-        results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves,
-                                                             simulator=args.simulator)]
+        if args.interface == "axi":
+            _check_axi(family)
+            results = [(family, params, verify(family, params, seed=args.seed, waves=args.waves,
+                                               simulator=args.simulator, interface="axi"))]
+        else:
+            results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves,
+                                                                 simulator=args.simulator)]
     passed = all(r.passed for _, _, r in results)
     if args.json:
         documents = [{"family": e.name, "params": p.to_dict(), "hash": p.digest(), "seed": args.seed,
@@ -358,7 +381,7 @@ def _default_coeff_file(family: Family) -> Path:
 
 def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool) -> dict[str, list]:
     """Verify and/or synthesize the best designs; predicted against measured."""
-    from dse.verify import verify_parts
+    from dse.verify import verify, verify_parts
     from flows.synth import SYNTH_TARGETS, make_job, run_job
     from flows.tools import FlowError
     from verif.runner import cache_root
@@ -540,6 +563,10 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_interface_arg(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--interface", choices=("engine", "axi"), default="engine", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="accelforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -551,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow", choices=["vivado"], help="also write a Vivado project script and XDC")
     p.add_argument("--part", help="Xilinx part for --flow vivado, e.g. xc7a100tcsg324-1")
     p.add_argument("--clock-mhz", type=float, help="clock constraint for --flow vivado (default 200)")
+    _add_interface_arg(p, "the engine's own ports, or an AXI wrapper (AXI4-Stream data, AXI4-Lite "
+                          "registers; also writes the register map as <top>_regs.h and <top>_regs.py)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("estimate", help="print the cost model's PPA for one design")
@@ -565,6 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="verilator (two-state, default) or icarus (four-state: an X on a sampled "
                         "output fails the test)")
+    _add_interface_arg(p, "the engine's own bench, or the AXI wrapper's bench (cocotbext-axi through "
+                          "the Python driver; the wrapper's latency held exact)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("synth", help="synthesize one design (Yosys/nextpnr), measured vs predicted")

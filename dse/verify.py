@@ -11,8 +11,11 @@ from typing import Any
 
 from dse.families import Family
 from generators.artifact import render
+from generators.axi import DONE_LATENCY, START_LATENCY, render_axi
 from generators.params import Params
 from verif.runner import SimResult, run
+
+AXI_TESTBENCH = "verif.tb.axi"
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,34 @@ def cycle_checks(family: Family, params: Params, records: list[dict[str, Any]]) 
     return checks
 
 
+def axi_checks(family: Family, params: Params, records: list[dict[str, Any]]) -> list[CycleCheck]:
+    """The AXI bench's figures: the engine's start-to-last-beat cycles (its cost model) plus the
+    wrapper's start latency, and the wrapper's done latency; exact (the bench does not stall)."""
+    checks = []
+    for record in records:
+        engine = family.record_model(params, record)
+        last = next(v for k, v in engine.items() if k.startswith("start_to_last"))
+        for figure, model in (("write_to_last_beat", START_LATENCY + last), ("last_beat_to_irq", DONE_LATENCY)):
+            checks.append(CycleCheck(test=record["test"], figure=figure, measured=int(record[figure]),
+                                     model=int(model), exact=True))
+    return checks
+
+
 def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
-           testcase: str | None = None, run_dir: Path | None = None, simulator: str = "verilator") -> Verification:
+           testcase: str | None = None, run_dir: Path | None = None, simulator: str = "verilator",
+           interface: str = "engine") -> Verification:
+    """Simulate ``params`` on its family's bench (``interface="engine"``), or wrapped in AXI on the
+    AXI bench through the host driver (``"axi"``), and hold the cycles against the model."""
+    if interface == "axi":
+        artifact = render_axi(params, family.build)
+        cls = family.params
+        context = {"cases": family.testbench, "params_class": f"{cls.__module__}:{cls.__qualname__}",
+                   "axi": artifact.extra["axi"]}
+        sim = run(artifact, AXI_TESTBENCH, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
+                  simulator=simulator, context=context)
+        return Verification(sim=sim, checks=axi_checks(family, params, sim.records))
+    if interface != "engine":
+        raise ValueError(f"interface must be 'engine' or 'axi', not {interface!r}")
     artifact = render(params, family.build)
     sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
               simulator=simulator)

@@ -228,8 +228,9 @@ class AttentionEngine(wiring.Component):
 
     def __init__(self, params: AttentionParams):
         self.params = p = params
+        self.run_protocol, self.beats_per_run = RunSignature("n", p.max_seq_len), p.q_rows * p.chunks
         signature = {
-            **RunSignature("n", p.max_seq_len).members,
+            **self.run_protocol.members,
             "scale": In(unsigned(fx.SCALE_BITS)),
             "q_stream": In(stream.Signature(data.ArrayLayout(signed(p.q_bits), p.lanes))),
             "k_stream": In(stream.Signature(data.ArrayLayout(signed(p.k_bits), p.lanes))),
@@ -259,7 +260,7 @@ class AttentionEngine(wiring.Component):
         n_run, scale_run = Signal.like(self.n), Signal.like(self.scale)
         qpos_run = Signal(range(max(p.max_seq_len, 2)))
         accept, begin = Signal(), Signal()
-        m.d.comb += accept.eq(RunSignature("n", p.max_seq_len).accepts(self))
+        m.d.comb += accept.eq(self.run_protocol.accepts(self))
         with m.If(accept):
             m.d.sync += [n_run.eq(self.n), scale_run.eq(self.scale)]
             if p.causal:

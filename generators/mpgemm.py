@@ -152,8 +152,9 @@ class MpGemmEngine(wiring.Component):
         self._acc_bits = acc_bits
         self._rowsum = rowsum
         self._tile_zero_point = tile_zero_point
+        self.run_protocol, self.beats_per_run = RunSignature("k", p.k_max), p.m_tile
         signature = {
-            **RunSignature("k", p.k_max).members,
+            **self.run_protocol.members,
             "a_stream": In(stream.Signature(a_payload)),
             "w_stream": In(stream.Signature(data.ArrayLayout(unsigned(w_lane_bits), p.n_tile))),
             "y_stream": Out(stream.Signature(data.ArrayLayout(signed(p.out_bits), p.n_tile))),
@@ -201,7 +202,7 @@ class MpGemmEngine(wiring.Component):
         k_left = Signal(range(p.k_max + 1))             # activations not yet taken
         pass_index = Signal(range(max(p.passes, 2)))
 
-        accept, handoff = run_handshake(m, self, p.k_max, drain)
+        accept, handoff = run_handshake(m, self, drain)
         m.d.comb += [
             *(drain.tile[i].eq(acc[i]) for i in range(p.m_tile)),
             drain.o.ready.eq(self.y_stream.ready),

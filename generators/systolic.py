@@ -111,8 +111,9 @@ class SystolicEngine(wiring.Component):
         p = params
         self._a_shape, self._w_shape = p.shape(p.a_bits), p.shape(p.w_bits)
         self._acc_shape = p.shape(p.acc_width)
+        self.run_protocol, self.beats_per_run = RunSignature("k", p.k_max), p.rows
         super().__init__({
-            **RunSignature("k", p.k_max).members,
+            **self.run_protocol.members,
             "a_stream": In(stream.Signature(data.ArrayLayout(self._a_shape, p.rows))),
             "b_stream": In(stream.Signature(data.ArrayLayout(self._w_shape, p.cols))),
             "c_stream": Out(stream.Signature(data.ArrayLayout(self._acc_shape, p.cols))),
@@ -124,7 +125,7 @@ class SystolicEngine(wiring.Component):
         drain = m.submodules.drain = TileDrain(data.ArrayLayout(self._acc_shape, p.cols), p.rows)
         wiring.connect(m, drain.o, wiring.flipped(self.c_stream))
 
-        accept, handoff = run_handshake(m, self, p.k_max, drain)
+        accept, handoff = run_handshake(m, self, drain)
 
         if p.dataflow is Dataflow.OS:
             self._elaborate_os(m, drain, accept, handoff)

@@ -44,16 +44,16 @@ class RunSignature(wiring.Signature):
         return f"RunSignature({self.length!r}, {self.maximum})"
 
 
-def run_handshake(m: Module, engine, k_max: int, drain: TileDrain) -> tuple[Signal, Signal]:
+def run_handshake(m: Module, engine, drain: TileDrain) -> tuple[Signal, Signal]:
     """Drive ``engine.done`` and ``drain.load``; return (accept, handoff).
 
-    ``engine`` has ``start``, ``k``, ``busy`` and ``done``; the controller
+    ``engine`` speaks its ``run_protocol`` (a :class:`RunSignature`); the controller
     raises ``handoff`` in its hand-off state (see :func:`handoff_state`).
     """
     accept, handoff = Signal(), Signal()
     m.d.comb += [
         engine.done.eq(handoff & drain.empty),
-        accept.eq(RunSignature("k", k_max).accepts(engine)),
+        accept.eq(engine.run_protocol.accepts(engine)),
         drain.load.eq(engine.done),
     ]
     return accept, handoff

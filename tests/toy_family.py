@@ -26,7 +26,7 @@ from generators.params import Params, int_field
 from generators.widths import ceil_div
 from hw.run_control import RunSignature
 from verif.runner import bench_params, bench_report
-from verif.tb.host import LockStepHost
+from verif.tb.host import Case, LockStepHost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +44,9 @@ class ToyParams(Params):
 class ToyEngine(wiring.Component):
     def __init__(self, p: ToyParams):
         self.p = p
+        self.run_protocol, self.beats_per_run = RunSignature("k", p.k_max), 1
         pair = data.StructLayout({"a": signed(p.bits), "w": signed(p.bits)})
-        super().__init__({**RunSignature("k", p.k_max).members,
+        super().__init__({**self.run_protocol.members,
                           "a_stream": In(stream.Signature(pair)),
                           "y_stream": Out(stream.Signature(signed(p.acc_bits)))})
 
@@ -54,7 +55,7 @@ class ToyEngine(wiring.Component):
         acc = Signal(signed(self.p.acc_bits))
         left = Signal.like(self.k)
         accept = Signal()
-        m.d.comb += [accept.eq(RunSignature("k", self.p.k_max).accepts(self)),
+        m.d.comb += [accept.eq(self.run_protocol.accepts(self)),
                      self.y_stream.payload.eq(acc)]
         with m.FSM():
             with m.State("IDLE"):
@@ -103,7 +104,27 @@ def estimate(points, gemm: Gemm, target):
 
 
 def record_model(p: ToyParams, record) -> dict[str, int]:
-    return {"start_to_done": record["k"] + 1}
+    return {"start_to_done": record["k"] + 1, "start_to_last_y": record["k"] + 1}
+
+
+def _pack(p: ToyParams, pairs: np.ndarray) -> list[int]:
+    mask = (1 << p.bits) - 1
+    return [int(a & mask) | int(w & mask) << p.bits for a, w in pairs]
+
+
+def _signed_y(p: ToyParams, beat: int) -> int:
+    return beat - (1 << p.acc_bits) * (beat >> (p.acc_bits - 1))
+
+
+def case(p: ToyParams, rng: np.random.Generator, k: int) -> Case:
+    """A random run for hosts other than the lock-step one (the AXI bench)."""
+    lo, hi = -(1 << (p.bits - 1)), (1 << (p.bits - 1)) - 1
+    pairs = rng.integers(lo, hi + 1, (k, 2))
+    want = int((pairs[:, 0] * pairs[:, 1]).sum())
+
+    def check(tile: list[int]) -> None:
+        assert [_signed_y(p, tile[0])] == [want], (k, tile)
+    return Case(k, {}, {"a_stream": _pack(p, pairs)}, check)
 
 
 def toy_family() -> Family:
@@ -122,12 +143,12 @@ async def runs(dut):
     lo, hi = -(1 << (p.bits - 1)), (1 << (p.bits - 1)) - 1
     ks = [int(rng.integers(1, p.k_max + 1)) for _ in range(6)] + [p.k_max, 1]
     pairs = [rng.integers(lo, hi + 1, (k, 2)) for k in ks]
-    mask = (1 << p.bits) - 1
-    beats = [int(a & mask) | int(w & mask) << p.bits for run in pairs for a, w in run]
+    beats = [b for run in pairs for b in _pack(p, run)]
     host = LockStepHost(dut, inputs=("a_stream",), output="y_stream", rows_per_tile=1, seed=cocotb.RANDOM_SEED)
     await host.reset()
     timings = await host.run(ks, [beats], limit=10 * sum(k + 2 for k in ks))
     for k, run, t in zip(ks, pairs, timings, strict=True):
-        got = t.tile[0] - (1 << p.acc_bits) * (t.tile[0] >> (p.acc_bits - 1))
+        got = _signed_y(p, t.tile[0])
         assert got == int((run[:, 0] * run[:, 1]).sum()), (k, got)
-        bench_report({"test": "runs", "k": k, "start_to_done": t.done - t.start})
+        bench_report({"test": "runs", "k": k, "start_to_done": t.done - t.start,
+                      "start_to_last_y": t.last_out - t.start})

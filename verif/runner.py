@@ -141,12 +141,13 @@ def _read_results(path: Path) -> tuple[int, list[str]]:
 
 def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = False,
         testcase: str | None = None, run_dir: Path | None = None, engine: Params | None = None,
-        prefix: str = "", simulator: str = "verilator") -> SimResult:
+        prefix: str = "", simulator: str = "verilator", context: dict[str, Any] | None = None) -> SimResult:
     """Run the cocotb module ``testbench`` (for example ``verif.tb.systolic``) on ``artifact``.
 
     With ``engine`` and ``prefix`` the bench drives one engine inside a composed top
     (``artifact``), through the ports that start with ``prefix`` (``gemm0__``); the
-    clock and reset are the top's."""
+    clock and reset are the top's. ``context`` reaches the bench through
+    :func:`bench_params` (the AXI bench takes the family's case module and register map)."""
     from cocotb_tools.runner import get_runner
 
     sim = build(artifact, waves=waves, simulator=simulator)
@@ -161,7 +162,8 @@ def run(artifact: Artifact, testbench: str, *, seed: int = 1, waves: bool = Fals
     log = run_dir / "sim.log"
     env = {
         PARAMS_ENV: json.dumps({"family": (engine or artifact.params).family,
-                                "params": (engine or artifact.params).to_dict(), "prefix": prefix}),
+                                "params": (engine or artifact.params).to_dict(), "prefix": prefix,
+                                **(context or {})}),
         REPORT_ENV: str(report),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                      os.environ.get("PYTHONPATH")])),

@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles
 from generators.attention import AttentionParams, pack_k, pack_q, pack_v, unpack_o
 from verif.golden.attention import attention_fixed, attention_float, error_bound
 from verif.runner import bench_params, bench_report
-from verif.tb.host import LockStepHost, Timing
+from verif.tb.host import Case, LockStepHost, Timing
 
 
 @dataclass
@@ -93,6 +93,14 @@ class Host(LockStepHost):
         timings = await self.run([r.n for r in runs], beats, limit, drive)
         errors = [check(p, run, t.tile) for run, t in zip(runs, timings, strict=True)]
         return timings, errors
+
+
+def case(p: AttentionParams, rng: np.random.Generator, n: int) -> Case:
+    """A random run over ``n`` keys for hosts other than the lock-step one (the AXI bench)."""
+    run = random_run(p, rng, n)
+    arguments = {"scale": run.scale, **({"q_pos": run.q_pos} if p.causal else {})}
+    return Case(n, arguments, {"q_stream": pack_q(p, run.q), "k_stream": pack_k(p, run.k),
+                               "v_stream": pack_v(p, run.v)}, lambda tile: check(p, run, tile))
 
 
 def _report(test: str, runs: list[Run], timings: list[Timing], errors: list[float], stalled: bool) -> None:

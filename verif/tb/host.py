@@ -23,6 +23,17 @@ from verif.runner import bench_dut
 
 
 @dataclass
+class Case:
+    """One run as any host sees it, whatever drives the ports (the lock-step host, or the AXI
+    driver): the run length, the held arguments by port, the beats of each input stream by
+    stream name, and a check that raises unless the output beats are right."""
+    length: int
+    arguments: dict[str, int]
+    inputs: dict[str, list[int]]
+    check: Callable[[list[int]], object]
+
+
+@dataclass
 class Timing:
     """One run: the cycles of its accepted start, its done pulse and its last output beat."""
     start: int = -1

@@ -20,7 +20,7 @@ from generators import lut_mpgemm, mac_mpgemm
 from generators.mpgemm import MpGemmParams, pack_zero_point, unpack_y
 from verif.golden.lut_mpgemm import lut_gemm, reference
 from verif.runner import bench_params, bench_report
-from verif.tb.host import LockStepHost, Timing
+from verif.tb.host import Case, LockStepHost, Timing
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,16 @@ def random_run(p: MpGemmParams, rng: np.random.Generator, k: int) -> Run:
     return Run(rng.integers(-half, half - 1, size=(p.m_tile, k), endpoint=True),
                rng.integers(lo, hi, size=(k, p.n_tile), endpoint=True),
                rng.integers(0, (1 << p.w_bits) - 1, size=p.n_tile, endpoint=True))
+
+
+def case(p: MpGemmParams, rng: np.random.Generator, k: int) -> Case:
+    """A random run of depth ``k`` for hosts other than the lock-step one (the AXI bench)."""
+    fam = FAMILIES[p.family]
+    run = random_run(p, rng, k)
+    expected = reference(run.a, run.w, p.weight_format.value, run.zero_point)
+    return Case(k, {"zero_point": pack_zero_point(p, run.zero_point)} if p.has_zero_point else {},
+                {"a_stream": fam.pack_a(p, run.a), "w_stream": fam.pack_w(p, run.w)},
+                lambda tile: np.testing.assert_array_equal(unpack_y(p, tile), expected))
 
 
 def _report(test: str, runs: list[Run], timings: list[Timing], **extra) -> None:

@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles
 from generators.systolic import SystolicParams, pack_a, pack_b, unpack_c
 from verif.golden.systolic import gemm, operand_range, wrap
 from verif.runner import bench_params, bench_report
-from verif.tb.host import LockStepHost, Timing
+from verif.tb.host import Case, LockStepHost, Timing
 
 
 @dataclass
@@ -63,6 +63,14 @@ def _random_run(p: SystolicParams, rng: np.random.Generator, k: int) -> Run:
     w_lo, w_hi = operand_range(p.w_bits, p.signed)
     return Run(rng.integers(a_lo, a_hi, size=(p.rows, k), endpoint=True),
                rng.integers(w_lo, w_hi, size=(k, p.cols), endpoint=True))
+
+
+def case(p: SystolicParams, rng: np.random.Generator, k: int) -> Case:
+    """A random run of depth ``k`` for hosts other than the lock-step one (the AXI bench)."""
+    run = _random_run(p, rng, k)
+    expected = gemm(run.a, run.b, p.acc_width, p.signed)
+    return Case(k, {}, {"a_stream": pack_a(p, run.a), "b_stream": pack_b(p, run.b)},
+                lambda tile: np.testing.assert_array_equal(unpack_c(p, tile), expected))
 
 
 def _report(test: str, p: SystolicParams, runs: list[Run], timings: list[Timing], **extra) -> None:

@@ -1,0 +1,399 @@
+"""An AXI wrapper around any engine: AXI4-Stream data, an AXI4-Lite register map for control.
+
+The wrapper reads what it needs from the engine's own signature, so one wrapper serves
+every family: each ``stream.Signature`` input becomes an AXI4-Stream subordinate
+``s_axis_<name>`` and the output stream a manager ``m_axis_<name>`` (``<name>`` is the
+engine's stream name without ``_stream``); every other engine input (the run length and
+the held arguments such as ``scale`` or ``zero_point``) becomes argument registers. The
+engine declares its run protocol (``run_protocol``) and how many output beats a run makes
+(``beats_per_run``), which is what ``tlast`` and the done flag count.
+
+Protocol, as software sees it (offsets in :func:`register_map`):
+
+* Write the arguments, then ``CTRL.START``: the start waits in ``STATUS.PENDING`` until the
+  engine takes it (at once when idle, or in the done cycle of the run before: a start
+  written while busy is queued, one deep). The engine samples the arguments when it takes
+  the start, so the next run's arguments may be written as soon as ``PENDING`` falls.
+* A start with a run length outside 1..maximum is dropped and sets ``STATUS.ERROR``.
+* ``CTRL.AUTO_RESTART`` keeps ``PENDING`` set: the engine restarts with the same arguments
+  until ``CTRL`` is written with ``START`` and ``AUTO_RESTART`` clear, which also withdraws a
+  start not yet taken. ``STARTS`` and ``RUNS`` count taken starts and completed runs.
+* ``STATUS.DONE`` is set when the last beat of a run's output has left (the beat with
+  ``tlast``); it and ``ERROR`` clear when ``STATUS`` is read or written with the bit set.
+  ``irq`` (the interrupt) is ``DONE & IER.DONE``.
+* Latency the wrapper adds (exact, held by the AXI bench): the engine takes a start
+  :data:`START_LATENCY` cycle after the cycle whose AXI4-Lite write set ``START``; ``DONE`` and
+  ``irq`` rise :data:`DONE_LATENCY` cycle after the cycle of the run's last output beat.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
+
+from amaranth.back import verilog
+from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import _ir
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from generators.artifact import Artifact, Port, write_atomic
+from generators.params import Params
+from hw.axi import LITE_DATA_BITS, AxiLiteSignature, AxiStreamSignature
+from hw.run_control import RunSignature
+
+START_LATENCY = 1
+"""Cycles from the cycle of the AXI4-Lite write that sets ``CTRL.START`` to the engine's start
+(on an idle engine, with a valid run length)."""
+DONE_LATENCY = 1
+"""Cycles from the cycle of a run's last output beat to ``STATUS.DONE`` and ``irq``."""
+MAGIC = 0x41464745
+"""Reads as ASCII ``AFGE`` from the ``MAGIC`` register: an accelforge wrapper is there."""
+INFLIGHT_BITS = 8
+ARGUMENT_BASE = 0x40
+MAX_STREAMS = 7
+
+
+@dataclass(frozen=True)
+class BitField:
+    name: str
+    bit: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """One 32-bit register. ``argument``/``word`` tie an argument register to the engine input
+    it drives (bits ``32*word ..`` of it); ``value`` is a read-only identification constant."""
+    name: str
+    offset: int
+    access: str                       # "rw", "ro" or "rw1c" (STATUS: clear on read / write 1)
+    description: str
+    fields: tuple[BitField, ...] = ()
+    value: int | None = None
+    argument: str | None = None
+    word: int = 0
+    bits: int = LITE_DATA_BITS
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "offset": self.offset, "access": self.access,
+                               "bits": self.bits, "description": self.description}
+        if self.fields:
+            out["fields"] = {f.name: {"bit": f.bit, "description": f.description} for f in self.fields}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.argument is not None:
+            out.update(argument=self.argument, word=self.word)
+        return out
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str                         # the engine's member name, e.g. "a_stream"
+    port: str                         # the AXI4-Stream prefix, e.g. "s_axis_a"
+    payload_bits: int
+    direction: str                    # "in" (to the engine) or "out"
+
+    @property
+    def data_bits(self) -> int:
+        return AxiStreamSignature(self.payload_bits).data_bits
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str                         # the engine's input port
+    bits: int
+    description: str
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    """What software needs to drive a wrapped engine; written into the manifest, a C header and
+    a Python module, so drivers never restate it."""
+    top: str
+    family: str
+    digest: str
+    length: str
+    maximum: int
+    beats_per_run: int
+    registers: tuple[Register, ...]
+    streams: tuple[Stream, ...]
+    addr_bits: int
+    start_latency: int = START_LATENCY
+    done_latency: int = DONE_LATENCY
+
+    def __getitem__(self, name: str) -> Register:
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(name)
+
+    def arguments(self, name: str) -> list[Register]:
+        """The argument registers of engine input ``name``, lowest word first."""
+        return [r for r in self.registers if r.argument == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top": self.top, "family": self.family, "hash": self.digest, "length": self.length,
+                "maximum": self.maximum, "beats_per_run": self.beats_per_run,
+                "addr_bits": self.addr_bits, "start_latency": self.start_latency,
+                "done_latency": self.done_latency,
+                "registers": [r.to_dict() for r in self.registers],
+                "streams": [{"name": s.name, "port": s.port, "direction": s.direction,
+                             "payload_bits": s.payload_bits, "tdata_bits": s.data_bits}
+                            for s in self.streams]}
+
+
+def _split_members(engine: wiring.Component, run: RunSignature):
+    """The engine's streams and argument inputs, in signature order."""
+    streams, arguments = [], []
+    for name, member in engine.signature.members.items():
+        if name in ("start", "busy", "done"):
+            continue
+        if member.is_signature and isinstance(member.signature, stream.Signature):
+            bits = Shape.cast(member.signature.members["payload"].shape).width
+            base = name.removesuffix("_stream")
+            inward = member.flow is In
+            streams.append(Stream(name, f"{'s' if inward else 'm'}_axis_{base}", bits,
+                                  "in" if inward else "out"))
+        elif member.is_port and member.flow is In:
+            arguments.append(Argument(name, Shape.cast(member.shape).width,
+                                      f"run length, 1..{run.maximum}" if name == run.length
+                                      else "held argument, sampled at the start"))
+        else:
+            raise ValueError(f"engine member {name!r} is neither a stream nor an input argument; "
+                             "the AXI wrapper cannot map it")
+    outs = [s for s in streams if s.direction == "out"]
+    if len(outs) != 1 or len(streams) > MAX_STREAMS:
+        raise ValueError(f"the AXI wrapper needs exactly one output stream and at most {MAX_STREAMS} "
+                         f"streams; the engine has {len(outs)} output and {len(streams)} streams")
+    arguments.sort(key=lambda a: a.name != run.length)      # the run length first
+    return streams, arguments
+
+
+def register_map(engine: wiring.Component, params: Params) -> RegisterMap:
+    """The register map of ``engine`` wrapped: control and status, identification, arguments."""
+    run: RunSignature = engine.run_protocol
+    streams, arguments = _split_members(engine, run)
+    regs = [
+        Register("CTRL", 0x00, "rw", "run control",
+                 (BitField("START", 0, "write 1 to request a run, 0 to withdraw one still pending; "
+                           "reads 1 while pending"),
+                  BitField("AUTO_RESTART", 1, "keep restarting with the current arguments"))),
+        Register("STATUS", 0x04, "rw1c", "run status; DONE and ERROR clear on read or on writing 1",
+                 (BitField("BUSY", 0, "a run is computing or its output is leaving"),
+                  BitField("DONE", 1, "a run's last output beat has left"),
+                  BitField("IDLE", 2, "no run busy and none pending"),
+                  BitField("PENDING", 3, "a start waits for the engine"),
+                  BitField("ERROR", 4, "a start with a run length outside 1..maximum was dropped"))),
+        Register("IER", 0x08, "rw", "interrupt enable", (BitField("DONE", 0, "interrupt on DONE"),)),
+        Register("STARTS", 0x0C, "ro", "starts the engine has taken since reset (wraps)"),
+        Register("RUNS", 0x10, "ro", "runs completed since reset (wraps)"),
+        Register("MAGIC", 0x14, "ro", "identifies an accelforge wrapper", value=MAGIC),
+        Register("FAMILY", 0x18, "ro", f"CRC-32 of the family name {params.family!r}",
+                 value=zlib.crc32(params.family.encode())),
+        Register("HASH", 0x1C, "ro", "first 8 hex digits of the design's Params hash",
+                 value=int(params.digest()[:8], 16)),
+        Register("BEATS", 0x20, "ro", "output beats per run", value=engine.beats_per_run),
+    ]
+    for i, s in enumerate(streams):
+        regs.append(Register(f"{s.port.upper()}_BITS", 0x24 + 4 * i, "ro",
+                             f"payload bits of {s.port} (tdata is {s.data_bits} bits)", value=s.payload_bits))
+    offset = ARGUMENT_BASE
+    for arg in arguments:
+        words = -(-arg.bits // LITE_DATA_BITS)
+        for w in range(words):
+            name = arg.name.upper() + (f"_{w}" if words > 1 else "")
+            regs.append(Register(name, offset, "rw", arg.description, argument=arg.name, word=w,
+                                 bits=min(LITE_DATA_BITS, arg.bits - LITE_DATA_BITS * w)))
+            offset += 4
+    addr_bits = max(8, (offset - 1).bit_length())
+    return RegisterMap(top=f"{params.top_name()}_axi", family=params.family, digest=params.digest(),
+                       length=run.length, maximum=run.maximum, beats_per_run=engine.beats_per_run,
+                       registers=tuple(regs), streams=tuple(streams), addr_bits=addr_bits)
+
+
+class AxiWrapper(wiring.Component):
+    """``engine`` behind AXI4-Stream ports and an AXI4-Lite register map (see the module)."""
+
+    def __init__(self, engine: wiring.Component, params: Params):
+        for attr in ("run_protocol", "beats_per_run"):
+            if not hasattr(engine, attr):
+                raise ValueError(f"the engine {type(engine).__name__} does not declare {attr}")
+        self.engine, self.map = engine, register_map(engine, params)
+        members: dict[str, Any] = {"aclk": In(1), "aresetn": In(1),
+                                   "s_axi_control": In(AxiLiteSignature(self.map.addr_bits)),
+                                   "irq": Out(1)}
+        for s in self.map.streams:
+            members[s.port] = (In if s.direction == "in" else Out)(AxiStreamSignature(s.payload_bits))
+        super().__init__(members)
+
+    def ports(self) -> dict[str, tuple[Value, Any]]:
+        """Top-level ports named as AXI expects (``s_axis_a_tdata``), for ``verilog.convert``."""
+        out = {}
+        for path, member, value in self.signature.flatten(self):
+            direction = _ir.PortDirection.Input if member.flow is In else _ir.PortDirection.Output
+            out["_".join(map(str, path))] = (Value.cast(value), direction)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        rmap, engine, run = self.map, self.engine, self.engine.run_protocol
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        m.submodules.engine = engine
+
+        # ---- streams: payload in the low bits of tdata; whole beats only
+        out = next(s for s in rmap.streams if s.direction == "out")
+        for s in rmap.streams:
+            axis, port = getattr(self, s.port), getattr(engine, s.name)
+            if s.direction == "in":
+                m.d.comb += [port.payload.eq(axis.tdata[:s.payload_bits]), port.valid.eq(axis.tvalid),
+                             axis.tready.eq(port.ready)]
+            else:
+                m.d.comb += [axis.tdata.eq(port.payload), axis.tvalid.eq(port.valid),
+                             port.ready.eq(axis.tready), axis.tkeep.eq(Const(-1, len(axis.tkeep)))]
+
+        # ---- registers
+        lite = self.s_axi_control
+        ctrl_start, auto_restart, done, error, ier = (Signal(name=n) for n in
+                                                      ("start_pending", "auto_restart", "done_flag",
+                                                       "error_flag", "ier_done"))
+        runs, starts = Signal(LITE_DATA_BITS), Signal(LITE_DATA_BITS)
+        inflight = Signal(INFLIGHT_BITS)
+        beat = Signal(range(max(rmap.beats_per_run, 2)))
+        words = {r.name: Signal(r.bits, name=f"arg_{r.name.lower()}") for r in rmap.registers if r.argument}
+        for name in dict.fromkeys(r.argument for r in rmap.registers if r.argument):
+            port = getattr(engine, name)
+            m.d.comb += port.eq(Cat(*(words[r.name] for r in rmap.arguments(name))))
+
+        # ---- run control
+        length = getattr(engine, run.length)
+        length_ok = (length != 0) & (length <= run.maximum)
+        accepted = Signal()
+        m.d.comb += [engine.start.eq(ctrl_start & length_ok), accepted.eq(run.accepts(engine))]
+        axis_out = getattr(self, out.port)
+        out_beat = axis_out.tvalid & axis_out.tready
+        last = Signal()
+        m.d.comb += [last.eq(beat == rmap.beats_per_run - 1), axis_out.tlast.eq(last)]
+        finished = out_beat & last
+        with m.If(out_beat):
+            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+        m.d.sync += inflight.eq(inflight + accepted - finished)
+        with m.If(accepted):
+            m.d.sync += starts.eq(starts + 1)
+        with m.If(accepted & ~auto_restart):
+            m.d.sync += ctrl_start.eq(0)
+        with m.If(ctrl_start & ~length_ok):
+            m.d.sync += ctrl_start.eq(0)
+        busy = engine.busy | (inflight != 0)
+        status = Cat(busy, done, ~busy & ~ctrl_start, ctrl_start, error)
+        m.d.comb += self.irq.eq(done & ier)
+
+        # ---- AXI4-Lite reads: one outstanding; data registered with the address handshake
+        values: dict[str, Value] = {"CTRL": Cat(ctrl_start, auto_restart), "STATUS": status, "IER": ier,
+                                    "STARTS": starts, "RUNS": runs, **words}
+        read = lite.arvalid & lite.arready
+        m.d.comb += [lite.arready.eq(~lite.rvalid), lite.rresp.eq(0), lite.bresp.eq(0)]
+        read_status = Signal()
+        with m.If(read):
+            m.d.sync += lite.rvalid.eq(1)
+            with m.Switch(lite.araddr[2:]):
+                for r in rmap.registers:
+                    with m.Case(r.offset >> 2):
+                        m.d.sync += lite.rdata.eq(Const(r.value) if r.value is not None else values[r.name])
+                        if r.name == "STATUS":
+                            m.d.comb += read_status.eq(1)
+                with m.Default():
+                    m.d.sync += lite.rdata.eq(0)
+        with m.Elif(lite.rready):
+            m.d.sync += lite.rvalid.eq(0)
+
+        # ---- AXI4-Lite writes: address and data taken together, byte strobes honoured
+        write = Signal()
+        m.d.comb += [write.eq(lite.awvalid & lite.wvalid & ~lite.bvalid),
+                     lite.awready.eq(write), lite.wready.eq(write)]
+        with m.If(write):
+            m.d.sync += lite.bvalid.eq(1)
+        with m.Elif(lite.bready):
+            m.d.sync += lite.bvalid.eq(0)
+        byte0 = lite.wstrb[0]
+        clear_status = Signal()
+        with m.If(write):
+            with m.Switch(lite.awaddr[2:]):
+                with m.Case(rmap["CTRL"].offset >> 2):
+                    with m.If(byte0):
+                        m.d.sync += [ctrl_start.eq(lite.wdata[0]), auto_restart.eq(lite.wdata[1])]
+                with m.Case(rmap["STATUS"].offset >> 2):
+                    m.d.comb += clear_status.eq(byte0)
+                with m.Case(rmap["IER"].offset >> 2):
+                    with m.If(byte0):
+                        m.d.sync += ier.eq(lite.wdata[0])
+                for r in rmap.registers:
+                    if r.argument is None:
+                        continue
+                    with m.Case(r.offset >> 2):
+                        reg = words[r.name]
+                        for b in range(0, r.bits, 8):
+                            with m.If(lite.wstrb[b // 8]):
+                                m.d.sync += reg[b:min(b + 8, r.bits)].eq(lite.wdata[b:min(b + 8, r.bits)])
+
+        # ---- sticky flags: a set in the same cycle as a clear wins, so no event is lost
+        with m.If(read_status | (clear_status & lite.wdata[1])):
+            m.d.sync += done.eq(0)
+        with m.If(read_status | (clear_status & lite.wdata[4])):
+            m.d.sync += error.eq(0)
+        with m.If(finished):
+            m.d.sync += [done.eq(1), runs.eq(runs + 1)]
+        with m.If(ctrl_start & ~length_ok):
+            m.d.sync += error.eq(1)
+        return m
+
+
+def c_header(rmap: dict[str, Any]) -> str:
+    """``#define``s for C drivers from a map's dict form: offsets, bit masks, identification
+    values, the run length's maximum, beats per run and stream widths."""
+    up = rmap["top"].upper()
+    guard = f"{up}_REGS_H"
+    lines = [f"/* Register map of {rmap['top']} ({rmap['family']}), generated by accelforge. */",
+             f"#ifndef {guard}", f"#define {guard}", ""]
+    for r in rmap["registers"]:
+        lines.append(f"#define {up}_{r['name']}_OFFSET 0x{r['offset']:02X}u  /* {r['access']}: {r['description']} */")
+        for name, f in r.get("fields", {}).items():
+            lines.append(f"#define {up}_{r['name']}_{name} (1u << {f['bit']})")
+        if "value" in r:
+            lines.append(f"#define {up}_{r['name']}_VALUE 0x{r['value']:08X}u")
+    lines += ["", f"#define {up}_LENGTH_MAX {rmap['maximum']}u", f"#define {up}_BEATS_PER_RUN {rmap['beats_per_run']}u"]
+    for s in rmap["streams"]:
+        lines.append(f"#define {up}_{s['port'].upper()}_TDATA_BITS {s['tdata_bits']}u")
+    return "\n".join([*lines, "", f"#endif /* {guard} */", ""])
+
+
+def python_module(rmap: dict[str, Any]) -> str:
+    """A Python module holding ``REGISTER_MAP``, the manifest's dict, for :mod:`driver.axi`."""
+    import pprint
+
+    return (f'"""Register map of {rmap["top"]} ({rmap["family"]}), generated by accelforge."""\n\n'
+            f"REGISTER_MAP = {pprint.pformat(rmap, sort_dicts=False, width=100)}\n")
+
+
+def write_register_map(artifact: Artifact, out_dir: Path) -> dict[str, Path]:
+    """``<top>_regs.h`` and ``<top>_regs.py`` beside the Verilog, from the manifest's map."""
+    files = {"c_header": Path(out_dir) / f"{artifact.top}_regs.h",
+             "python_map": Path(out_dir) / f"{artifact.top}_regs.py"}
+    write_atomic(files["c_header"], c_header(artifact.extra["axi"]))
+    write_atomic(files["python_map"], python_module(artifact.extra["axi"]))
+    return files
+
+
+def render_axi(params: Params, build, extra: dict[str, Any] | None = None) -> Artifact:
+    """The wrapped design as an Artifact: Verilog, AXI-named ports, the register map in the
+    manifest's ``axi`` entry."""
+    wrapper = AxiWrapper(build(params), params)
+    top = wrapper.map.top
+    ports = wrapper.ports()
+    text = verilog.convert(wrapper, name=top, ports=ports, emit_src=False)
+    listed = tuple(Port(name, len(value), "input" if d is _ir.PortDirection.Input else "output")
+                   for name, (value, d) in ports.items())
+    return Artifact(params=params, top=top, verilog=text, ports=listed,
+                    extra={**(extra or {}), "interface": "axi", "axi": wrapper.map.to_dict()})
