@@ -25,7 +25,7 @@ class SimBackend:
                  gap: float = 0.0, stall: float = 0.0):
         self.dut = dut
         logging.getLogger(f"cocotb.{dut._name}").setLevel(logging.WARNING)   # not every beat
-        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.aclk, dut.aresetn,
+        self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, register_map["control"]), dut.aclk, dut.aresetn,
                                   reset_active_level=False)
         prng = random.Random(seed)
         self.sources, self.sinks = {}, {}

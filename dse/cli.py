@@ -112,8 +112,6 @@ def _status(message: str, quiet: bool):
 # ---------------------------------------------------------------------- commands
 def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
-    if args.interface == "axi":
-        _check_axi(family)
     target = get_target(args.target)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -160,12 +158,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"{artifact.top}: wrote " + ", ".join(str(p) for p in files.values()))
     return 0
-
-
-def _check_axi(family: Family) -> None:
-    if family.parts is not None:
-        raise UsageError(f"--interface axi wraps one engine; {family.name} composes several, so wrap "
-                         f"its engines one by one (accelforge generate <engine family> --interface axi)")
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -246,20 +238,15 @@ def _model_notes(info: dict[str, Any]) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dse.verify import verify, verify_parts
+    from dse.verify import verify_parts
 
     family = get_family(args.family)
     params = _params(family, args.set)
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, not {args.seed}")
     with _status(f"verifying {family.name} {params.digest()} on {args.simulator}", args.json):
-        if args.interface == "axi":
-            _check_axi(family)
-            results = [(family, params, verify(family, params, seed=args.seed, waves=args.waves,
-                                               simulator=args.simulator, interface="axi"))]
-        else:
-            results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves,
-                                                                 simulator=args.simulator)]
+        results = [(e, p, r) for e, p, _, r in verify_parts(family, params, seed=args.seed, waves=args.waves,
+                                                             simulator=args.simulator, interface=args.interface)]
     passed = all(r.passed for _, _, r in results)
     if args.json:
         documents = [{"family": e.name, "params": p.to_dict(), "hash": p.digest(), "seed": args.seed,
@@ -381,7 +368,7 @@ def _default_coeff_file(family: Family) -> Path:
 
 def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool) -> dict[str, list]:
     """Verify and/or synthesize the best designs; predicted against measured."""
-    from dse.verify import verify, verify_parts
+    from dse.verify import verify_parts
     from flows.synth import SYNTH_TARGETS, make_job, run_job
     from flows.tools import FlowError
     from verif.runner import cache_root
@@ -579,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", help="Xilinx part for --flow vivado, e.g. xc7a100tcsg324-1")
     p.add_argument("--clock-mhz", type=float, help="clock constraint for --flow vivado (default 200)")
     _add_interface_arg(p, "the engine's own ports, or an AXI wrapper (AXI4-Stream data, AXI4-Lite "
-                          "registers; also writes the register map as <top>_regs.h and <top>_regs.py)")
+                          "registers, one set per engine of a composed design; also writes the "
+                          "register map as <top>_regs.h and <top>_regs.py)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("estimate", help="print the cost model's PPA for one design")

@@ -16,6 +16,7 @@ from generators.params import Params
 from verif.runner import SimResult, run
 
 AXI_TESTBENCH = "verif.tb.axi"
+INTERFACES = ("engine", "axi")
 
 
 @dataclass(frozen=True)
@@ -83,21 +84,28 @@ def axi_checks(family: Family, params: Params, records: list[dict[str, Any]]) ->
     return checks
 
 
+def _axi_context(family: Family, rmap: dict[str, Any]) -> dict[str, Any]:
+    """What the AXI bench needs: the engine family's case module, its Params class, its map."""
+    cls = family.params
+    return {"cases": family.testbench, "params_class": f"{cls.__module__}:{cls.__qualname__}", "axi": rmap}
+
+
+def _check_interface(interface: str) -> None:
+    if interface not in INTERFACES:
+        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
+
+
 def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
            testcase: str | None = None, run_dir: Path | None = None, simulator: str = "verilator",
            interface: str = "engine") -> Verification:
     """Simulate ``params`` on its family's bench (``interface="engine"``), or wrapped in AXI on the
     AXI bench through the host driver (``"axi"``), and hold the cycles against the model."""
+    _check_interface(interface)
     if interface == "axi":
         artifact = render_axi(params, family.build)
-        cls = family.params
-        context = {"cases": family.testbench, "params_class": f"{cls.__module__}:{cls.__qualname__}",
-                   "axi": artifact.extra["axi"]}
         sim = run(artifact, AXI_TESTBENCH, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
-                  simulator=simulator, context=context)
+                  simulator=simulator, context=_axi_context(family, artifact.extra["axi"]))
         return Verification(sim=sim, checks=axi_checks(family, params, sim.records))
-    if interface != "engine":
-        raise ValueError(f"interface must be 'engine' or 'axi', not {interface!r}")
     artifact = render(params, family.build)
     sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
               simulator=simulator)
@@ -105,17 +113,29 @@ def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False
 
 
 def verify_parts(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
-                 simulator: str = "verilator") -> list[tuple[Family, Params, str, Verification]]:
+                 simulator: str = "verilator", interface: str = "engine"
+                 ) -> list[tuple[Family, Params, str, Verification]]:
     """Each engine of a design through its own bench: a plain family's design on its own, a
     composed design's engines inside its top (``family.parts`` names the top to build, one
-    replica of each engine since replicas are the same module, and each engine's ports)."""
+    replica of each engine since replicas are the same module, and each engine's ports).
+    With ``interface="axi"`` the top is the AXI-wrapped one and each engine runs the AXI bench."""
+    _check_interface(interface)
     if family.parts is None:
-        return [(family, params, "", verify(family, params, seed=seed, waves=waves, simulator=simulator))]
+        return [(family, params, "", verify(family, params, seed=seed, waves=waves, simulator=simulator,
+                                            interface=interface))]
     top, engines = family.parts(params)
-    artifact = render(top, family.build)
+    axi = interface == "axi"
+    artifact = render_axi(top, family.build) if axi else render(top, family.build)
     out = []
     for engine, part, prefix in engines:
-        sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix,
-                  simulator=simulator)
-        out.append((engine, part, prefix, Verification(sim=sim, checks=cycle_checks(engine, part, sim.records))))
+        if axi:
+            rmap = artifact.extra["axi"]["engines"][prefix.removesuffix("__")]
+            sim = run(artifact, AXI_TESTBENCH, seed=seed, waves=waves, simulator=simulator, engine=part,
+                      context=_axi_context(engine, rmap))
+            checks = axi_checks(engine, part, sim.records)
+        else:
+            sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix,
+                      simulator=simulator)
+            checks = cycle_checks(engine, part, sim.records)
+        out.append((engine, part, prefix, Verification(sim=sim, checks=checks)))
     return out

@@ -161,14 +161,15 @@ class Accelerator(wiring.Component):
     def __init__(self, params: AcceleratorParams):
         self.params = params
         _, build_gemm = GEMM_ENGINES[params.gemm]
-        self._engines = {f"gemm{i}": build_gemm(params.gemm_params) for i in range(params.gemm_instances)}
-        self._engines.update({f"attention{i}": attention.build(params.attention)
-                              for i in range(params.attention_instances)})
-        super().__init__({name: Out(engine.signature) for name, engine in self._engines.items()})
+        self.engines = {f"gemm{i}": (build_gemm(params.gemm_params), params.gemm_params)
+                        for i in range(params.gemm_instances)}       # name -> (engine, its Params)
+        self.engines.update({f"attention{i}": (attention.build(params.attention), params.attention)
+                             for i in range(params.attention_instances)})
+        super().__init__({name: Out(engine.signature) for name, (engine, _) in self.engines.items()})
 
     def elaborate(self, platform):
         m = Module()
-        for name, engine in self._engines.items():
+        for name, (engine, _) in self.engines.items():
             m.submodules[name] = engine
             wiring.connect(m, wiring.flipped(getattr(self, name)), engine)
         return m

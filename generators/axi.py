@@ -120,8 +120,17 @@ class RegisterMap:
     registers: tuple[Register, ...]
     streams: tuple[Stream, ...]
     addr_bits: int
+    prefix: str = ""                  # an engine's port prefix inside a composed top ("gemm0_")
     start_latency: int = START_LATENCY
     done_latency: int = DONE_LATENCY
+
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}s_axi_control"
+
+    @property
+    def irq(self) -> str:
+        return f"{self.prefix}irq"
 
     def __getitem__(self, name: str) -> Register:
         for reg in self.registers:
@@ -134,7 +143,8 @@ class RegisterMap:
         return [r for r in self.registers if r.argument == name]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top": self.top, "family": self.family, "hash": self.digest, "length": self.length,
+        return {"top": self.top, "prefix": self.prefix, "control": self.control, "irq": self.irq,
+                "family": self.family, "hash": self.digest, "length": self.length,
                 "maximum": self.maximum, "beats_per_run": self.beats_per_run,
                 "addr_bits": self.addr_bits, "start_latency": self.start_latency,
                 "done_latency": self.done_latency,
@@ -144,7 +154,7 @@ class RegisterMap:
                             for s in self.streams]}
 
 
-def _split_members(engine: wiring.Component, run: RunSignature):
+def _split_members(engine: wiring.Component, run: RunSignature, prefix: str):
     """The engine's streams and argument inputs, in signature order."""
     streams, arguments = [], []
     for name, member in engine.signature.members.items():
@@ -154,7 +164,7 @@ def _split_members(engine: wiring.Component, run: RunSignature):
             bits = Shape.cast(member.signature.members["payload"].shape).width
             base = name.removesuffix("_stream")
             inward = member.flow is In
-            streams.append(Stream(name, f"{'s' if inward else 'm'}_axis_{base}", bits,
+            streams.append(Stream(name, f"{prefix}{'s' if inward else 'm'}_axis_{base}", bits,
                                   "in" if inward else "out"))
         elif member.is_port and member.flow is In:
             arguments.append(Argument(name, Shape.cast(member.shape).width,
@@ -171,10 +181,12 @@ def _split_members(engine: wiring.Component, run: RunSignature):
     return streams, arguments
 
 
-def register_map(engine: wiring.Component, params: Params) -> RegisterMap:
-    """The register map of ``engine`` wrapped: control and status, identification, arguments."""
+def register_map(engine: wiring.Component, params: Params, *, prefix: str = "",
+                 top: str | None = None) -> RegisterMap:
+    """The register map of ``engine`` wrapped: control and status, identification, arguments.
+    ``prefix`` and ``top`` place it inside a composed top."""
     run: RunSignature = engine.run_protocol
-    streams, arguments = _split_members(engine, run)
+    streams, arguments = _split_members(engine, run, prefix)
     regs = [
         Register("CTRL", 0x00, "rw", "run control",
                  (BitField("START", 0, "write 1 to request a run, 0 to withdraw one still pending; "
@@ -197,7 +209,7 @@ def register_map(engine: wiring.Component, params: Params) -> RegisterMap:
         Register("BEATS", 0x20, "ro", "output beats per run", value=engine.beats_per_run),
     ]
     for i, s in enumerate(streams):
-        regs.append(Register(f"{s.port.upper()}_BITS", 0x24 + 4 * i, "ro",
+        regs.append(Register(f"{s.port.removeprefix(prefix).upper()}_BITS", 0x24 + 4 * i, "ro",
                              f"payload bits of {s.port} (tdata is {s.data_bits} bits)", value=s.payload_bits))
     offset = ARGUMENT_BASE
     for arg in arguments:
@@ -208,39 +220,64 @@ def register_map(engine: wiring.Component, params: Params) -> RegisterMap:
                                  bits=min(LITE_DATA_BITS, arg.bits - LITE_DATA_BITS * w)))
             offset += 4
     addr_bits = max(8, (offset - 1).bit_length())
-    return RegisterMap(top=f"{params.top_name()}_axi", family=params.family, digest=params.digest(),
+    return RegisterMap(top=top or axi_top(params), family=params.family, digest=params.digest(),
                        length=run.length, maximum=run.maximum, beats_per_run=engine.beats_per_run,
-                       registers=tuple(regs), streams=tuple(streams), addr_bits=addr_bits)
+                       registers=tuple(regs), streams=tuple(streams), addr_bits=addr_bits, prefix=prefix)
 
 
-class AxiWrapper(wiring.Component):
-    """``engine`` behind AXI4-Stream ports and an AXI4-Lite register map (see the module)."""
+def axi_top(params: Params) -> str:
+    return f"{params.top_name()}_axi"
 
-    def __init__(self, engine: wiring.Component, params: Params):
-        for attr in ("run_protocol", "beats_per_run"):
-            if not hasattr(engine, attr):
-                raise ValueError(f"the engine {type(engine).__name__} does not declare {attr}")
-        self.engine, self.map = engine, register_map(engine, params)
-        members: dict[str, Any] = {"aclk": In(1), "aresetn": In(1),
-                                   "s_axi_control": In(AxiLiteSignature(self.map.addr_bits)),
-                                   "irq": Out(1)}
-        for s in self.map.streams:
-            members[s.port] = (In if s.direction == "in" else Out)(AxiStreamSignature(s.payload_bits))
-        super().__init__(members)
+
+def engine_maps(axi: dict[str, Any]) -> list[dict[str, Any]]:
+    """The engine register maps in a manifest's ``axi`` entry: the map itself for one engine,
+    one per engine (``engines``) for a composed top."""
+    return list(axi["engines"].values()) if "engines" in axi else [axi]
+
+
+class _AxiClocked(wiring.Component):
+    """A top with the AXI clock and active-low reset as its ``sync`` domain, and its ports
+    named as AXI expects (``s_axis_a_tdata``)."""
+
+    def _clock(self, m: Module) -> None:
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
 
     def ports(self) -> dict[str, tuple[Value, Any]]:
-        """Top-level ports named as AXI expects (``s_axis_a_tdata``), for ``verilog.convert``."""
+        """The ports for ``verilog.convert``: member paths joined by ``_``."""
         out = {}
         for path, member, value in self.signature.flatten(self):
             direction = _ir.PortDirection.Input if member.flow is In else _ir.PortDirection.Output
             out["_".join(map(str, path))] = (Value.cast(value), direction)
         return out
 
+
+CLOCK = {"aclk": In(1), "aresetn": In(1)}
+
+
+class AxiWrapper(_AxiClocked):
+    """``engine`` behind AXI4-Stream ports and an AXI4-Lite register map (see the module).
+    ``clocked=False`` leaves the clock to a composed top (:class:`AxiComposite`)."""
+
+    def __init__(self, engine: wiring.Component, params: Params, *, prefix: str = "",
+                 top: str | None = None, clocked: bool = True):
+        for attr in ("run_protocol", "beats_per_run"):
+            if not hasattr(engine, attr):
+                raise ValueError(f"the engine {type(engine).__name__} does not declare {attr}")
+        self.engine, self.clocked = engine, clocked
+        self.map = register_map(engine, params, prefix=prefix, top=top)
+        members: dict[str, Any] = {**(CLOCK if clocked else {}),
+                                   self.map.control: In(AxiLiteSignature(self.map.addr_bits)),
+                                   self.map.irq: Out(1)}
+        for s in self.map.streams:
+            members[s.port] = (In if s.direction == "in" else Out)(AxiStreamSignature(s.payload_bits))
+        super().__init__(members)
+
     def elaborate(self, platform):
         m = Module()
         rmap, engine, run = self.map, self.engine, self.engine.run_protocol
-        m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        if self.clocked:
+            self._clock(m)
         m.submodules.engine = engine
 
         # ---- streams: payload in the low bits of tdata; whole beats only
@@ -255,7 +292,7 @@ class AxiWrapper(wiring.Component):
                              port.ready.eq(axis.tready), axis.tkeep.eq(Const(-1, len(axis.tkeep)))]
 
         # ---- registers
-        lite = self.s_axi_control
+        lite = getattr(self, rmap.control)
         ctrl_start, auto_restart, done, error, ier = (Signal(name=n) for n in
                                                       ("start_pending", "auto_restart", "done_flag",
                                                        "error_flag", "ier_done"))
@@ -288,7 +325,7 @@ class AxiWrapper(wiring.Component):
             m.d.sync += ctrl_start.eq(0)
         busy = engine.busy | (inflight != 0)
         status = Cat(busy, done, ~busy & ~ctrl_start, ctrl_start, error)
-        m.d.comb += self.irq.eq(done & ier)
+        m.d.comb += getattr(self, rmap.irq).eq(done & ier)
 
         # ---- AXI4-Lite reads: one outstanding; data registered with the address handshake
         values: dict[str, Value] = {"CTRL": Cat(ctrl_start, auto_restart), "STATUS": status, "IER": ier,
@@ -350,31 +387,71 @@ class AxiWrapper(wiring.Component):
         return m
 
 
-def c_header(rmap: dict[str, Any]) -> str:
-    """``#define``s for C drivers from a map's dict form: offsets, bit masks, identification
-    values, the run length's maximum, beats per run and stream widths."""
-    up = rmap["top"].upper()
-    guard = f"{up}_REGS_H"
-    lines = [f"/* Register map of {rmap['top']} ({rmap['family']}), generated by accelforge. */",
-             f"#ifndef {guard}", f"#define {guard}", ""]
+class AxiComposite(_AxiClocked):
+    """A composed design's engines (``design.engines``: name -> (engine, Params)) each behind its
+    own AXI wrapper, its ports prefixed by its name (``gemm0_s_axi_control_awaddr``), under one
+    AXI clock and reset."""
+
+    def __init__(self, design: wiring.Component, top: str):
+        design._MustUse__silence = True         # its engines are wrapped and used, not the design
+        self.wrappers = {name: AxiWrapper(engine, params, prefix=f"{name}_", top=top, clocked=False)
+                         for name, (engine, params) in design.engines.items()}
+        members = dict(CLOCK)
+        for wrapper in self.wrappers.values():
+            members.update(wrapper.signature.members)
+        super().__init__(members)
+
+    def map_dict(self) -> dict[str, Any]:
+        top = next(iter(self.wrappers.values())).map.top
+        return {"top": top, "engines": {name: w.map.to_dict() for name, w in self.wrappers.items()}}
+
+    def elaborate(self, platform):
+        m = Module()
+        self._clock(m)
+        for name, wrapper in self.wrappers.items():
+            m.submodules[name] = wrapper
+            for name, member in wrapper.signature.members.items():
+                outer, inner = getattr(self, name), getattr(wrapper, name)
+                if member.is_signature:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+                else:
+                    m.d.comb += inner.eq(outer) if member.flow is In else outer.eq(inner)
+        return m
+
+
+def c_header(axi: dict[str, Any]) -> str:
+    """``#define``s for C drivers from a manifest's ``axi`` entry: per engine, offsets, bit masks,
+    identification values, the run length's maximum, beats per run and stream widths."""
+    top = axi["top"]
+    guard = f"{top.upper()}_REGS_H"
+    lines = [f"/* Register map of {top}, generated by accelforge. */", f"#ifndef {guard}", f"#define {guard}"]
+    for rmap in engine_maps(axi):
+        lines += ["", f"/* {rmap['family']} {rmap['hash']}{' at ' + rmap['control'] if rmap['prefix'] else ''} */"]
+        lines += _engine_defines(rmap, f"{top}_{rmap['prefix']}".rstrip("_").upper())
+    return "\n".join([*lines, "", f"#endif /* {guard} */", ""])
+
+
+def _engine_defines(rmap: dict[str, Any], up: str) -> list[str]:
+    lines = []
     for r in rmap["registers"]:
         lines.append(f"#define {up}_{r['name']}_OFFSET 0x{r['offset']:02X}u  /* {r['access']}: {r['description']} */")
         for name, f in r.get("fields", {}).items():
             lines.append(f"#define {up}_{r['name']}_{name} (1u << {f['bit']})")
         if "value" in r:
             lines.append(f"#define {up}_{r['name']}_VALUE 0x{r['value']:08X}u")
-    lines += ["", f"#define {up}_LENGTH_MAX {rmap['maximum']}u", f"#define {up}_BEATS_PER_RUN {rmap['beats_per_run']}u"]
+    lines += [f"#define {up}_LENGTH_MAX {rmap['maximum']}u", f"#define {up}_BEATS_PER_RUN {rmap['beats_per_run']}u"]
     for s in rmap["streams"]:
-        lines.append(f"#define {up}_{s['port'].upper()}_TDATA_BITS {s['tdata_bits']}u")
-    return "\n".join([*lines, "", f"#endif /* {guard} */", ""])
+        lines.append(f"#define {up}_{s['port'].removeprefix(rmap['prefix']).upper()}_TDATA_BITS {s['tdata_bits']}u")
+    return lines
 
 
-def python_module(rmap: dict[str, Any]) -> str:
-    """A Python module holding ``REGISTER_MAP``, the manifest's dict, for :mod:`driver.axi`."""
+def python_module(axi: dict[str, Any]) -> str:
+    """A Python module holding ``REGISTER_MAP``, the manifest's ``axi`` dict, for
+    :mod:`driver.axi` (a composed top's: one map per engine under ``engines``)."""
     import pprint
 
-    return (f'"""Register map of {rmap["top"]} ({rmap["family"]}), generated by accelforge."""\n\n'
-            f"REGISTER_MAP = {pprint.pformat(rmap, sort_dicts=False, width=100)}\n")
+    return (f'"""Register map of {axi["top"]}, generated by accelforge."""\n\n'
+            f"REGISTER_MAP = {pprint.pformat(axi, sort_dicts=False, width=100)}\n")
 
 
 def write_register_map(artifact: Artifact, out_dir: Path) -> dict[str, Path]:
@@ -389,11 +466,16 @@ def write_register_map(artifact: Artifact, out_dir: Path) -> dict[str, Path]:
 def render_axi(params: Params, build, extra: dict[str, Any] | None = None) -> Artifact:
     """The wrapped design as an Artifact: Verilog, AXI-named ports, the register map in the
     manifest's ``axi`` entry."""
-    wrapper = AxiWrapper(build(params), params)
-    top = wrapper.map.top
+    design, top = build(params), axi_top(params)
+    if hasattr(design, "engines"):
+        wrapper = AxiComposite(design, top)
+        rmap = wrapper.map_dict()
+    else:
+        wrapper = AxiWrapper(design, params, top=top)
+        rmap = wrapper.map.to_dict()
     ports = wrapper.ports()
     text = verilog.convert(wrapper, name=top, ports=ports, emit_src=False)
     listed = tuple(Port(name, len(value), "input" if d is _ir.PortDirection.Input else "output")
                    for name, (value, d) in ports.items())
     return Artifact(params=params, top=top, verilog=text, ports=listed,
-                    extra={**(extra or {}), "interface": "axi", "axi": wrapper.map.to_dict()})
+                    extra={**(extra or {}), "interface": "axi", "axi": rmap})

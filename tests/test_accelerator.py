@@ -16,6 +16,7 @@ from dse.families import FAMILIES, get_family
 from dse.workloads import load, preset_names
 from generators.accelerator import AcceleratorParams, GemmKind, build
 from generators.artifact import render, write
+from generators.axi import render_axi
 from verif.verilator import lint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +192,27 @@ def test_verify_runs_each_engine_bench_through_the_top():
     for engine in doc["engines"]:
         assert engine["tests"] >= 7 and engine["cycles_match"] and not engine["mismatches"]
         assert "af_accelerator_" in engine["log"]
+
+
+@pytest.mark.sim
+def test_the_axi_wrapped_accelerator_runs_each_engine_through_its_own_control_port(tmp_path):
+    """A composed design wrapped in AXI: one AXI4-Lite port, streams and interrupt per engine,
+    every engine's AXI bench run through the one top, its wrapper latency exact."""
+    proc = _cli("verify", "accelerator", *[f"--set={k}={v}" for k, v in SMALL.items()], "--interface", "axi",
+                "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["passed"] and [e["family"] for e in doc["engines"]] == ["mac_mpgemm", "attention"]
+    for engine in doc["engines"]:
+        assert engine["tests"] == 3 and engine["cycles_match"] and len(engine["measured_cycles"]) == 6
+        assert "af_accelerator_" in engine["log"] and "_axi-" in engine["log"]
+    params = AcceleratorParams.from_strings(SMALL)
+    artifact = render_axi(params, build)
+    names = {p.name for p in artifact.ports}
+    assert {"gemm0_s_axi_control_awaddr", "gemm1_m_axis_y_tlast", "attention0_irq", "aclk"} <= names
+    assert sorted(artifact.extra["axi"]["engines"]) == ["attention0", "gemm0", "gemm1"]
+    result = lint(write(artifact, tmp_path)["verilog"], artifact.top)
+    assert result.ok, "\n".join(result.messages[:20])
 
 
 @pytest.mark.parametrize("family, workload, items, says", [

@@ -95,10 +95,23 @@ def test_generate_axi_writes_the_map_three_ways_and_a_vivado_ip_script(tmp_path,
     assert "[get_ports aclk]" in files["xdc"].read_text()
 
 
-def test_a_composed_design_is_refused_by_name(tmp_path, capsys):
-    assert cli.main(["generate", "accelerator", "--interface", "axi", "--out", str(tmp_path / "x")]) == 2
-    assert "--interface axi wraps one engine" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
+def test_a_composed_design_gets_a_control_port_and_a_map_per_engine(tmp_path, capsys):
+    out = tmp_path / "acc"
+    assert cli.main(["generate", "accelerator", "--workload", "bitnet-b1.58-2b4t-decode", "--set",
+                     "gemm_instances=2", "--interface", "axi", "--out", str(out), "--flow", "vivado",
+                     "--part", "xck26-sfvc784-2lv-c", "--json"]) == 0
+    files = {k: Path(v) for k, v in json.loads(capsys.readouterr().out)["files"].items()}
+    axi = runpy.run_path(str(files["python_map"]))["REGISTER_MAP"]
+    assert list(axi["engines"]) == ["gemm0", "gemm1", "attention0"]
+    header, tcl = files["c_header"].read_text(), files["package_tcl"].read_text()
+    for name, rmap in axi["engines"].items():
+        assert rmap["control"] == f"{name}_s_axi_control" and rmap["irq"] == f"{name}_irq"
+        assert f"{axi['top'].upper()}_{name.upper()}_CTRL_OFFSET 0x00u" in header
+        assert f"ipx::add_memory_map {name}_s_axi_control " in tcl and f"{name}_irq SENSITIVITY" in tcl
+    if shutil.which("gcc"):
+        check = subprocess.run(["gcc", "-fsyntax-only", "-Wall", "-Werror", "-x", "c", str(files["c_header"])],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
 
 
 class RegisterFile:

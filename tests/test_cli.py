@@ -35,7 +35,8 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
     assert declared == {p["name"] for p in manifest["ports"]}
     widths = {p["name"]: p["width"] for p in manifest["ports"]}
     assert widths["a_stream__payload"] == 3 * 8 and widths["b_stream__payload"] == 2 * 8
-    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", f"{manifest['top']}.v"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", f"{manifest['top']}.v",
+                                                          f"{manifest['top']}.core"])
 
 
 @pytest.mark.parametrize("argv, field", [

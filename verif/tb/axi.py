@@ -28,27 +28,31 @@ class Monitor:
     dut: object
     ctrl: int
     out: str
+    control: str
+    irq: str
     cycle: int = 0
     start_writes: list[int] = field(default_factory=list)
     last_beats: list[int] = field(default_factory=list)
     irq_rises: list[int] = field(default_factory=list)
 
     async def watch(self) -> None:
-        dut, irq = self.dut, 0
+        dut, was = self.dut, 0
         tvalid, tready, tlast = (getattr(dut, f"{self.out}_{n}") for n in ("tvalid", "tready", "tlast"))
+        awvalid, awready, awaddr, wstrb, wdata = (getattr(dut, f"{self.control}_{n}") for n in
+                                                  ("awvalid", "awready", "awaddr", "wstrb", "wdata"))
+        irq = getattr(dut, self.irq)
         while True:
             await FallingEdge(dut.aclk)
             await ReadOnly()
             self.cycle += 1
-            if (dut.s_axi_control_awvalid.value and dut.s_axi_control_awready.value
-                    and int(dut.s_axi_control_awaddr.value) >> 2 == self.ctrl >> 2
-                    and int(dut.s_axi_control_wstrb.value) & 1 and int(dut.s_axi_control_wdata.value) & 1):
+            if (awvalid.value and awready.value and int(awaddr.value) >> 2 == self.ctrl >> 2
+                    and int(wstrb.value) & 1 and int(wdata.value) & 1):
                 self.start_writes.append(self.cycle)
             if tvalid.value and tready.value and tlast.value:
                 self.last_beats.append(self.cycle)
-            if dut.irq.value and not irq:
+            if irq.value and not was:
                 self.irq_rises.append(self.cycle)
-            irq = int(dut.irq.value)
+            was = int(irq.value)
 
 
 class Bench:
@@ -63,7 +67,7 @@ class Bench:
         self.backend = SimBackend(dut, self.map, seed=cocotb.RANDOM_SEED + salt, gap=gap, stall=stall)
         self.driver = Driver(self.map, self.backend)
         out = next(s["port"] for s in self.map["streams"] if s["direction"] == "out")
-        self.monitor = Monitor(dut, self.driver.offset("CTRL"), out)
+        self.monitor = Monitor(dut, self.driver.offset("CTRL"), out, self.map["control"], self.map["irq"])
 
     async def reset(self) -> None:
         dut = self.dut
