@@ -261,14 +261,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(result.sim.summary())
         bad = [c for c in result.checks if not c.ok]
         print(f"{len(result.checks)} cycle checks against the model, {len(bad)} mismatched:")
-        print(f"  {'test':<22} {'figure':<22} {'measured':>9} {'model':>9}  rule")
+        tw = max([22, *(len(c.test) for c in result.checks)])
+        print(f"  {'test':<{tw}} {'figure':<22} {'measured':>9} {'model':>9}  rule")
         shown = set()
         for c in result.checks:
             if (c.test, c.figure) in shown and c.ok:
                 continue                                  # one line per figure unless it failed
             shown.add((c.test, c.figure))
             rule = ("==" if c.exact else ">=") + ("" if c.ok else "  MISMATCH")
-            print(f"  {c.test:<22} {c.figure:<22} {c.measured:>9} {c.model:>9}  {rule}")
+            print(f"  {c.test:<{tw}} {c.figure:<22} {c.measured:>9} {c.model:>9}  {rule}")
     return 0 if passed else EXIT_FAILED
 
 

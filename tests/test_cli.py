@@ -133,3 +133,12 @@ def test_attention_generate_and_estimate(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["attention"]["kv_heads"] == 8 and doc["valid"] is True
     assert doc["runs"] == 8 and doc["seq_dependent_bits"] == 0            # 4 GQA heads per run
+
+
+def test_a_relative_cache_folder_is_made_absolute(monkeypatch, tmp_path):
+    """Benches run in their own folder, so a relative ACCELFORGE_CACHE must not be read from there."""
+    from verif.runner import cache_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ACCELFORGE_CACHE", "rel/cache")
+    assert cache_root() == tmp_path / "rel" / "cache"

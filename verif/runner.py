@@ -33,7 +33,7 @@ REPORT_ENV = "ACCELFORGE_REPORT"
 
 def cache_root() -> Path:
     root = os.environ.get("ACCELFORGE_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "accelforge"
+    return Path(root).resolve() if root else Path.home() / ".cache" / "accelforge"   # benches run elsewhere
 
 
 @contextmanager
