@@ -1,58 +1,50 @@
 """Accuracy of the attention engine's arithmetic against float softmax attention.
 
-For each configuration of the cocotb regression (whose RTL equals the golden
-model bit for bit) and a few numeric variants, runs the bit-exact golden model
-on random int inputs (scores spread to a base-2 standard deviation of 3) and
-prints the largest |O_fixed - O_float| in V's units and as a fraction of V's
-full scale, next to the guaranteed bound the tests assert.
+For each standard variant (the default and numeric alternatives), runs the bit-exact golden
+model (equal to the RTL, as the cocotb regression proves) on the fixed realistic runs and on
+the adversarial score patterns of ``verif/attention_patterns.py`` with ``--keys`` keys, and
+prints the largest |O_fixed - O_float| in V's units for each, the worst as a fraction of V's
+full scale, and the guaranteed bound the tests assert. ``--write`` records the figures as the
+reference the accuracy check of ``make test`` holds each variant to (within 2x).
 
-    python bench/attention_accuracy.py [--runs 20] [--n 256]
+    python bench/attention_accuracy.py [--keys 128] [--write]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.attention import AttentionParams  # noqa: E402
-from verif.golden.attention import attention_fixed, attention_float, error_bound  # noqa: E402
-from verif.tb.attention import random_run  # noqa: E402
-
-VARIANTS = {
-    "pwl 8 seg, exp rescale (default)": {},
-    "pwl 1 seg (2^v = 1 + v)": {"exp_index_bits": 0},
-    "pwl 16 seg": {"exp_index_bits": 4},
-    "table 64": {"exp": "table", "exp_index_bits": 6},
-    "table 256": {"exp": "table", "exp_index_bits": 8},
-    "integer max, shift rescale": {"rescale": "shift"},
-    "two-pass": {"softmax": "two_pass"},
-    "prob_frac 12": {"prob_frac": 12},
-    "score_frac 4": {"score_frac": 4, "exp_index_bits": 3},
-}
+from generators.artifact import write_atomic  # noqa: E402
+from verif.attention_accuracy import KEYS, REFERENCE, VARIANTS, measure, variant  # noqa: E402
+from verif.golden.attention import error_bound  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--n", type=int, default=256, help="keys per run")
+    parser.add_argument("--keys", type=int, default=KEYS)
+    parser.add_argument("--write", action="store_true", help=f"record the figures in {REFERENCE.name}")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    print(f"head_dim 64, int8 Q/K/V, q_rows 4, kv_block 16, n = {args.n}, {args.runs} runs each")
-    print(f"{'variant':<36} {'max|dO| (V LSB)':>16} {'/ full scale':>13} {'bound (V LSB)':>14}")
-    for name, changes in VARIANTS.items():
-        p = AttentionParams(max_seq_len=max(args.n, 16), **changes)
-        worst = 0.0
-        for _ in range(args.runs):
-            run = random_run(p, rng, args.n)
-            fixed = attention_fixed(p, run.q, run.k, run.v, run.scale, run.q_pos) / (1 << p.out_frac)
-            exact = attention_float(p, run.q, run.k, run.v, run.scale, run.q_pos)
-            worst = max(worst, float(np.max(np.abs(fixed - exact))))
-        full = 1 << (p.v_bits - 1)
-        print(f"{name:<36} {worst:>16.4f} {worst / full:>13.2e} {error_bound(p, args.n):>14.3f}")
+    if args.write and args.keys != KEYS:
+        parser.error(f"--write records the reference at --keys {KEYS}")
+    print(f"head_dim 64, int8 Q/K/V, q_rows 4, {args.keys} keys; realistic: random codes at base-2 "
+          f"spreads 1, 3, 8 and gaussian scores; adversarial: 7 shapes x 3 spreads x 2 V patterns")
+    print(f"{'variant':<34} {'realistic':>10} {'adversarial':>12} {'/ full scale':>13} {'bound':>10}")
+    figures = {}
+    for name in VARIANTS:
+        p = variant(name, args.keys)
+        got = figures[name] = measure(p, args.keys)
+        worst = max(got.values())
+        print(f"{name:<34} {got['realistic']:>10.4f} {got['adversarial']:>12.4f} "
+              f"{worst / (1 << (p.v_bits - 1)):>13.2e} {error_bound(p, args.keys):>10.3f}")
+    if args.write:
+        doc = {"command": "python bench/attention_accuracy.py --write", "keys": args.keys,
+               "units": "max |O_fixed - O_float| in V units", "variants": figures}
+        write_atomic(REFERENCE, json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {REFERENCE}")
 
 
 if __name__ == "__main__":

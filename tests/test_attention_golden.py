@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from generators import fixed_softmax as fx
 from generators.attention import AttentionParams
 from verif.golden.attention import (attention_fixed, attention_float, error_bound, exp2_fixed, key_mask,
                                     reciprocal, softmax_state)
+from verif.attention_accuracy import KEYS, VARIANTS, check, measure, variant
+from verif.attention_patterns import SHAPES, V_MODES, pattern_run, realistic_runs
 from verif.tb.attention import random_run
 
 
@@ -76,6 +78,42 @@ def test_fixed_point_stays_within_its_float_bound(cfg, n, seed):
     assert fixed.min() >= -top - 1 and fixed.max() <= top
 
 
+def _observed(p: AttentionParams, run) -> float:
+    fixed = attention_fixed(p, run.q, run.k, run.v, run.scale, run.q_pos)
+    exact = attention_float(p, run.q, run.k, run.v, run.scale, run.q_pos)
+    return float(np.max(np.abs(fixed / (1 << p.out_frac) - exact)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(configs, st.integers(1, 96), st.sampled_from(sorted(SHAPES)), st.floats(0.05, 40.0),
+       st.sampled_from(V_MODES), st.integers(0, 2 ** 31))
+def test_the_bound_holds_on_adversarial_score_patterns(cfg, n, shape, spread, v_mode, seed):
+    """Rising and falling ramps, block staircases, saw-tooth, one late dominant key, all equal,
+    over the parameter space: the running maximum that rises block after block is what makes
+    online softmax with ``rescale=exp`` compound its EXP2 error."""
+    bits = cfg.pop("bits")
+    p = AttentionParams(lanes=8, max_seq_len=128, exp_index_bits=min(3 if cfg["exp"] == "pwl" else 6,
+                                                                      cfg["score_frac"]),
+                        q_bits=bits, k_bits=bits, v_bits=bits, **cfg)
+    run = pattern_run(p, shape, n, spread, v_mode, np.random.default_rng(seed))
+    observed, bound = _observed(p, run), error_bound(p, n)
+    if np.isfinite(bound):
+        target(observed / bound)                           # steer the search to the worst inputs
+    assert observed <= bound
+
+
+def test_the_compounding_is_real_and_the_bound_counts_it():
+    """A table-exp engine with one key per block on a rising ramp: every block's maximum rises,
+    every rescale carries the table's error again. The error is several times what one EXP2
+    error allows, and within the bound that counts every rescale."""
+    p = AttentionParams(q_rows=1, head_dim=8, lanes=8, kv_block=1, max_seq_len=64, exp="table",
+                        exp_index_bits=6, score_frac=8, prob_frac=16)
+    run = pattern_run(p, "ramp_up", 64, 1.0, "early_high", np.random.default_rng(0))
+    once = 2 * float(1 << (p.v_bits - 1)) * (2.0 ** (1 / 64) - 1)    # one EXP2 error, counted once
+    err = _observed(p, run)
+    assert 3 * once < err <= error_bound(p, 64)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 64), st.integers(1, 16), st.sampled_from(["exp", "shift"]), st.integers(0, 2 ** 31))
 def test_state_stays_inside_the_derived_widths(n, kv_block, rescale, seed):
@@ -100,3 +138,21 @@ def test_shift_rescale_is_exact_where_exp_rescale_rounds():
     one = attention_fixed(base.replace(kv_block=64), run.q, run.k, run.v, run.scale, run.q_pos)
     many = attention_fixed(base.replace(kv_block=4), run.q, run.k, run.v, run.scale, run.q_pos)
     assert np.max(np.abs(one - many)) <= 2          # only the floor of each shift differs
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_each_variant_keeps_its_measured_accuracy(name):
+    """Realistic and adversarial errors within 2x of the committed reference (a regression
+    check tighter than the bound, which random data use a few percent of)."""
+    assert not check(name, measure(variant(name)))
+
+
+@pytest.mark.parametrize("degraded", [{"exp_index_bits": 1}, {"exp_index_bits": 2}, {"prob_frac": 9}])
+def test_a_degraded_engine_fails_the_accuracy_check(degraded):
+    """Coarser exp2 segments or fewer probability bits, passed off as the default engine: the
+    check fails, where the float bound would still pass it."""
+    default = "pwl 8 seg, exp rescale (default)"
+    p = variant(default).replace(**degraded)
+    assert check(default, measure(p))
+    run = realistic_runs(p, KEYS)[0]
+    assert _observed(p, run) <= error_bound(variant(default), KEYS)

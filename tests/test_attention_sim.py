@@ -27,9 +27,10 @@ CONFIGS = [
     A(q_rows=1, head_dim=32, lanes=8, kv_block=16, max_seq_len=48, softmax="two_pass", exp="table",
       exp_index_bits=8),
     A(q_rows=4, head_dim=64, lanes=8, kv_block=16, max_seq_len=64),                        # the ECP5 shape
+    A(q_rows=2, head_dim=8, lanes=8, kv_block=1, max_seq_len=16, exp="table", exp_index_bits=6),  # compounding
 ]
 EXPECTED_TESTS = {"one_key", "ragged_n", "max_seq_len", "equal_scores", "dominant_score", "extremes",
-                  "random_runs", "back_to_back", "gaps_and_backpressure"}
+                  "random_runs", "back_to_back", "gaps_and_backpressure", "adversarial_patterns"}
 
 
 def config_id(p: A) -> str:

@@ -157,20 +157,64 @@ def attention_float(p: AttentionParams, q, k, v, scale: int, q_pos: int = 0) -> 
 
 
 def error_bound(p: AttentionParams, n: int) -> float:
-    """Worst-case ``max |o_fixed - o_float|`` in V units for a run of ``n`` keys.
+    """Worst-case ``max |o_fixed - o_float|`` in V units for a run of ``n`` keys, for every input.
 
-    ``o`` is a weighted mean of V, so weights off by a relative ``e`` move it
-    by at most ``2e/(1-e) * max|v|``; ``e`` adds the fraction approximation
-    (chord ``ln2^2/(8K^2)``, or a table bin ``ln2 2^-bits``), the score's
-    rounding (``ln2 2^-(score_frac+1)``) and the coefficients' rounding. Absolute
-    errors (each probability's rounding, each rescale's floor) are at most
-    ``2^-(prob_frac+1)`` apiece against a denominator of at least 1 (1/2 with
-    the integer max); then the reciprocal's and the output's rounding.
+    ``o`` is a weighted mean of V. Each EXP2 is ``2^x (1 + delta) + eta``: ``|delta| <= d``
+    (the fraction approximation, a chord ``ln2^2/(8K^2)`` or a table bin, plus its
+    coefficients' rounding) and ``|eta| <= h = 2^-(prob_frac+1)`` (its final rounding).
+    With ``online`` softmax and ``rescale=exp`` a key's weight in the final sum is its own
+    EXP2 times the ``alpha`` of every later block whose maximum rose, so its relative error
+    compounds over up to ``J = blocks`` factors, and each ``alpha``'s rounding ``eta`` adds a
+    relative ``h/alpha <= 2h`` while ``alpha >= 1/2``; weights whose factors lie in ``[a, b]``
+    move the mean by at most ``(b - a)/a * max|v|``. Absolute errors: each probability's
+    rounding (``n h``, grown by later ``alpha``s at most ``G = (1 + d + h)^(J-1)``), each
+    ``alpha < 1/2``'s rounding times the mass it scales (a key's mass at least halves at each
+    such step, so at most ``2 G / (2 - G)`` of it counts in all), each rescale's floor
+    (``2h``); against a denominator of at least ``a`` (``a/2`` when ``rescale=shift``
+    rounds the maximum up). ``rescale=shift`` (alpha a power of two) and ``two_pass`` do not
+    compound. Then the reciprocal's and the output's rounding. Infinite when the
+    compounding leaves no useful bound (``G >= 2``, or the absolute error reaches the
+    denominator): see :func:`bounded`.
     """
     ln2 = np.log(2.0)
-    frac = fx.float_exp2_error(p.exp_index_bits, p.pwl)
-    rel = frac + ln2 * 2.0 ** -(p.score_frac + 1) + 2.0 ** -(p.prob_frac + 1)
-    l_min = 0.5 if p.rescale is Rescale.SHIFT else 1.0
-    absolute = (n + 2 * p.blocks(n)) * 2.0 ** -(p.prob_frac + 1) * 2 / l_min
+    h = 2.0 ** -(p.prob_frac + 1)
+    d_lo, d_hi = (e + h for e in exp2_error_sides(p))
+    d = d_hi
+    s = ln2 * 2.0 ** -(p.score_frac + 1)
+    rescales = p.blocks(n) - 1 if p.softmax is Softmax.ONLINE else 0
+    compounding = p.rescale is Rescale.EXP and rescales > 0
+    factors = 1 + rescales if compounding else 1
+    a = (1 - s) * (1 - d_lo) ** factors * ((1 - 2 * h) ** rescales if compounding else 1.0)
+    b = (1 + s) * (1 + d) ** factors * ((1 + 2 * h) ** rescales if compounding else 1.0)
+    g = (1 + d + h) ** rescales if compounding else 1.0
+    if g >= 2:
+        return float("inf")
+    scaled = n * (1 + d + h) * g * g / (1 - g / 2) * h if compounding else 0.0
+    mass = n * h * g + scaled                         # absolute error per unit of V, both sums
+    e_l = mass + 2 * h * rescales * g
+    e_acc_over_v = mass
+    floors_acc = 2 * h * rescales * g
+    l_min = (0.5 if p.rescale is Rescale.SHIFT else 1.0) * a
+    if e_l >= l_min:
+        return float("inf")
     v_max = float(1 << (p.v_bits - 1))
-    return v_max * (2 * rel / (1 - rel) + absolute + 2.0 ** -(p.recip_bits - 1)) + 2.0 ** -(p.out_frac + 1)
+    mean_shift = (b - a) / a * v_max
+    absolute = (v_max * (e_acc_over_v + e_l) + floors_acc) / (l_min - e_l)
+    return mean_shift + absolute + v_max * 2.0 ** -(p.recip_bits - 1) + 2.0 ** -(p.out_frac + 1)
+
+
+def exp2_error_sides(p: AttentionParams) -> tuple[float, float]:
+    """How far below and above ``2^v`` the fraction approximation reaches, relatively: a chord
+    lies above the convex function (``[0, ln2^2/(8K^2) 2^(1/K)]``); table bin 0 holds 1 for
+    ``v`` up to ``1/K`` and the other bins their midpoint (``[1 - 2^(-1/K), 2^(1/(2K)) - 1]``)."""
+    if p.pwl:
+        return 0.0, fx.float_exp2_error(p.exp_index_bits, True)
+    k = 1 << p.exp_index_bits
+    return 1 - 2.0 ** (-1 / k), 2.0 ** (0.5 / k) - 1
+
+
+def bounded(p: AttentionParams, n: int | None = None, *, limit: float = 0.25) -> bool:
+    """Whether :func:`error_bound` for ``n`` keys (default: the longest run) stays within
+    ``limit`` of V's full scale: a configuration whose bound is looser tells nothing useful."""
+    n = p.max_seq_len if n is None else n
+    return error_bound(p, n) <= limit * float(1 << (p.v_bits - 1))

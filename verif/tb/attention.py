@@ -16,6 +16,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 
 from generators.attention import AttentionParams, pack_k, pack_q, pack_v, unpack_o
+from verif.attention_patterns import pattern_run
 from verif.golden.attention import attention_fixed, attention_float, error_bound
 from verif.runner import bench_params, bench_report
 from verif.tb.host import Case, LockStepHost, Timing
@@ -185,6 +186,20 @@ async def extremes(dut):
             out.append(Run(q, k, v, (1 << 16) - 1, n))
         return out
     await _isolated(dut, "extremes", runs, 5)
+
+
+@cocotb.test()
+async def adversarial_patterns(dut):
+    """Score patterns that stress the arithmetic (:mod:`verif.attention_patterns`): a maximum
+    rising key by key and block by block (the rescale compounding), saw-tooth, one late
+    dominant key, all equal; V set to turn weight errors into output error."""
+    def runs(p, rng):
+        n = min(p.max_seq_len, 3 * p.kv_block + 1)
+        cases = (("ramp_up", 1.0, "early_high"), ("staircase", 2.0, "early_high"), ("saw_tooth", 8.0, "random"),
+                 ("late_dominant", 8.0, "late_high"), ("all_equal", 1.0, "alternating"))
+        return [Run(r.q, r.k, r.v, r.scale, r.q_pos) for r in
+                (pattern_run(p, shape, n, spread, v_mode, rng) for shape, spread, v_mode in cases)]
+    await _isolated(dut, "adversarial_patterns", runs, 9)
 
 
 @cocotb.test()
