@@ -2,7 +2,8 @@
 
 For each family, ``--mutants`` faults are drawn (seeded) from the sites of one small design's
 Verilog (operators swapped, constants off by one, one-bit conditions inverted; see
-``verif/mutants.py``), each built and run through the family's bench on Icarus. Prints per
+``verif/mutants.py``), each built and run through the family's bench on Icarus, its tiles
+checked by the bench and its cycle counts against the cost model. Prints per
 family the killed, surviving and invalid (not compiling) mutants and the kill rate, then each
 survivor: a gap in the bench or an equivalent mutant, to be explained. ``--out FILE`` also
 writes every outcome as JSON.
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dse.families import FAMILIES, get_family  # noqa: E402
+from dse.verify import cycle_misses  # noqa: E402
 from generators.artifact import render, write_atomic  # noqa: E402
 from verif.mutants import run_mutant, sample, small_design  # noqa: E402
 
@@ -43,7 +45,9 @@ def main() -> int:
         params = small_design(family)
         artifact = render(params, family.build)
         start = time.time()
-        outcomes = [run_mutant(artifact, family.testbench, m) for m in sample(artifact.verilog, args.mutants, args.seed)]
+        judge = cycle_misses(family, params)
+        outcomes = [run_mutant(artifact, family.testbench, m, cycles=judge)
+                    for m in sample(artifact.verilog, args.mutants, args.seed)]
         counts = Counter(o.verdict for o in outcomes)
         valid = counts["killed"] + counts["survived"]
         rate = counts["killed"] / valid if valid else float("nan")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dse.families import Family
 from generators.artifact import render
@@ -82,6 +82,16 @@ def axi_checks(family: Family, params: Params, records: list[dict[str, Any]]) ->
             checks.append(CycleCheck(test=record["test"], figure=figure, measured=int(record[figure]),
                                      model=int(model), exact=True))
     return checks
+
+
+def cycle_misses(family: Family, params: Params) -> Callable[[list[dict[str, Any]]], str]:
+    """A judge of a bench's records for :func:`verif.mutants.run_mutant`: the figures that miss
+    the model, or an empty string."""
+    def judge(records: list[dict[str, Any]]) -> str:
+        misses = [f"{c.test} {c.figure} {c.measured} vs {c.model}"
+                  for c in cycle_checks(family, params, records) if not c.ok]
+        return ", ".join(misses[:3]) + (f" and {len(misses) - 3} more" if len(misses) > 3 else "")
+    return judge
 
 
 def _axi_context(family: Family, rmap: dict[str, Any]) -> dict[str, Any]:

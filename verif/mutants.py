@@ -5,8 +5,8 @@ A mutant changes one site of the design's Verilog: an operator swapped (``+``/``
 ``&``/``|``, ``==``/``!=``, ``<``/``<=``, ``>``/``>=``), a constant off by one (counter
 bounds, increments, comparisons), or a one-bit condition inverted. Mutants run on Icarus
 Verilog (a build takes about a second, where Verilator takes tens), each in its own cache
-folder. A mutant is *killed* when the bench fails (a wrong tile, a wrong cycle count, an X,
-a stall), *survives* when every test still passes, and is *invalid* when it does not
+folder. A mutant is *killed* when the bench fails (a wrong tile, an X, a stall) or a measured
+cycle count misses the cost model's, *survives* when every test still passes, and is *invalid* when it does not
 compile. A survivor is either a real gap in the bench or an equivalent mutant (a change
 that cannot alter any output, such as an off-by-one in a counter bound never reached).
 """
@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from generators.artifact import Artifact
 
@@ -121,8 +121,12 @@ class Outcome:
     detail: str = ""
 
 
-def run_mutant(artifact: Artifact, testbench: str, mutant: Mutant, *, seed: int = 1) -> Outcome:
-    """Build ``mutant`` of ``artifact`` on Icarus and run ``testbench`` on it."""
+def run_mutant(artifact: Artifact, testbench: str, mutant: Mutant, *, seed: int = 1,
+               cycles: Callable[[list[dict]], str] | None = None) -> Outcome:
+    """Build ``mutant`` of ``artifact`` on Icarus and run ``testbench`` on it. ``cycles`` judges the
+    bench's measured records against the cost model (what ``accelforge verify`` does) and names
+    any figure that misses it: the model promises exact cycles, so a mutant that changes them is
+    caught even when every tile is right."""
     from verif.runner import run
 
     mutated = dataclasses.replace(artifact, verilog=mutant.apply(artifact.verilog))
@@ -138,6 +142,7 @@ def run_mutant(artifact: Artifact, testbench: str, mutant: Mutant, *, seed: int 
                 os.environ.pop("ACCELFORGE_CACHE", None)
             else:
                 os.environ["ACCELFORGE_CACHE"] = saved
-    if sim.passed:
-        return Outcome(mutant, "survived")
-    return Outcome(mutant, "killed", ", ".join(sim.failures) or "no results")
+    if not sim.passed:
+        return Outcome(mutant, "killed", ", ".join(sim.failures) or "no results")
+    missed = cycles(sim.records) if cycles else ""
+    return Outcome(mutant, "killed", f"cycles: {missed}") if missed else Outcome(mutant, "survived")
