@@ -31,7 +31,7 @@ from cost_models.targets import Target
 from generators import lut_mpgemm as gen
 from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
 from generators.widths import bits_for
-from hw.lut import shared_adders
+from hw.lut import table_ops
 
 EXTERNAL_CODE = list(gen.TableSource).index(gen.TableSource.EXTERNAL)
 
@@ -41,7 +41,7 @@ Points = Union[gen.LutMpGemmParams, Sequence[gen.LutMpGemmParams], Mapping[str, 
 @lru_cache(maxsize=None)
 def _adders(ternary: bool, symmetric: bool, g: int) -> int:
     """Adders :class:`hw.lut.TableBuilder` builds for one table (as the RTL counts them)."""
-    return len(shared_adders(gen.table_coefficients(ternary, symmetric, g)))
+    return len(table_ops(gen.table_coefficients(ternary, symmetric, g)))
 
 
 _ADDERS = np.array([[[_adders(bool(t), bool(s), g) if g else 0 for g in range(6)] for s in (0, 1)]

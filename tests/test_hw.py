@@ -108,14 +108,22 @@ def test_the_row_accumulator_stores_then_adds_with_wraparound():
 @pytest.mark.parametrize("ternary, symmetric", [(False, False), (False, True), (True, False), (True, True)])
 def test_table_builder_entries_and_the_adder_count_it_publishes(ternary, symmetric):
     """Every entry is its coefficients times the activations, and the adders the RTL holds
-    (``$add`` cells in Amaranth's RTLIL) are the count the cost model reads."""
+    (``$add``, ``$sub`` and ``$neg`` cells in Amaranth's RTLIL) are the count the cost model
+    reads: one per entry of two or more terms for the ternary half tables and the {0,1}
+    tables (the least possible), Gray-code order for {-1,+1}."""
     for g in range(1, 6):
         coefficients = table_coefficients(ternary, symmetric, g)
         shape = signed(int(entry_bits(8, g)))
         cells = [line.split()[1] for line in rtlil.convert(TableBuilder(coefficients, 8, shape), name="tb")
                  .splitlines() if line.strip().startswith("cell ")]
         dut = TableBuilder(coefficients, 8, shape)
-        assert cells.count("$add") == dut.adders == table_adders(TERNARY_CODE if ternary else 0, g, symmetric)
+        adders = sum(cells.count(kind) for kind in ("$add", "$sub", "$neg"))
+        assert adders == dut.adders == table_adders(TERNARY_CODE if ternary else 0, g, symmetric)
+        several = sum(1 for row in coefficients if sum(1 for c in row if c) >= 2)
+        if ternary == symmetric:
+            assert dut.adders == several
+        elif not ternary:
+            assert dut.adders <= several + g - 1
         rng = random.Random(g)
         cases = [[-128] * g, [127] * g] + [[rng.randrange(-128, 128) for _ in range(g)] for _ in range(6)]
 
