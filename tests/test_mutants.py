@@ -45,3 +45,27 @@ def test_a_mutant_that_only_changes_cycles_is_killed_by_the_model():
     assert run_mutant(artifact, family.testbench, slow).verdict == "survived"
     outcome = run_mutant(artifact, family.testbench, slow, cycles=cycle_misses(family, params))
     assert outcome.verdict == "killed" and "start_to_done 9 vs 8" in outcome.detail
+
+
+@pytest.mark.regress
+@pytest.mark.parametrize("family", ENGINES, ids=lambda f: f.name)
+def test_the_full_campaign_kills_every_mutant_but_the_explained_equivalent_ones(family):
+    """``python bench/mutants.py --mutants 20 --seed 0``'s sample for one family: each survivor
+    must be one of the equivalent mutants explained in ``bench/results/equivalent_mutants.json``
+    (a change no input can observe), and at least 95% of the rest are killed."""
+    import json
+    from pathlib import Path
+
+    from dse.verify import cycle_misses
+
+    explained = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results" /
+                            "equivalent_mutants.json").read_text())["families"].get(family.name, {})
+    params = small_design(family)
+    artifact = render(params, family.build)
+    outcomes = [run_mutant(artifact, family.testbench, m, cycles=cycle_misses(family, params))
+                for m in sample(artifact.verilog, 20, 0)]
+    unexplained = [o.mutant.describe() for o in outcomes if o.verdict == "survived"
+                   and o.mutant.describe() not in explained]
+    assert not unexplained, unexplained
+    valid = [o for o in outcomes if o.verdict != "invalid" and o.mutant.describe() not in explained]
+    assert sum(o.verdict == "killed" for o in valid) >= 0.95 * len(valid)
