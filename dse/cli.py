@@ -288,7 +288,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UsageError("--breakdown needs an FPGA target (ecp5-*, xilinx-*): the generic flow has no LUTs")
     if not 1.0 <= args.timeout <= 86400.0:
         raise UsageError(f"--timeout must be a number of seconds in 1..86400, not {args.timeout:g}")
-    artifact = render(params, family.build)
+    if args.interface == "axi":
+        from generators.axi import render_axi
+        artifact = render_axi(params, family.build)
+    else:
+        artifact = render(params, family.build)
     with _status(f"synthesizing {artifact.top} for {target.name}", args.json):
         try:
             result = run_job(make_job(artifact, target.name, clock_mhz=args.clock_mhz,
@@ -304,7 +308,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         measured = getattr(result, "transistors" if key == "area_transistors" else key)
         pairs[key] = {"measured": measured, "predicted": predicted[key]}
     document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
-                "target": target.name, "figures": pairs, "met_timing": result.met_timing,
+                "interface": args.interface, "target": target.name, "figures": pairs,
+                "met_timing": result.met_timing,
                 "clock_mhz": result.clock_mhz, "measured": result.to_dict(),
                 "model": family.model_info()}
     if args.breakdown:
@@ -319,7 +324,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     else:
         print(f"{artifact.top} on {target.name}" + (f" at {result.clock_mhz:g} MHz" if result.clock_mhz else "")
               + (" (cached)" if result.cached else f" ({result.runtime_s:.1f} s)"))
-        print(f"  {'figure':<18} {'measured':>12} {'predicted':>12}")
+        print(f"  {'figure':<18} {'measured':>12} {'predicted':>12}"
+              + ("  (predicted: the engine alone, without its AXI wrapper)" if args.interface == "axi" else ""))
         for key, pair in pairs.items():
             m, p = pair["measured"], pair["predicted"]
             m_text = "-" if m is None else (f"{m:.1f}" if isinstance(m, float) else str(m))
@@ -593,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ecp5-25k, ecp5-85k, xilinx-7, xilinx-us or generic")
     p.add_argument("--clock-mhz", type=float, help="clock constraint (ECP5 flows; default 100)")
     p.add_argument("--timeout", type=float, default=1800.0, help="time limit per tool call, s")
+    _add_interface_arg(p, "the engine alone, or wrapped in AXI (what the wrapper adds shows in "
+                          "--breakdown as the top level's own logic)")
     p.add_argument("--breakdown", action="store_true",
                    help="also list the mapped netlist's LUTs by the block whose registers they feed")
     p.set_defaults(func=cmd_synth)

@@ -240,8 +240,15 @@ class _AxiClocked(wiring.Component):
     named as AXI expects (``s_axis_a_tdata``)."""
 
     def _clock(self, m: Module) -> None:
+        """``sync`` on ``aclk``, its reset ``aresetn`` inverted through a flip-flop: an inverter
+        on the reset net keeps Yosys from packing the engines' accumulators into DSP48s
+        (measured: the MAC engine's 1,240 LUTs became 2,122), so reset takes hold one
+        cycle after ``aresetn`` falls and lets go one cycle after it rises."""
         m.domains.sync = cd = ClockDomain("sync")
-        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        m.domains.axi_reset = reset = ClockDomain("axi_reset", reset_less=True, local=True)
+        reset_q = Signal(init=1)
+        m.d.comb += [cd.clk.eq(self.aclk), reset.clk.eq(self.aclk), cd.rst.eq(reset_q)]
+        m.d.axi_reset += reset_q.eq(~self.aresetn)
 
     def ports(self) -> dict[str, tuple[Value, Any]]:
         """The ports for ``verilog.convert``: member paths joined by ``_``."""
