@@ -214,3 +214,18 @@ def test_c_header_defines_every_bit_field():
     for reg in rmap["registers"]:
         for name in reg.get("fields", {}):
             assert f"_{reg['name']}_{name} (1u << " in header
+
+
+@pytest.mark.synth
+def test_synth_measures_the_wrapped_design(capsys):
+    """``synth --interface axi`` synthesizes the wrapper with its engine; the wrapper adds logic."""
+    sets = ["--set", "rows=2", "--set", "cols=2", "--set", "k_max=8"]
+    figures = {}
+    for interface in ("engine", "axi"):
+        assert cli.main(["synth", "systolic", *sets, "--target", "generic", "--interface", interface,
+                         "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["interface"] == interface
+        figures[interface] = doc["figures"]["area_transistors"]
+    assert figures["axi"]["measured"] > figures["engine"]["measured"]
+    assert figures["axi"]["predicted"] == figures["engine"]["predicted"]
