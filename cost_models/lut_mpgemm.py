@@ -183,6 +183,9 @@ def model_info() -> dict[str, object]:
 # ---------------------------------------------------------------------- calibration hooks
 CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_max": (4, 1024)}
 """Where calibration samples designs: capped so each synthesizes in about a minute on one core."""
+FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 12), "k_max": (4, 256)}}
+"""ECP5: nextpnr placed a 57,297-LUT4 design of the full box for over 30 minutes (its time
+limit) on a 2-core machine; this box keeps designs to about a quarter of that."""
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],

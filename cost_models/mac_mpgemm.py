@@ -108,6 +108,8 @@ def model_info() -> dict[str, object]:
 
 # ---------------------------------------------------------------------- calibration hooks
 CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 16), "k_lanes": (1, 8), "k_max": (4, 1024)}
+FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 8), "k_lanes": (1, 4), "k_max": (4, 256)}}
+"""ECP5: one design of the full box ran past nextpnr's 30-minute limit on a 2-core machine."""
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],

@@ -132,7 +132,8 @@ def _mpgemm_family(name, gen, model, params) -> Family:
                   default_op=lambda p: Gemm(m=p.m_tile, n=p.n_tile, k=p.k_max, name="one-tile"),
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
-                                           model.calibration_features, model.multipliers))
+                                           model.calibration_features, model.multipliers,
+                                           flow_boxes=model.FLOW_BOXES))
 
 
 def _attention_record_model(p: attention_gen.AttentionParams, record: Mapping[str, Any]) -> dict[str, int]:

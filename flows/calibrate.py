@@ -179,6 +179,11 @@ class Calibratable:
     multipliers: Callable[[Sequence[Params]], Roles]
     # (points, technology) -> exact "bram" and "lutram" counts; None: the family keeps no memories
     memories: Callable[[Sequence[Params], str], dict[str, np.ndarray]] | None = None
+    # a smaller box for a flow whose place and route of the biggest designs runs past its limit
+    flow_boxes: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
+
+    def box_for(self, flow: str) -> Mapping[str, tuple[int, int]]:
+        return {**self.box, **self.flow_boxes.get(flow, {})}
 
     def memory_counts(self, points: Sequence[Params], tech: str) -> dict[str, np.ndarray]:
         zero = np.zeros(len(points), dtype=np.int64)
@@ -191,8 +196,9 @@ def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: 
     committed DSP rule of the target's technology puts their multipliers (DSP or fabric),
     so both regimes are fitted; the generic flow has one regime."""
     synth_target = get_synth_target(target_name)
+    box = fam.box_for(synth_target.flow)
     if synth_target.flow == "generic":
-        return sample_points(fam.params, fam.box, samples, seed)
+        return sample_points(fam.params, box, samples, seed)
     tech = get_target(synth_target.model_target).tech
     committed = coeff_store.coefficients(fam.family, tech, coeff_store.FabricCoefficients)
     rule = (committed.dsp_min_bits, committed.dsp_min_product_bits)
@@ -200,7 +206,7 @@ def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: 
     def on_dsp(points: list[Params]) -> np.ndarray:
         return dsps_by_rule(fam.multipliers(points), rule, lambda a, b: 1, len(points)) > 0
 
-    return sample_points(fam.params, fam.box, samples, seed, strata=on_dsp)
+    return sample_points(fam.params, box, samples, seed, strata=on_dsp)
 
 
 def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 0, jobs: int | None = None,

@@ -259,6 +259,18 @@ def test_calibration_sample_gives_each_multiplier_regime_half():
     assert sum(p.a_bits + p.w_bits < 9 for p in mixed) == 10 and len({p.digest() for p in mixed}) == 20
 
 
+def test_ecp5_calibration_of_the_mpgemm_engines_samples_a_smaller_box():
+    from dse.families import get_family
+    from flows.calibrate import calibration_sample
+
+    for name in ("lut_mpgemm", "mac_mpgemm"):
+        cal = get_family(name).calibration
+        box = cal.box_for("ecp5")
+        points = calibration_sample(cal, "ecp5-85k", 16, 0)
+        assert all(box[f][0] <= getattr(p, f) <= box[f][1] for p in points for f in box)
+        assert box["n_tile"][1] < cal.box["n_tile"][1] and cal.box_for("xilinx") == cal.box
+
+
 def test_calibrate_rejects_a_bad_sample_count(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dse.cli", "calibrate", "systolic", "--samples", "3",
                            "--out", str(tmp_path / "c.json")], capture_output=True, text=True, cwd=ROOT)
