@@ -20,6 +20,7 @@ from cost_models.ops import AttentionOp, Gemm
 from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
 from generators.artifact import render, write
+from generators.axi import INTERFACES, render_as
 from generators.params import Params
 
 EXIT_BAD_INPUT = 2
@@ -133,12 +134,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("--flow vivado needs --part, for example --part xc7a100tcsg324-1")
     if args.part and args.flow != "vivado":
         raise UsageError("--part only applies with --flow vivado")
-    extra = {"prediction": _jsonable(prediction)}
-    if args.interface == "axi":
-        from generators.axi import render_axi
-        artifact = render_axi(params, family.build, extra)
-    else:
-        artifact = render(params, family.build, extra)
+    artifact = render_as(args.interface, params, family.build, {"prediction": _jsonable(prediction)})
     project = None
     if args.flow == "vivado":
         from flows.vivado import vivado_project
@@ -288,11 +284,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UsageError("--breakdown needs an FPGA target (ecp5-*, xilinx-*): the generic flow has no LUTs")
     if not 1.0 <= args.timeout <= 86400.0:
         raise UsageError(f"--timeout must be a number of seconds in 1..86400, not {args.timeout:g}")
-    if args.interface == "axi":
-        from generators.axi import render_axi
-        artifact = render_axi(params, family.build)
-    else:
-        artifact = render(params, family.build)
+    artifact = render_as(args.interface, params, family.build)
     with _status(f"synthesizing {artifact.top} for {target.name}", args.json):
         try:
             result = run_job(make_job(artifact, target.name, clock_mhz=args.clock_mhz,
@@ -558,7 +550,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def _add_interface_arg(p: argparse.ArgumentParser, text: str) -> None:
-    p.add_argument("--interface", choices=("engine", "axi"), default="engine", help=text)
+    p.add_argument("--interface", choices=INTERFACES, default="engine", help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dse.families import Family
-from generators.artifact import render
-from generators.axi import DONE_LATENCY, START_LATENCY, render_axi
+from generators.artifact import Artifact
+from generators.axi import DONE_LATENCY, START_LATENCY, render_as
 from generators.params import Params
 from verif.runner import SimResult, run
 
 AXI_TESTBENCH = "verif.tb.axi"
-INTERFACES = ("engine", "axi")
 
 
 @dataclass(frozen=True)
@@ -94,15 +93,14 @@ def cycle_misses(family: Family, params: Params) -> Callable[[list[dict[str, Any
     return judge
 
 
-def _axi_context(family: Family, rmap: dict[str, Any]) -> dict[str, Any]:
-    """What the AXI bench needs: the engine family's case module, its Params class, its map."""
+def _verify_axi(artifact: Artifact, family: Family, params: Params, rmap: dict[str, Any],
+                **run_options) -> Verification:
+    """One engine's AXI bench on ``artifact`` (the engine's wrapper or a composed top), given the
+    engine family's case module, its Params class and its register map ``rmap``."""
     cls = family.params
-    return {"cases": family.testbench, "params_class": f"{cls.__module__}:{cls.__qualname__}", "axi": rmap}
-
-
-def _check_interface(interface: str) -> None:
-    if interface not in INTERFACES:
-        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
+    context = {"cases": family.testbench, "params_class": f"{cls.__module__}:{cls.__qualname__}", "axi": rmap}
+    sim = run(artifact, AXI_TESTBENCH, engine=params, context=context, **run_options)
+    return Verification(sim=sim, checks=axi_checks(family, params, sim.records))
 
 
 def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False,
@@ -110,13 +108,10 @@ def verify(family: Family, params: Params, *, seed: int = 1, waves: bool = False
            interface: str = "engine") -> Verification:
     """Simulate ``params`` on its family's bench (``interface="engine"``), or wrapped in AXI on the
     AXI bench through the host driver (``"axi"``), and hold the cycles against the model."""
-    _check_interface(interface)
+    artifact = render_as(interface, params, family.build)
     if interface == "axi":
-        artifact = render_axi(params, family.build)
-        sim = run(artifact, AXI_TESTBENCH, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
-                  simulator=simulator, context=_axi_context(family, artifact.extra["axi"]))
-        return Verification(sim=sim, checks=axi_checks(family, params, sim.records))
-    artifact = render(params, family.build)
+        return _verify_axi(artifact, family, params, artifact.extra["axi"], seed=seed, waves=waves,
+                           testcase=testcase, run_dir=run_dir, simulator=simulator)
     sim = run(artifact, family.testbench, seed=seed, waves=waves, testcase=testcase, run_dir=run_dir,
               simulator=simulator)
     return Verification(sim=sim, checks=cycle_checks(family, params, sim.records))
@@ -129,23 +124,19 @@ def verify_parts(family: Family, params: Params, *, seed: int = 1, waves: bool =
     composed design's engines inside its top (``family.parts`` names the top to build, one
     replica of each engine since replicas are the same module, and each engine's ports).
     With ``interface="axi"`` the top is the AXI-wrapped one and each engine runs the AXI bench."""
-    _check_interface(interface)
     if family.parts is None:
         return [(family, params, "", verify(family, params, seed=seed, waves=waves, simulator=simulator,
                                             interface=interface))]
     top, engines = family.parts(params)
-    axi = interface == "axi"
-    artifact = render_axi(top, family.build) if axi else render(top, family.build)
+    artifact = render_as(interface, top, family.build)
     out = []
     for engine, part, prefix in engines:
-        if axi:
+        if interface == "axi":
             rmap = artifact.extra["axi"]["engines"][prefix.removesuffix("__")]
-            sim = run(artifact, AXI_TESTBENCH, seed=seed, waves=waves, simulator=simulator, engine=part,
-                      context=_axi_context(engine, rmap))
-            checks = axi_checks(engine, part, sim.records)
+            result = _verify_axi(artifact, engine, part, rmap, seed=seed, waves=waves, simulator=simulator)
         else:
             sim = run(artifact, engine.testbench, seed=seed, waves=waves, engine=part, prefix=prefix,
                       simulator=simulator)
-            checks = cycle_checks(engine, part, sim.records)
-        out.append((engine, part, prefix, Verification(sim=sim, checks=checks)))
+            result = Verification(sim=sim, checks=cycle_checks(engine, part, sim.records))
+        out.append((engine, part, prefix, result))
     return out

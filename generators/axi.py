@@ -38,9 +38,9 @@ from amaranth.hdl import _ir
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from generators.artifact import Artifact, Port, write_atomic
+from generators.artifact import Artifact, Port, render, write_atomic
 from generators.params import Params
-from hw.axi import LITE_DATA_BITS, AxiLiteSignature, AxiStreamSignature
+from hw.axi import LITE_DATA_BITS, AxiLiteSignature, AxiStreamSignature, tdata_bits
 from hw.run_control import RunSignature
 
 START_LATENCY = 1
@@ -97,7 +97,7 @@ class Stream:
 
     @property
     def data_bits(self) -> int:
-        return AxiStreamSignature(self.payload_bits).data_bits
+        return tdata_bits(self.payload_bits)
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,9 @@ class RegisterMap:
 def _split_members(engine: wiring.Component, run: RunSignature, prefix: str):
     """The engine's streams and argument inputs, in signature order."""
     streams, arguments = [], []
+    control = set(run.members) - {run.length}              # start, busy, done: the wrapper drives them
     for name, member in engine.signature.members.items():
-        if name in ("start", "busy", "done"):
+        if name in control:
             continue
         if member.is_signature and isinstance(member.signature, stream.Signature):
             bits = Shape.cast(member.signature.members["payload"].shape).width
@@ -468,6 +469,17 @@ def write_register_map(artifact: Artifact, out_dir: Path) -> dict[str, Path]:
     write_atomic(files["c_header"], c_header(artifact.extra["axi"]))
     write_atomic(files["python_map"], python_module(artifact.extra["axi"]))
     return files
+
+
+INTERFACES = ("engine", "axi")
+"""What a design can be generated, verified and synthesized as: its own ports, or wrapped in AXI."""
+
+
+def render_as(interface: str, params: Params, build, extra: dict[str, Any] | None = None) -> Artifact:
+    """``render`` for the engine's own ports, :func:`render_axi` for its AXI wrapper."""
+    if interface not in INTERFACES:
+        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
+    return render_axi(params, build, extra) if interface == "axi" else render(params, build, extra)
 
 
 def render_axi(params: Params, build, extra: dict[str, Any] | None = None) -> Artifact:

@@ -178,8 +178,7 @@ def error_bound(p: AttentionParams, n: int) -> float:
     """
     ln2 = np.log(2.0)
     h = 2.0 ** -(p.prob_frac + 1)
-    d_lo, d_hi = (e + h for e in exp2_error_sides(p))
-    d = d_hi
+    d_lo, d = (e + h for e in exp2_error_sides(p))
     s = ln2 * 2.0 ** -(p.score_frac + 1)
     rescales = p.blocks(n) - 1 if p.softmax is Softmax.ONLINE else 0
     compounding = p.rescale is Rescale.EXP and rescales > 0
@@ -191,15 +190,14 @@ def error_bound(p: AttentionParams, n: int) -> float:
         return float("inf")
     scaled = n * (1 + d + h) * g * g / (1 - g / 2) * h if compounding else 0.0
     mass = n * h * g + scaled                         # absolute error per unit of V, both sums
-    e_l = mass + 2 * h * rescales * g
-    e_acc_over_v = mass
-    floors_acc = 2 * h * rescales * g
+    floors = 2 * h * rescales * g                     # each rescale's floor, in l and in acc
+    e_l = mass + floors
     l_min = (0.5 if p.rescale is Rescale.SHIFT else 1.0) * a
     if e_l >= l_min:
         return float("inf")
     v_max = float(1 << (p.v_bits - 1))
     mean_shift = (b - a) / a * v_max
-    absolute = (v_max * (e_acc_over_v + e_l) + floors_acc) / (l_min - e_l)
+    absolute = (v_max * (mass + e_l) + floors) / (l_min - e_l)
     return mean_shift + absolute + v_max * 2.0 ** -(p.recip_bits - 1) + 2.0 ** -(p.out_frac + 1)
 
 
