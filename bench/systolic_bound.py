@@ -7,9 +7,9 @@ same bound (``folds x (T + 2R + C - 2) - 1`` for weight-stationary with ``T = M`
 streaming through each ``R x C`` weight fold, ``folds x (T + R + C - 2) - 1`` for
 output-stationary with ``T = K``). The GEMMs are 512^3 and, where the dataflow streams along
 it, K or M of 4096. ``--k-max`` is the engine's deepest run (default 4096, so that K is one
-run; the default engine's 256 splits longer K into runs and pays the array's fill for each).
+run) and ``--m-tile`` the weight-stationary engine's rows of A per run (default 512).
 
-    python bench/systolic_bound.py [--k-max 4096]
+    python bench/systolic_bound.py [--k-max 4096] [--m-tile 512]
 """
 from __future__ import annotations
 
@@ -36,14 +36,15 @@ def scale_sim(rows: int, cols: int, ws: bool, m: int, n: int, k: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k-max", type=int, default=4096)
+    ap.add_argument("--m-tile", type=int, default=512)
     args = ap.parse_args()
-    print(f"cycles / compute bound (M N K / R C); engine k_max {args.k_max}")
+    print(f"cycles / compute bound (M N K / R C); engine k_max {args.k_max}, ws m_tile {args.m_tile}")
     print(f"{'array':>6} {'dataflow':>8} {'GEMM M,N,K':>16} {'ours':>8} {'SCALE-Sim':>10}")
     for size in (16, 32):
         for ws in (False, True):
             for m, n, k in GEMMS:
                 bound = m * n * k / (size * size)
-                ours = int(gemm_cycles(size, size, ws, args.k_max, m, n, k))
+                ours = int(gemm_cycles(size, size, ws, args.m_tile, args.k_max, m, n, k))
                 print(f"{size}x{size:<3} {'ws' if ws else 'os':>8} {f'{m},{n},{k}':>16} "
                       f"{ours / bound:>8.3f} {scale_sim(size, size, ws, m, n, k) / bound:>10.3f}")
 

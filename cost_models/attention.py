@@ -33,6 +33,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
+from cost_models.memory import placement
 from cost_models.ops import AttentionOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
@@ -44,26 +45,6 @@ from generators.attention import AttentionParams
 from generators.widths import bits_for, ceil_div
 
 Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
-
-RAM_CHOICES = {
-    "ecp5": {"lutram": ((16, 4, 4),),
-             "bram": ((((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384), (36, 512)), 128, 1),)},
-    "xilinx": {"lutram": ((32, 6, 8), (64, 3, 8)),
-               "bram": ((((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)), 129, 2),
-                        (((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768)),
-                         257, 1))},
-}
-"""How Yosys's ``memory_libmap`` prices each way to build a memory (its library files): LUT RAM
-primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block
-RAMs ((width, depth) aspects, cost, primitives per counted block RAM: two RAMB18 make one
-RAMB36). It takes the cheapest; ROMs never go to LUT RAM and stay in logic while that costs
-less (one unit per 64 bits: fitted to where Yosys moved our exp ROMs to block RAM)."""
-LUTS_PER_LUTRAM = 4
-STACK_MUX_COST = 0.2
-"""Cost per bit and extra stack of LUT RAM primitives: fitted to where Yosys chose block RAM
-over deeper LUT RAM for our buffers (0.16..0.28 reproduces every choice measured)."""
-ROM_LOGIC_COST_PER_BIT = 1 / 64
-
 
 def prepare(points: Points) -> dict[str, np.ndarray]:
     """Parameter columns plus every derived width the RTL uses."""
@@ -132,33 +113,8 @@ def buffer_bits(c: Mapping[str, np.ndarray], mems=None) -> dict[str, np.ndarray]
 
 
 def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[str, np.ndarray]:
-    """Block RAMs and LUTs used as distributed RAM per design: each memory built the cheapest way
-    :data:`RAM_CHOICES` lists (none for an ASIC technology)."""
-    zero = np.zeros(np.shape(c["q_rows"]), dtype=np.int64)
-    if tech not in RAM_CHOICES:
-        return {"bram": zero, "lutram": zero}
-    choices = RAM_CHOICES[tech]
-    lutram, brams = zero, zero.astype(np.float64)
-    for name, (w, d) in (memories(c) if mems is None else mems).items():
-        options = []                                   # (cost, LUT RAM LUTs, block RAMs)
-        for aspects, cost, per_block in choices["bram"]:
-            blocks = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in aspects])
-            options.append((blocks * cost, zero, blocks / per_block))
-        if name.startswith("rom"):
-            options.append((w * d * ROM_LOGIC_COST_PER_BIT, zero, zero))
-        else:
-            cost, prims = np.full(np.shape(w), np.inf), zero
-            for depth, width, each in choices["lutram"]:
-                stacks = ceil_div(d, depth)
-                n = ceil_div(w, width) * stacks
-                total = n * each + STACK_MUX_COST * w * (stacks - 1)     # + the read mux of stacked ones
-                cost, prims = np.where(total < cost, total, cost), np.where(total < cost, n, prims)
-            options.append((cost, LUTS_PER_LUTRAM * prims, zero))
-        costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
-        best = np.argmin(costs, axis=0)
-        lutram = lutram + np.choose(best, [np.broadcast_to(o[1], np.shape(w)) for o in options])
-        brams = brams + np.choose(best, [np.broadcast_to(o[2], np.shape(w)) for o in options])
-    return {"bram": np.ceil(brams - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
+    """Block RAMs and LUTs used as distributed RAM per design (none for an ASIC technology)."""
+    return placement(memories(c) if mems is None else mems, tech, np.shape(c["q_rows"]))
 
 
 # ---------------------------------------------------------------------- structure

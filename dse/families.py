@@ -96,11 +96,11 @@ def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, 
     ws = p.dataflow is systolic_gen.Dataflow.WS
     if "gemm" in record:
         m, n, k = record["gemm"]
-        cycles = systolic_model.gemm_cycles(p.rows, p.cols, ws, p.k_max, m, n, k)
+        cycles = systolic_model.gemm_cycles(p.rows, p.cols, ws, p.m_tile, p.k_max, m, n, k)
         return {"first_start_to_last_c": int(cycles)}
-    k = record["k"]
-    return {"start_to_done": int(systolic_model.run_cycles(p.rows, p.cols, ws, k)),
-            "start_to_last_c": int(systolic_model.run_to_last_c(p.rows, p.cols, ws, k))}
+    place = (record["k"], record.get("index", 0), record.get("k_prev", 0))   # in a back-to-back stream
+    return {"start_to_done": int(systolic_model.run_cycles(p.rows, p.cols, ws, p.m_tile, *place)),
+            "start_to_last_c": int(systolic_model.run_to_last_c(p.rows, p.cols, ws, p.m_tile, *place))}
 
 
 def _mpgemm_record_model(p, record: Mapping[str, Any]) -> dict[str, int]:
@@ -168,7 +168,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                      "signed": True},
            calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
                                     systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
-                                    systolic_model.multipliers)),
+                                    systolic_model.multipliers, systolic_model.placed_memories)),
     _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams),
     _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
     Family(name="attention", params=attention_gen.AttentionParams, build=attention_gen.build,

@@ -6,7 +6,7 @@ accumulator wraps modulo ``2**acc_bits`` exactly as the golden model does.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,13 +14,16 @@ from amaranth.lib.wiring import In, Out
 class OutputStationaryPE(wiring.Component):
     """Keeps one output ``acc``; operands pass through to the right and downwards.
 
-    ``clear`` zeroes the accumulator (at the start of a tile); every enabled
-    cycle adds ``a_in * b_in`` and forwards both operands one register on.
+    Runs every cycle (idle cycles carry zero operands, which add nothing). ``clear``
+    zeroes the accumulator in the one bubble cycle between tiles, when the finished sum
+    is on ``acc`` for the output bank to capture: a synchronous reset, which a DSP
+    block's accumulator register takes as its own (a restart from the first product
+    would put a multiplexer in the fabric on every accumulator bit).
     """
 
     def __init__(self, a_shape: Shape, b_shape: Shape, acc_shape: Shape):
         super().__init__({
-            "a_in": In(a_shape), "b_in": In(b_shape), "en": In(1), "clear": In(1),
+            "a_in": In(a_shape), "b_in": In(b_shape), "clear": In(1),
             "a_out": Out(a_shape), "b_out": Out(b_shape), "acc": Out(acc_shape),
         })
 
@@ -28,38 +31,40 @@ class OutputStationaryPE(wiring.Component):
         m = Module()
         with m.If(self.clear):
             m.d.sync += self.acc.eq(0)
-        with m.Elif(self.en):
-            m.d.sync += [
-                self.acc.eq(self.acc + self.a_in * self.b_in),
-                self.a_out.eq(self.a_in),
-                self.b_out.eq(self.b_in),
-            ]
+        with m.Else():
+            m.d.sync += self.acc.eq(self.acc + self.a_in * self.b_in)
+        m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in)]
         return m
 
 
 class WeightStationaryPE(wiring.Component):
-    """Holds one weight; activations pass right, partial sums pass down.
+    """Holds one weight and a shadow of the next; activations pass right, partial sums down.
 
-    ``w_load`` writes ``w_data`` into the weight register at the end of the
-    cycle, so the product formed in that same cycle still uses the old weight.
+    ``w_load`` writes ``w_data`` into the shadow while the current weight computes.
+    ``swap`` (with ``en``) marks the first activation of the next weight slice: that
+    product already uses the shadow, which becomes the weight, so the slices follow
+    each other with no gap.
     """
 
     def __init__(self, a_shape: Shape, w_shape: Shape, acc_shape: Shape):
         super().__init__({
             "a_in": In(a_shape), "psum_in": In(acc_shape), "en": In(1),
-            "w_load": In(1), "w_data": In(w_shape),
+            "w_load": In(1), "w_data": In(w_shape), "swap": In(1),
             "a_out": Out(a_shape), "psum_out": Out(acc_shape),
         })
         self._w_shape = w_shape
 
     def elaborate(self, platform):
         m = Module()
-        weight = Signal(self._w_shape)
+        weight, shadow = Signal(self._w_shape), Signal(self._w_shape)
+        current = Mux(self.swap, shadow, weight)
         with m.If(self.w_load):
-            m.d.sync += weight.eq(self.w_data)
+            m.d.sync += shadow.eq(self.w_data)
         with m.If(self.en):
             m.d.sync += [
                 self.a_out.eq(self.a_in),
-                self.psum_out.eq(self.psum_in + self.a_in * weight),
+                self.psum_out.eq(self.psum_in + self.a_in * current),
             ]
+            with m.If(self.swap):
+                m.d.sync += weight.eq(shadow)
         return m

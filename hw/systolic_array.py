@@ -16,9 +16,12 @@ from hw.pe import OutputStationaryPE, WeightStationaryPE
 class OutputStationaryArray(wiring.Component):
     """``rows x cols`` output-stationary grid: A enters on the left, B on the top.
 
-    ``acc[i][j]`` accumulates ``sum_k a[i,k] * b[k,j]`` for the skewed
-    operand streams; it is complete ``rows + cols - 2`` enabled cycles after the
-    last operand pair enters.
+    ``acc[i][j]`` accumulates ``sum_k a[i,k] * b[k,j]`` for the skewed operand streams;
+    it is complete ``rows + cols - 2`` cycles after the last operand pair enters.
+    Runs every cycle. ``clear`` has a bit per anti-diagonal (bit ``d`` reaches the PEs
+    with ``i + j == d``; :class:`~hw.tile_buffer.DiagonalDrain` makes them), so a
+    one-cycle bubble between tiles clears each PE just as it passes and the next
+    tile follows one cycle behind the last.
     """
 
     def __init__(self, rows: int, cols: int, a_shape: Shape, b_shape: Shape, acc_shape: Shape):
@@ -27,7 +30,7 @@ class OutputStationaryArray(wiring.Component):
         super().__init__({
             "a_in": In(data.ArrayLayout(a_shape, rows)),
             "b_in": In(data.ArrayLayout(b_shape, cols)),
-            "en": In(1), "clear": In(1),
+            "clear": In(rows + cols - 1),
             "acc": Out(data.ArrayLayout(acc_shape, cols)).array(rows),     # a signal per row (tile_buffer)
         })
 
@@ -39,7 +42,7 @@ class OutputStationaryArray(wiring.Component):
             for j in range(cols):
                 pe = grid[i][j] = m.submodules[f"pe_{i}_{j}"] = OutputStationaryPE(*self._shapes)
                 m.d.comb += [
-                    pe.en.eq(self.en), pe.clear.eq(self.clear),
+                    pe.clear.eq(self.clear[i + j]),
                     pe.a_in.eq(self.a_in[i] if j == 0 else grid[i][j - 1].a_out),
                     pe.b_in.eq(self.b_in[j] if i == 0 else grid[i - 1][j].b_out),
                     self.acc[i][j].eq(pe.acc),
@@ -52,7 +55,10 @@ class WeightStationaryArray(wiring.Component):
 
     Activations enter on the left (lane ``r`` = reduction index ``r``), partial
     sums flow down and leave at the bottom as ``psum[j]``. ``w_load`` with
-    ``w_row`` writes one row of weights (all columns) per cycle.
+    ``w_row`` writes one row of the next weights (all columns) per cycle into the
+    PEs' shadows; ``swap`` has a bit per anti-diagonal (bit ``d`` reaches the PEs with
+    ``r + j == d``), so a swap launched with a slice's first activations follows
+    their wavefront.
     """
 
     def __init__(self, rows: int, cols: int, a_shape: Shape, w_shape: Shape, acc_shape: Shape):
@@ -63,6 +69,7 @@ class WeightStationaryArray(wiring.Component):
             "en": In(1),
             "w_load": In(1), "w_row": In(index_shape(rows)),
             "w_data": In(data.ArrayLayout(w_shape, cols)),
+            "swap": In(rows + cols - 1),
             "psum": Out(data.ArrayLayout(acc_shape, cols)),
         })
 
@@ -77,6 +84,7 @@ class WeightStationaryArray(wiring.Component):
                     pe.en.eq(self.en),
                     pe.w_load.eq(self.w_load & (self.w_row == r)),
                     pe.w_data.eq(self.w_data[j]),
+                    pe.swap.eq(self.swap[r + j]),
                     pe.a_in.eq(self.a_in[r] if j == 0 else grid[r][j - 1].a_out),
                     pe.psum_in.eq(0 if r == 0 else grid[r - 1][j].psum_out),
                 ]

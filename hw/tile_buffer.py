@@ -1,4 +1,4 @@
-"""On-chip tile storage: an accumulating row bank and a streaming drain buffer.
+"""Output banks: a tile taken in one cycle, or captured along a wavefront, streamed out row by row.
 
 A tile travels as one signal per row (``Member.array``), never as one signal for
 the whole tile: Amaranth's netlist caps a signal at 65,536 bits, which a 64 x 64
@@ -6,46 +6,10 @@ tile of 24-bit sums would exceed.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import index_shape
-
-
-class RowAccumulator(wiring.Component):
-    """A bank of ``rows`` vectors; each enabled write stores or adds one row.
-
-    ``first`` stores the incoming row (the first partial sum of a tile);
-    otherwise the row is added lane by lane, wrapping at the lane width.
-    One adder per lane behind a row multiplexer, not one per stored element.
-    """
-
-    def __init__(self, row_layout: data.ArrayLayout, rows: int):
-        self._rows = rows
-        self._row_layout = row_layout
-        super().__init__({
-            "write": In(1), "first": In(1), "index": In(index_shape(rows)),
-            "row": In(row_layout),
-            "tile": Out(row_layout).array(rows),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        current = Signal(self._row_layout)
-        with m.Switch(self.index):
-            for r in range(self._rows):
-                with m.Case(r):
-                    m.d.comb += current.eq(self.tile[r])
-        summed = Signal(self._row_layout)
-        for lane in range(self._row_layout.length):
-            m.d.comb += summed[lane].eq(
-                Mux(self.first, self.row[lane], current[lane] + self.row[lane]))
-        with m.If(self.write):
-            for r in range(self._rows):
-                with m.If(self.index == r):
-                    m.d.sync += self.tile[r].eq(summed)
-        return m
 
 
 class TileDrain(wiring.Component):
@@ -81,4 +45,54 @@ class TileDrain(wiring.Component):
             m.d.sync += left.eq(left - 1)
             for r in range(rows - 1):
                 m.d.sync += bank[r].eq(bank[r + 1])
+        return m
+
+
+class DiagonalDrain(wiring.Component):
+    """An output bank filled along an array's anti-diagonal wavefront, streamed out row by row.
+
+    ``launch`` marks the cycle a bubble between tiles enters PE (0, 0); ``diagonals`` is
+    that flag delayed ``d`` cycles on bit ``d`` (one delay line of ``rows + cols - 2``
+    bits for the whole array, which clears its PEs with it), and element ``(i, j)`` of
+    ``tile`` is stored as the bubble passes it. After the last diagonal the rows leave
+    in order ``0 .. rows-1``, one per accepted beat. ``free`` says a new bubble may
+    launch: nothing is held or being captured.
+    """
+
+    def __init__(self, row_layout: data.ArrayLayout, rows: int):
+        self._rows = rows
+        super().__init__({
+            "launch": In(1),
+            "tile": In(row_layout).array(rows),
+            "diagonals": Out(rows + row_layout.length - 1),
+            "free": Out(1),
+            "o": Out(stream.Signature(row_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self._rows, self.o.payload.shape().length
+        capture = self.diagonals
+        m.d.comb += capture[0].eq(self.launch)
+        if len(capture) > 1:
+            m.d.sync += capture[1:].eq(capture[:-1])
+        bank = [Signal(self.o.payload.shape(), name=f"bank{r}") for r in range(rows)]
+        left = Signal(range(rows + 1))
+        pop = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.o.payload.eq(bank[0]),
+            self.o.valid.eq(left != 0),
+            self.free.eq((left == 0) & (capture[1:] == 0 if len(capture) > 1 else 1)),
+        ]
+        for r in range(rows):
+            for j in range(cols):
+                with m.If(capture[r + j]):
+                    m.d.sync += bank[r][j].eq(self.tile[r][j])
+                if r < rows - 1:                      # the last row only captures
+                    with m.Elif(pop):
+                        m.d.sync += bank[r][j].eq(bank[r + 1][j])
+        with m.If(capture[-1]):
+            m.d.sync += left.eq(rows)
+        with m.Elif(pop):
+            m.d.sync += left.eq(left - 1)
         return m

@@ -32,10 +32,11 @@ def _synth(params, target, tmp_path, **kw):
 @pytest.mark.parametrize("params", [SMALL_OS, SMALL_WS], ids=["os_2x2_a4w4", "ws_2x3_a8w6"])
 def test_ecp5_place_and_route_matches_the_structure(params, tmp_path):
     result = _synth(params, "ecp5-25k", tmp_path, clock_mhz=50.0)
-    kept, _ = model.register_bits(params)
-    assert result.ff == int(kept[0]), "ECP5 keeps exactly the registers the model counts"
+    kept, _, _ = model.register_bits(params)
+    buffer = model.buffer_flops(model.prepare(params), "ecp5")
+    assert result.ff == int(kept[0] + buffer[0]), "ECP5 keeps exactly the registers the model counts"
     assert result.dsp == params.rows * params.cols          # synth_ecp5 puts every product on MULT18X18D
-    assert result.bram == 0 and result.lut > 0
+    assert result.bram == int(model.placed_memories(params, "ecp5")["bram"][0]) and result.lut > 0
     assert result.fmax_mhz > 0 and result.met_timing == (result.fmax_mhz >= 50.0)
     again = _synth(params, "ecp5-25k", tmp_path, clock_mhz=50.0)
     assert again.cached and again.lut == result.lut and again.fmax_mhz == result.fmax_mhz
@@ -175,8 +176,8 @@ def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     parsed = {(p.name, p.width, p.direction) for p in top_ports(artifact.verilog, artifact.top)}
     manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
     assert parsed == manifest
-    kept, dropped = model.register_bits(params)
-    assert flop_bits(artifact.verilog, artifact.top) == int(kept[0] + dropped[0])
+    kept, dropped, buffer_port = model.register_bits(params)
+    assert flop_bits(artifact.verilog, artifact.top) == int(kept[0] + dropped[0] + 2 * buffer_port[0])
 
 
 @pytest.mark.synth

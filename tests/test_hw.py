@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -19,7 +19,7 @@ from hw.delay import DelayLine
 from hw.lut import TableBuilder
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray
-from hw.tile_buffer import RowAccumulator, TileDrain
+from hw.tile_buffer import DiagonalDrain
 
 
 def _run(dut, bench) -> None:
@@ -29,33 +29,37 @@ def _run(dut, bench) -> None:
     sim.run()
 
 
-class _BankThenDrain(wiring.Component):
-    """A row bank feeding a drain, as the weight-stationary engine wires them: the whole tile
-    lives inside, the ports carry one row."""
+class _FillThenDrain(wiring.Component):
+    """Rows written one per cycle into registers feeding a DiagonalDrain, as the array's
+    accumulators feed it: the whole tile lives inside, the ports carry one row (a design's
+    top-level inputs travel as one netlist value)."""
 
     def __init__(self, row: data.ArrayLayout, rows: int):
         self._row, self._rows = row, rows
-        super().__init__({"write": In(1), "index": In(range(rows)), "row": In(row), "load": In(1),
-                          "o": Out(stream.Signature(row))})
+        super().__init__({"write": In(1), "index": In(range(rows)), "row": In(row), "launch": In(1),
+                          "free": Out(1), "o": Out(stream.Signature(row))})
 
     def elaborate(self, platform):
         m = Module()
-        bank = m.submodules.bank = RowAccumulator(self._row, self._rows)
-        drain = m.submodules.drain = TileDrain(self._row, self._rows)
-        m.d.comb += [bank.write.eq(self.write), bank.first.eq(1), bank.index.eq(self.index),
-                     bank.row.eq(self.row), drain.load.eq(self.load),
-                     *(drain.tile[r].eq(bank.tile[r]) for r in range(self._rows))]
+        drain = m.submodules.drain = DiagonalDrain(self._row, self._rows)
+        for r in range(self._rows):
+            held = Signal(self._row, name=f"held{r}")
+            with m.If(self.write & (self.index == r)):
+                m.d.sync += held.eq(self.row)
+            m.d.comb += drain.tile[r].eq(held)
+        m.d.comb += [drain.launch.eq(self.launch), self.free.eq(drain.free)]
         wiring.connect(m, drain.o, wiring.flipped(self.o))
         return m
 
 
 def test_a_tile_wider_than_one_amaranth_signal_builds_and_drains_row_by_row():
     """17 rows of 64 x 64-bit sums (69,632 bits) exceed the 65,536 bits one Amaranth signal
-    can hold; the blocks keep a signal per row, so a 64 x 64 systolic tile of 24-bit sums
-    builds, and rows leave in order."""
+    can hold; the output bank keeps a signal per row, so a 64 x 64 systolic tile of 24-bit
+    sums builds. Captured along the anti-diagonals from one launch, rows leave in order, and
+    the bank is free again only once the last has left."""
     row, rows = data.ArrayLayout(signed(64), 64), 17
-    verilog.convert(_BankThenDrain(row, rows), name="bank_then_drain")   # AssertionError when one signal
-    dut = _BankThenDrain(row, rows)
+    verilog.convert(_FillThenDrain(row, rows), name="fill_then_drain")   # AssertionError when one signal
+    dut = _FillThenDrain(row, rows)
     rng = random.Random(1)
     tile = [[rng.randrange(-2 ** 63, 2 ** 63) for _ in range(64)] for _ in range(rows)]
 
@@ -67,40 +71,20 @@ def test_a_tile_wider_than_one_amaranth_signal_builds_and_drains_row_by_row():
                 ctx.set(dut.row[j], tile[r][j])
             await ctx.tick()
         ctx.set(dut.write, 0)
-        ctx.set(dut.load, 1)
+        assert ctx.get(dut.free)
+        ctx.set(dut.launch, 1)
         await ctx.tick()
-        ctx.set(dut.load, 0)
+        ctx.set(dut.launch, 0)
+        for _ in range(rows + 64 - 2):                  # the capture crosses every diagonal
+            assert not ctx.get(dut.free) and not ctx.get(dut.o.valid)
+            await ctx.tick()
         ctx.set(dut.o.ready, 1)
         got = []
         while ctx.get(dut.o.valid):
+            assert not ctx.get(dut.free)
             got.append([ctx.get(dut.o.payload[j]) for j in range(64)])
             await ctx.tick()
-        assert got == tile
-
-    _run(dut, bench)
-
-
-def test_the_row_accumulator_stores_then_adds_with_wraparound():
-    lane = signed(8)
-    dut = RowAccumulator(data.ArrayLayout(lane, 3), 4)
-    rng = random.Random(2)
-    model = [[0] * 3 for _ in range(4)]
-
-    def wrap(v):
-        return (v + 128) % 256 - 128
-
-    async def bench(ctx):
-        for _ in range(60):
-            index, first = rng.randrange(4), rng.random() < 0.3
-            values = [rng.randrange(-128, 128) for _ in range(3)]
-            ctx.set(dut.index, index)
-            ctx.set(dut.first, first)
-            ctx.set(dut.write, 1)
-            for j, v in enumerate(values):
-                ctx.set(dut.row[j], v)
-            await ctx.tick()
-            model[index] = values if first else [wrap(a + b) for a, b in zip(model[index], values)]
-            assert [[ctx.get(dut.tile[r][j]) for j in range(3)] for r in range(4)] == model
+        assert got == tile and ctx.get(dut.free)
 
     _run(dut, bench)
 
@@ -180,25 +164,34 @@ def test_skew_buffer_delays_lane_i_by_its_depth(deskew):
 
 
 def test_output_stationary_array_computes_a_matrix_product_from_skewed_operands():
+    """Two tiles one bubble apart: as the bubble's clear passes PE (i, j) along its
+    anti-diagonal, that PE holds its element of the finished product, and restarts."""
     rows, cols, k = 3, 2, 5
     dut = OutputStationaryArray(rows, cols, signed(8), signed(8), signed(20))
     rng = np.random.default_rng(4)
-    a = rng.integers(-128, 128, (rows, k))
-    b = rng.integers(-128, 128, (k, cols))
+    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (k, cols))) for _ in range(2)]
+    pairs = [(a[:, kk], b[kk, :]) for a, b in tiles for kk in range(k)]
+    order = pairs[:k] + [None] + pairs[k:] + [None]          # None: the bubble after each tile
+    bubbles = [n for n, item in enumerate(order) if item is None]
 
     async def bench(ctx):
-        ctx.set(dut.clear, 1)
-        await ctx.tick()
-        ctx.set(dut.clear, 0)
-        ctx.set(dut.en, 1)
-        for cycle in range(k + rows + cols - 2):       # lane i skewed by i cycles, zeros outside
+        got = [np.zeros((rows, cols), dtype=np.int64) for _ in tiles]
+        for cycle in range(len(order) + rows + cols - 2):    # lane i skewed by i cycles
+            def entry(n):
+                return order[n] if 0 <= n < len(order) else None
             for i in range(rows):
-                ctx.set(dut.a_in[i], int(a[i, cycle - i]) if 0 <= cycle - i < k else 0)
+                ctx.set(dut.a_in[i], int(entry(cycle - i)[0][i]) if entry(cycle - i) else 0)
             for j in range(cols):
-                ctx.set(dut.b_in[j], int(b[cycle - j, j]) if 0 <= cycle - j < k else 0)
+                ctx.set(dut.b_in[j], int(entry(cycle - j)[1][j]) if entry(cycle - j) else 0)
+            ctx.set(dut.clear, sum(1 << d for d in range(rows + cols - 1) if cycle - d in bubbles))
+            for t, start in enumerate(bubbles):
+                for i in range(rows):
+                    for j in range(cols):
+                        if cycle == start + i + j:
+                            got[t][i, j] = ctx.get(dut.acc[i][j])
             await ctx.tick()
-        got = np.array([[ctx.get(dut.acc[i][j]) for j in range(cols)] for i in range(rows)])
-        assert (got == a @ b).all()
+        for (a, b), tile in zip(tiles, got):
+            assert (tile == a @ b).all()
 
     _run(dut, bench)
 

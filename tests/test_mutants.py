@@ -34,17 +34,20 @@ def test_the_bench_kills_an_inverted_handshake_and_passes_the_design_itself(fami
 
 
 def test_a_mutant_that_only_changes_cycles_is_killed_by_the_model():
-    """One more flush cycle in the systolic engine leaves every tile right (the array shifts in
-    zeros), so the bench alone passes; the cycle judge catches it, as ``verify`` would."""
+    """Refusing a start in the done cycle (each next run waits for the engine to go idle)
+    leaves every tile right, so the bench alone passes; the cycle judge catches it, as
+    ``verify`` would."""
     from dse.verify import cycle_misses
 
     family = FAMILIES["systolic"]
     params = small_design(family)
     artifact = render(params, family.build)
-    slow = next(m for m in sites(artifact.verilog) if m.kind == "constant" and "flush_left == 1'h0" in m.after)
+    lines = artifact.verilog.splitlines(keepends=True)
+    line = next(n for n, text in enumerate(lines, 1) if text.rstrip().endswith("| done;"))
+    slow = Mutant("operator", line, lines[line - 1], lines[line - 1].replace(" | done;", ";"))
     assert run_mutant(artifact, family.testbench, slow).verdict == "survived"
     outcome = run_mutant(artifact, family.testbench, slow, cycles=cycle_misses(family, params))
-    assert outcome.verdict == "killed" and "start_to_done 9 vs 8" in outcome.detail
+    assert outcome.verdict == "killed" and "back_to_back_gemm start_to_done" in outcome.detail, outcome.detail
 
 
 @pytest.mark.regress

@@ -23,7 +23,8 @@ def _random_points(n: int, seed: int = 0) -> list[SystolicParams]:
     return [SystolicParams(rows=int(rng.integers(1, 65)), cols=int(rng.integers(1, 65)),
                            a_bits=int(rng.integers(2, 17)), w_bits=int(rng.integers(2, 17)),
                            signed=bool(rng.integers(2)), dataflow=["os", "ws"][rng.integers(2)],
-                           k_max=int(2 ** rng.integers(0, 13))) for _ in range(n)]
+                           k_max=int(2 ** rng.integers(0, 13)), m_tile=int(rng.integers(2, 600)))
+            for _ in range(n)]
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -44,24 +45,40 @@ def test_batch_equals_point_by_point():
 def test_columns_broadcast_against_each_other():
     out = model.estimate({"rows": np.arange(1, 9), "cols": np.array(4), "a_bits": np.array(8),
                           "w_bits": np.array(8), "acc_bits": np.array(0), "signed": np.array(True),
-                          "dataflow": np.array(0), "k_max": np.array(256)},
+                          "dataflow": np.array(0), "k_max": np.array(256), "m_tile": np.array(64)},
                          Gemm(m=16, n=16, k=64), get_target("ecp5-85k"))
     assert out["cycles"].shape == (8,)
 
 
 @pytest.mark.parametrize("ws", [False, True])
-def test_gemm_cycles_compose_from_run_cycles(ws):
-    rows, cols, k_max = 3, 5, 7
-    m, n, k = 10, 11, 20                      # 4 x 3 tiles, K in chunks 7 + 7 + 6
-    expected = 12 * (2 * model.run_cycles(rows, cols, ws, 7) + model.run_cycles(rows, cols, ws, 6)) + rows
-    assert model.gemm_cycles(rows, cols, ws, k_max, m, n, k) == expected
+@pytest.mark.parametrize("k_max", [3, 7, 40])
+@pytest.mark.parametrize("m_tile", [2, 4, 30])
+def test_gemm_cycles_compose_from_run_cycles(ws, k_max, m_tile):
+    """A GEMM is its runs issued back to back: each next start is taken in the done cycle of
+    the one before, so the whole is every run's start-to-done plus the last one's drain."""
+    rows, cols = 3, 5
+    m, n, k = 10, 11, 20                      # 3 column tiles, K in chunks of k_max
+    row_tiles = -(-m // (m_tile if ws else rows))
+    ks = [min(k_max, k - k0) for _ in range(3 * row_tiles) for k0 in range(0, k, k_max)]
+    place = [(i, ks[i - 1] if i else 0) for i in range(len(ks))]
+    whole = sum(int(model.run_cycles(rows, cols, ws, m_tile, kk, *pp)) for kk, pp in zip(ks[:-1], place))
+    whole += int(model.run_to_last_c(rows, cols, ws, m_tile, ks[-1], *place[-1]))
+    assert model.gemm_cycles(rows, cols, ws, m_tile, k_max, m, n, k) == whole
 
 
 def test_run_cycles_formulas():
-    assert model.run_cycles(2, 3, False, 8) == 8 + 2 + 3 - 1
-    # ws, 5x4, K=12: 3 passes, gap of 2 between passes
-    assert model.run_cycles(5, 4, True, 12) == 12 + 3 * 5 + 2 * 2 + 5 + 4
-    assert model.run_to_last_c(5, 4, True, 12) == model.run_cycles(5, 4, True, 12) + 5
+    # os, 2x3 (P = 6): a run costs its depth, one bubble cycle between runs, and a bubble
+    # at most every P cycles
+    assert model.run_cycles(2, 3, False, 9, 8) == 8
+    assert model.run_to_last_c(2, 3, False, 9, 8) == 8 + 2 * 2 + 3 - 1
+    assert model.run_cycles(2, 3, False, 9, 2, index=1, k_prev=1) == 2 + 1
+    assert model.run_cycles(2, 3, False, 9, 2, index=2, k_prev=1) == 2 + 1 + (6 - 1 - 1)
+    assert model.run_to_last_c(2, 3, False, 9, 2, index=1) == 2 + 1 + 6 + (6 - 1 - 2)
+    # ws, 5x4 (P = 13), K = 12: 3 slices of max(M, P) cycles; the first run also waits for
+    # its first weights and ends M - 1 cycles into its last slice
+    assert model.run_cycles(5, 4, True, 20, 12) == 5 + 2 * 20 + 20 - 1
+    assert model.run_cycles(5, 4, True, 7, 12, index=1) == 3 * 13
+    assert model.run_to_last_c(5, 4, True, 7, 12) == model.run_cycles(5, 4, True, 7, 12) + 5 + 4 - 1
 
 
 def test_dsp_inference_follows_what_yosys_does():
@@ -76,13 +93,6 @@ def test_dsp_inference_follows_what_yosys_does():
 
 
 
-def test_row_read_multiplexer_counts_luts_of_the_target():
-    """A LUT4 tree of 2:1 selects costs ways - 1; a LUT6 selects 4:1, so 16 ways are 4 + 1
-    and 5 ways are one 4:1 LUT and one 2:1 LUT."""
-    ways = np.array([1, 2, 4, 5, 8, 10, 16, 64])
-    assert model.mux_luts(ways, 4).tolist() == (ways - 1).tolist()
-    assert model.mux_luts(ways, 6).tolist() == [0, 1, 1, 2, 3, 4, 5, 21]
-
 def test_given_accumulator_width_overrides_full_precision():
     out = model.estimate([SystolicParams(acc_bits=12), SystolicParams()], Gemm(m=4, n=4, k=4),
                          get_target("asic-45nm"))
@@ -90,10 +100,10 @@ def test_given_accumulator_width_overrides_full_precision():
     assert out["area_transistors"][0] < out["area_transistors"][1]
 
 
-def test_ws_sweeps_whole_passes_of_the_array():
-    out = model.estimate([SystolicParams(rows=4, cols=2, dataflow="ws", k_max=64)],
+def test_ws_sweeps_whole_slices_of_the_array():
+    out = model.estimate([SystolicParams(rows=4, cols=2, dataflow="ws", k_max=64, m_tile=6)],
                          Gemm(m=4, n=2, k=5), get_target("ecp5-85k"))
-    assert out["macs"][0] == 4 * 2 * 8       # 2 passes of 4 rows each
+    assert out["macs"][0] == 4 * 2 * 2 * 6       # 2 slices of m_tile rows each
 
 
 def test_bad_gemm_is_named():

@@ -15,22 +15,24 @@ from tests.regression import check_regression
 S = SystolicParams
 CONFIGS = [
     S(rows=1, cols=1, dataflow="os", signed=True, k_max=4),
-    S(rows=1, cols=1, dataflow="ws", signed=False, k_max=5),
+    S(rows=1, cols=1, dataflow="ws", signed=False, k_max=5, m_tile=2),
     S(rows=2, cols=3, dataflow="os", signed=True, k_max=8),
-    S(rows=2, cols=3, dataflow="ws", signed=True, k_max=8),
+    S(rows=2, cols=3, dataflow="ws", signed=True, k_max=8, m_tile=9),
     S(rows=3, cols=8, dataflow="os", signed=False, a_bits=4, w_bits=6, k_max=16),
-    S(rows=5, cols=4, dataflow="ws", signed=False, a_bits=6, w_bits=3, k_max=12),
+    S(rows=5, cols=4, dataflow="ws", signed=False, a_bits=6, w_bits=3, k_max=12, m_tile=3),
     S(rows=4, cols=4, dataflow="os", signed=True, acc_bits=12, k_max=16),
-    S(rows=4, cols=4, dataflow="ws", signed=True, a_bits=16, w_bits=16, k_max=8),
-    S(rows=3, cols=1, dataflow="ws", signed=True, a_bits=2, w_bits=2, k_max=7),
-    S(rows=8, cols=8, dataflow="ws", signed=True, acc_bits=10, k_max=20),
+    S(rows=4, cols=4, dataflow="ws", signed=True, a_bits=16, w_bits=16, k_max=8, m_tile=16),
+    S(rows=3, cols=1, dataflow="ws", signed=True, a_bits=2, w_bits=2, k_max=7, m_tile=6),
+    S(rows=8, cols=8, dataflow="ws", signed=True, acc_bits=10, k_max=20, m_tile=24),
     S(rows=6, cols=5, dataflow="os", signed=True, a_bits=3, w_bits=16, k_max=33),
 ]
 LONG_CONFIGS = [
     S(rows=16, cols=16, dataflow="os", k_max=64),
-    S(rows=16, cols=16, dataflow="ws", k_max=64),
-    S(rows=1, cols=64, dataflow="ws", a_bits=4, w_bits=4, k_max=32),
+    S(rows=16, cols=16, dataflow="ws", k_max=64, m_tile=40),
+    S(rows=1, cols=64, dataflow="ws", a_bits=4, w_bits=4, k_max=32, m_tile=70),
     S(rows=32, cols=2, dataflow="os", signed=False, k_max=40),
+    S(rows=32, cols=32, dataflow="os", k_max=48),
+    S(rows=32, cols=32, dataflow="ws", k_max=70, m_tile=100),
 ]
 EXPECTED_TESTS = {"k_one", "k_max", "random_tiles", "extremes", "back_to_back_gemm",
                   "gaps_and_backpressure"}
@@ -38,6 +40,7 @@ EXPECTED_TESTS = {"k_one", "k_max", "random_tiles", "extremes", "back_to_back_ge
 
 def _config_id(p: SystolicParams) -> str:
     acc = f"_acc{p.acc_bits}" if p.acc_bits else ""
+    acc += f"_m{p.m_tile}" if p.dataflow.value == "ws" else ""
     sign = "s" if p.signed else "u"
     return f"{p.dataflow.value}_{p.rows}x{p.cols}_a{p.a_bits}w{p.w_bits}{sign}{acc}_k{p.k_max}"
 

@@ -23,7 +23,7 @@ from verif.tb.host import Case, LockStepHost, Timing
 
 @dataclass
 class Run:
-    """One tile run: ``a`` is rows x k, ``b`` is k x cols."""
+    """One tile run: ``a`` is tile_rows x k, ``b`` is k x cols."""
     a: np.ndarray
     b: np.ndarray
 
@@ -37,7 +37,7 @@ class Host(LockStepHost):
 
     def __init__(self, dut, params: SystolicParams, *, seed: int,
                  a_gap: float = 0.0, b_gap: float = 0.0, c_stall: float = 0.0):
-        super().__init__(dut, inputs=("a_stream", "b_stream"), output="c_stream", rows_per_tile=params.rows,
+        super().__init__(dut, inputs=("a_stream", "b_stream"), output="c_stream", rows_per_tile=params.tile_rows,
                          seed=seed, gaps=(a_gap, b_gap), stall=c_stall, maximum=params.k_max)
         self.p = params
 
@@ -61,7 +61,7 @@ def _params() -> SystolicParams:
 def _random_run(p: SystolicParams, rng: np.random.Generator, k: int) -> Run:
     a_lo, a_hi = operand_range(p.a_bits, p.signed)
     w_lo, w_hi = operand_range(p.w_bits, p.signed)
-    return Run(rng.integers(a_lo, a_hi, size=(p.rows, k), endpoint=True),
+    return Run(rng.integers(a_lo, a_hi, size=(p.tile_rows, k), endpoint=True),
                rng.integers(w_lo, w_hi, size=(k, p.cols), endpoint=True))
 
 
@@ -73,10 +73,14 @@ def case(p: SystolicParams, rng: np.random.Generator, k: int) -> Case:
                 lambda tile: np.testing.assert_array_equal(unpack_c(p, tile), expected))
 
 
-def _report(test: str, p: SystolicParams, runs: list[Run], timings: list[Timing], **extra) -> None:
-    for run, t in zip(runs, timings, strict=True):
+def _report(test: str, p: SystolicParams, runs: list[Run], timings: list[Timing], *,
+            back_to_back: bool = False, **extra) -> None:
+    """Each run's figures; runs issued back to back say where they stand in the stream and
+    the depth of the run before (the output-stationary engine overlaps them)."""
+    for n, (run, t) in enumerate(zip(runs, timings, strict=True)):
+        place = {"index": n, "k_prev": runs[n - 1].k if n else 0} if back_to_back else {}
         bench_report({"test": test, "k": run.k, "start_to_done": t.done - t.start,
-                      "start_to_last_c": t.last_out - t.start, **extra})
+                      "start_to_last_c": t.last_out - t.start, **place, **extra})
 
 
 async def _isolated(dut, test: str, runs: list[Run], seed: int) -> None:
@@ -118,7 +122,7 @@ async def extremes(dut):
     p = _params()
     (a_lo, a_hi), (w_lo, w_hi) = operand_range(p.a_bits, p.signed), operand_range(p.w_bits, p.signed)
     k = p.k_max
-    runs = [Run(np.full((p.rows, k), a), np.full((k, p.cols), w))
+    runs = [Run(np.full((p.tile_rows, k), a), np.full((k, p.cols), w))
             for a, w in ((a_lo, w_lo), (a_hi, w_hi), (a_lo, w_hi), (a_hi, w_lo))]
     await _isolated(dut, "extremes", runs, cocotb.RANDOM_SEED)
 
@@ -130,14 +134,15 @@ def tile_gemm(p: SystolicParams, a: np.ndarray, b: np.ndarray) -> tuple[list[Run
     """
     m, k = a.shape
     n = b.shape[1]
+    tr = p.tile_rows
     runs, places = [], []
-    for i in range(0, m, p.rows):
+    for i in range(0, m, tr):
         for j in range(0, n, p.cols):
             for k0 in range(0, k, p.k_max):
                 k1 = min(k, k0 + p.k_max)
-                ta = np.zeros((p.rows, k1 - k0), dtype=np.int64)
+                ta = np.zeros((tr, k1 - k0), dtype=np.int64)
                 tb = np.zeros((k1 - k0, p.cols), dtype=np.int64)
-                ta[:min(p.rows, m - i)] = a[i:i + p.rows, k0:k1]
+                ta[:min(tr, m - i)] = a[i:i + tr, k0:k1]
                 tb[:, :min(p.cols, n - j)] = b[k0:k1, j:j + p.cols]
                 runs.append(Run(ta, tb))
                 places.append((i, j))
@@ -149,7 +154,7 @@ async def back_to_back_gemm(dut):
     """A whole GEMM larger than one tile, runs issued back to back, no stalls."""
     p = _params()
     rng = np.random.default_rng(cocotb.RANDOM_SEED + 3)
-    m, n = 2 * p.rows - 1 if p.rows > 1 else 2, p.cols + 1
+    m, n = 2 * p.tile_rows - 1 if p.tile_rows > 1 else 2, p.cols + 1
     k = p.k_max + 3 if p.k_max <= 64 else int(rng.integers(p.k_max // 2, p.k_max))
     a_lo, a_hi = operand_range(p.a_bits, p.signed)
     w_lo, w_hi = operand_range(p.w_bits, p.signed)
@@ -159,9 +164,9 @@ async def back_to_back_gemm(dut):
     host = Host(dut, p, seed=cocotb.RANDOM_SEED)
     await host.reset()
     timings = await host.execute(runs)
-    c = np.zeros((m + p.rows, n + p.cols), dtype=np.int64)
+    c = np.zeros((m + p.tile_rows, n + p.cols), dtype=np.int64)
     for (i, j), t in zip(places, timings, strict=True):
-        c[i:i + p.rows, j:j + p.cols] += unpack_c(p, t.tile)
+        c[i:i + p.tile_rows, j:j + p.cols] += unpack_c(p, t.tile)
     got = wrap(c[:m, :n], p.acc_width, p.signed)
     np.testing.assert_array_equal(got, gemm(a, b, p.acc_width, p.signed))
     _report("back_to_back_gemm", p, runs, timings, stalled=False, back_to_back=True)
