@@ -1,7 +1,7 @@
 """PPA model of the systolic tile engine, vectorised over design points.
 
 Cycles are exact for our RTL (the cocotb regression measures them). With
-``R = rows``, ``C = cols``, ``P = 2R + C - 1``, a run of depth ``k`` asserts ``done``
+``R = rows``, ``C = cols``, ``P = 2R + C``, a run of depth ``k`` asserts ``done``
 
 * output-stationary: ``k`` cycles after ``start`` is accepted (its last operand pair
   enters). A one-cycle bubble behind it clears the PEs and captures the tile along
@@ -14,7 +14,7 @@ Cycles are exact for our RTL (the cocotb regression measures them). With
   slice's ``R``-row load when ``M`` is short); the first run of a stream waits ``R``
   cycles for its first slice's weights and ends ``M - 1`` cycles into its last slice,
   ``R + (S-1) max(M, P) + M - 1``, every later one ``S max(M, P)``. Its last C row
-  leaves ``R + C - 1`` cycles after ``done``.
+  leaves ``R + C`` cycles after ``done``.
 
 A GEMM (M, N, K) is tiled as ``ceil(M/tile_rows) * ceil(N/C)`` output tiles, each
 reduced in ``ceil(K/k_max)`` runs whose partial tiles the host adds.
@@ -50,10 +50,11 @@ def _columns(points: Points) -> dict[str, np.ndarray]:
 
 
 def capture_period(rows, cols):
-    """The fewest cycles between two output-stationary bubbles (the wavefront crosses
-    ``R + C - 1`` diagonals into the output bank, then ``R`` rows drain), and between two
-    weight-stationary swaps (the swap's wavefront, then the next ``R`` weight rows)."""
-    return 2 * np.asarray(rows, dtype=np.int64) + np.asarray(cols, dtype=np.int64) - 1
+    """The fewest cycles between two output-stationary bubbles (through the operand register
+    and across ``R + C - 1`` diagonals into the output bank, then ``R`` rows drain), and
+    between two weight-stationary swaps (the swap's wavefront, then the next ``R`` weight
+    rows)."""
+    return 2 * np.asarray(rows, dtype=np.int64) + np.asarray(cols, dtype=np.int64)
 
 
 def tile_rows(rows, ws, m_tile):
@@ -84,8 +85,19 @@ def run_to_last_c(rows, cols, ws, m_tile, k, index=0, k_prev=0):
     rows, cols, k, index = (np.asarray(x, dtype=np.int64) for x in (rows, cols, k, index))
     period = capture_period(rows, cols)
     bubble_wait = np.where(index >= 1, np.maximum(period - 1 - k, 0), 0)
-    tail = np.where(ws, rows + cols - 1, period + bubble_wait)
+    tail = np.where(ws, rows + cols, period + bubble_wait)
     return run_cycles(rows, cols, ws, m_tile, k, index, k_prev) + tail
+
+
+def least_run_cycles(rows, cols, ws, m_tile, k):
+    """(start to ``done``, start to the last C beat): the fewest cycles a run of depth ``k`` can
+    take whatever its streams do (gaps, backpressure, a stream that runs ahead): the bound a
+    stalled run is held to. Weight-stationary: its first slice's weights may be loaded
+    before its start."""
+    rows, cols, m_tile, k = (np.asarray(x, dtype=np.int64) for x in (rows, cols, m_tile, k))
+    period = capture_period(rows, cols)
+    done = np.where(ws, (ceil_div(k, rows) - 1) * np.maximum(m_tile, period) + m_tile, k)
+    return done, done + np.where(ws, rows + cols, period)
 
 
 def array_steps(rows, ws, m_tile, k):
@@ -109,7 +121,7 @@ def gemm_cycles(rows, cols, ws, m_tile, k_max, m, n, k):
     streamed = (tiles * ((chunks - 1) * np.maximum(k_max + 1, period) + np.maximum(k_last + 1, period))
                 - np.maximum(k_first + 1, period) + k_first + period)
     slices = tiles * ((chunks - 1) * ceil_div(k_max, rows) + ceil_div(k_last, rows))
-    ws_cycles = rows + (slices - 1) * np.maximum(m_tile, period) + m_tile - 1 + rows + cols - 1
+    ws_cycles = rows + (slices - 1) * np.maximum(m_tile, period) + m_tile - 1 + rows + cols
     return np.where(ws, ws_cycles, streamed)
 
 
@@ -141,12 +153,12 @@ def features(col: Mapping[str, np.ndarray], on_dsp, tech: str | None = None, *,
     os_pass = a * r * (c - 1) + w * c * (r - 1)
     ws_pass = a * r * (c - 1) + 2 * w * pes                  # a weight and its shadow per PE
     pe_pass = np.where(ws, ws_pass, os_pass)
-    diagonals = r + c - 2                                    # the bubble's or the swap's delay line
-    os_other = (a * r * (r - 1) // 2 + w * c * (c - 1) // 2 + pes * acc + bits_for(r + 1)
-                + bits_for(k_max + 1) + diagonals + 1 + 2)   # + queued, FSM state
+    diagonals = r + c - 1                                    # the bubble's or the swap's delay line
+    os_other = (a * r * (r + 1) // 2 + w * c * (c + 1) // 2  # operand register and skew
+                + pes * acc + bits_for(r + 1) + bits_for(k_max + 1) + diagonals + 1 + 2)  # + queued, FSM
     row_bits = bits_for(np.maximum(m_tile, 2))
-    ws_other = (a * r * (r - 1) // 2 + last_row_bits * c * (c - 1) // 2
-                + (r + c - 1) * (3 + row_bits) + diagonals  # token line (valid, first, last, row)
+    ws_other = (a * r * (r + 1) // 2 + last_row_bits * c * (c - 1) // 2
+                + (r + c) * (3 + row_bits) + diagonals  # token line (valid, first, last, row)
                 + 1 + bits_for(np.maximum(r, 2))             # shadow full, load row
                 + bits_for(k_max + 1) + row_bits + 1 + 1)    # k left, row, first slice, FSM state
     other = np.where(ws, ws_other, os_other)

@@ -98,6 +98,9 @@ def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, 
         m, n, k = record["gemm"]
         cycles = systolic_model.gemm_cycles(p.rows, p.cols, ws, p.m_tile, p.k_max, m, n, k)
         return {"first_start_to_last_c": int(cycles)}
+    if record.get("stalled"):                      # held to the least any run can take
+        done, last = systolic_model.least_run_cycles(p.rows, p.cols, ws, p.m_tile, record["k"])
+        return {"start_to_done": int(done), "start_to_last_c": int(last)}
     place = (record["k"], record.get("index", 0), record.get("k_prev", 0))   # in a back-to-back stream
     return {"start_to_done": int(systolic_model.run_cycles(p.rows, p.cols, ws, p.m_tile, *place)),
             "start_to_last_c": int(systolic_model.run_to_last_c(p.rows, p.cols, ws, p.m_tile, *place))}

@@ -162,11 +162,13 @@ class SystolicEngine(wiring.Component):
         take = Signal()            # this cycle's A/B pair enters the array
         k_left = Signal(range(p.k_max + 1))
         queued = Signal()          # a run was accepted in the done cycle: feed it after the bubble
+        # operands enter through a register, so that no stream handshake reaches a multiplier
+        a_in, b_in = Signal.like(self.a_stream.payload), Signal.like(self.b_stream.payload)
+        m.d.sync += [a_in.eq(Mux(take, self.a_stream.payload, 0)), b_in.eq(Mux(take, self.b_stream.payload, 0))]
         m.d.comb += [
             accept.eq(self.run_protocol.accepts(self)),
             skew_a.en.eq(1), skew_b.en.eq(1),
-            skew_a.i.eq(Mux(take, self.a_stream.payload, 0)),
-            skew_b.i.eq(Mux(take, self.b_stream.payload, 0)),
+            skew_a.i.eq(a_in), skew_b.i.eq(b_in),
             array.a_in.eq(skew_a.o), array.b_in.eq(skew_b.o),
             array.clear.eq(drain.diagonals),
             *(drain.tile[r].eq(array.acc[r]) for r in range(p.rows)),
@@ -216,15 +218,15 @@ class SystolicEngine(wiring.Component):
         write, read = buffer.write_port(), buffer.read_port(domain="sync")
         token_layout = data.StructLayout({"valid": 1, "first": 1, "last": 1, "row": index_shape(m_tile)})
         latency = rows + cols - 1           # a row enters the skew -> its sums leave the de-skew
-        tokens = m.submodules.tokens = DelayLine(token_layout, latency - 1)   # - the buffer's read
+        # + the operand register, - the buffer's read
+        tokens = m.submodules.tokens = DelayLine(token_layout, latency)
         token = Signal(token_layout)        # the row whose sums leave the de-skew now
 
         # the swap's anti-diagonal delay line; a new slice may load once no swap is in flight
-        swap = Signal(rows + cols - 1)
-        if rows + cols > 2:
-            with m.If(en):
-                m.d.sync += swap[1:].eq(swap[:-1])
-        swap_idle = swap[1:] == 0 if rows + cols > 2 else 1
+        swap = Signal(rows + cols)          # bit d + 1: the swap reaches anti-diagonal d
+        with m.If(en):
+            m.d.sync += swap[1:].eq(swap[:-1])
+        swap_idle = swap[1:] == 0
 
         shadow_full = Signal()
         load_row = Signal(index_shape(rows))
@@ -241,6 +243,7 @@ class SystolicEngine(wiring.Component):
 
         accept = Signal()
         take = Signal()                     # this cycle's A row enters the array
+        a_in = Signal.like(self.a_stream.payload)     # operands enter through a register
         k_left = Signal(range(p.k_max + 1))     # reduction depth from this slice on
         row = Signal(index_shape(m_tile))
         first_slice = Signal()
@@ -250,9 +253,9 @@ class SystolicEngine(wiring.Component):
             accept.eq(self.run_protocol.accepts(self)),
             en.eq(~(self.c_stream.valid & ~self.c_stream.ready)),
             skew_a.en.eq(en), array.en.eq(en), deskew.en.eq(en), tokens.en.eq(en),
-            skew_a.i.eq(Mux(take, self.a_stream.payload, 0)),
+            skew_a.i.eq(a_in),
             self.a_stream.ready.eq(take),
-            array.a_in.eq(skew_a.o), array.swap.eq(swap), swap[0].eq(take & (row == 0)),
+            array.a_in.eq(skew_a.o), array.swap.eq(swap[1:]), swap[0].eq(take & (row == 0)),
             deskew.i.eq(array.psum),
             tokens.i.valid.eq(take), tokens.i.first.eq(first_slice), tokens.i.last.eq(last_slice),
             tokens.i.row.eq(row),
@@ -263,7 +266,7 @@ class SystolicEngine(wiring.Component):
             self.c_stream.payload.eq(sums), self.c_stream.valid.eq(token.valid & token.last),
         ]
         with m.If(en):
-            m.d.sync += token.eq(tokens.o)
+            m.d.sync += [token.eq(tokens.o), a_in.eq(Mux(take, self.a_stream.payload, 0))]
 
         def begin_run():
             m.d.sync += [k_left.eq(self.k), first_slice.eq(1)]

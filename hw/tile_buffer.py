@@ -6,7 +6,7 @@ tile of 24-bit sums would exceed.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,10 +51,10 @@ class TileDrain(wiring.Component):
 class DiagonalDrain(wiring.Component):
     """An output bank filled along an array's anti-diagonal wavefront, streamed out row by row.
 
-    ``launch`` marks the cycle a bubble between tiles enters PE (0, 0); ``diagonals`` is
-    that flag delayed ``d`` cycles on bit ``d`` (one delay line of ``rows + cols - 2``
-    bits for the whole array, which clears its PEs with it), and element ``(i, j)`` of
-    ``tile`` is stored as the bubble passes it. After the last diagonal the rows leave
+    ``launch`` marks the cycle a bubble between tiles enters the array's operand register;
+    ``diagonals`` is that flag delayed ``d + 1`` cycles on bit ``d`` (one delay line of
+    ``rows + cols - 1`` bits for the whole array, which clears its PEs with it), and
+    element ``(i, j)`` of ``tile`` is stored as the bubble passes it. After the last diagonal the rows leave
     in order ``0 .. rows-1``, one per accepted beat. ``free`` says a new bubble may
     launch: nothing is held or being captured.
     """
@@ -73,16 +73,14 @@ class DiagonalDrain(wiring.Component):
         m = Module()
         rows, cols = self._rows, self.o.payload.shape().length
         capture = self.diagonals
-        m.d.comb += capture[0].eq(self.launch)
-        if len(capture) > 1:
-            m.d.sync += capture[1:].eq(capture[:-1])
+        m.d.sync += capture.eq(Cat(self.launch, capture[:-1]))
         bank = [Signal(self.o.payload.shape(), name=f"bank{r}") for r in range(rows)]
         left = Signal(range(rows + 1))
         pop = self.o.valid & self.o.ready
         m.d.comb += [
             self.o.payload.eq(bank[0]),
             self.o.valid.eq(left != 0),
-            self.free.eq((left == 0) & (capture[1:] == 0 if len(capture) > 1 else 1)),
+            self.free.eq((left == 0) & (capture == 0)),
         ]
         for r in range(rows):
             for j in range(cols):

@@ -75,7 +75,7 @@ def test_a_tile_wider_than_one_amaranth_signal_builds_and_drains_row_by_row():
         ctx.set(dut.launch, 1)
         await ctx.tick()
         ctx.set(dut.launch, 0)
-        for _ in range(rows + 64 - 2):                  # the capture crosses every diagonal
+        for _ in range(rows + 64 - 1):                  # through its launch register, every diagonal
             assert not ctx.get(dut.free) and not ctx.get(dut.o.valid)
             await ctx.tick()
         ctx.set(dut.o.ready, 1)

@@ -34,20 +34,19 @@ def test_the_bench_kills_an_inverted_handshake_and_passes_the_design_itself(fami
 
 
 def test_a_mutant_that_only_changes_cycles_is_killed_by_the_model():
-    """Refusing a start in the done cycle (each next run waits for the engine to go idle)
-    leaves every tile right, so the bench alone passes; the cycle judge catches it, as
-    ``verify`` would."""
+    """The done pulse's condition off by one (it never comes) leaves every tile right: each
+    next start waits for the engine to go idle instead of the done cycle. The bench alone
+    passes; the cycle judge catches it, as ``verify`` would."""
     from dse.verify import cycle_misses
 
     family = FAMILIES["systolic"]
     params = small_design(family)
     artifact = render(params, family.build)
-    lines = artifact.verilog.splitlines(keepends=True)
-    line = next(n for n, text in enumerate(lines, 1) if text.rstrip().endswith("| done;"))
-    slow = Mutant("operator", line, lines[line - 1], lines[line - 1].replace(" | done;", ";"))
-    assert run_mutant(artifact, family.testbench, slow).verdict == "survived"
-    outcome = run_mutant(artifact, family.testbench, slow, cycles=cycle_misses(family, params))
-    assert outcome.verdict == "killed" and "back_to_back_gemm start_to_done" in outcome.detail, outcome.detail
+    late = next(m for m in sites(artifact.verilog)           # the first is the done condition
+                if m.kind == "constant" and "k_left == 1'h1" in m.before and "1'h0" in m.after)
+    assert run_mutant(artifact, family.testbench, late).verdict == "survived"
+    outcome = run_mutant(artifact, family.testbench, late, cycles=cycle_misses(family, params))
+    assert outcome.verdict == "killed" and "start_to_done" in outcome.detail, outcome.detail
 
 
 @pytest.mark.regress

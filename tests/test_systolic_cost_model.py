@@ -67,18 +67,18 @@ def test_gemm_cycles_compose_from_run_cycles(ws, k_max, m_tile):
 
 
 def test_run_cycles_formulas():
-    # os, 2x3 (P = 6): a run costs its depth, one bubble cycle between runs, and a bubble
+    # os, 2x3 (P = 7): a run costs its depth, one bubble cycle between runs, and a bubble
     # at most every P cycles
     assert model.run_cycles(2, 3, False, 9, 8) == 8
-    assert model.run_to_last_c(2, 3, False, 9, 8) == 8 + 2 * 2 + 3 - 1
+    assert model.run_to_last_c(2, 3, False, 9, 8) == 8 + 2 * 2 + 3
     assert model.run_cycles(2, 3, False, 9, 2, index=1, k_prev=1) == 2 + 1
-    assert model.run_cycles(2, 3, False, 9, 2, index=2, k_prev=1) == 2 + 1 + (6 - 1 - 1)
-    assert model.run_to_last_c(2, 3, False, 9, 2, index=1) == 2 + 1 + 6 + (6 - 1 - 2)
-    # ws, 5x4 (P = 13), K = 12: 3 slices of max(M, P) cycles; the first run also waits for
+    assert model.run_cycles(2, 3, False, 9, 2, index=2, k_prev=1) == 2 + 1 + (7 - 1 - 1)
+    assert model.run_to_last_c(2, 3, False, 9, 2, index=1) == 2 + 1 + 7 + (7 - 1 - 2)
+    # ws, 5x4 (P = 14), K = 12: 3 slices of max(M, P) cycles; the first run also waits for
     # its first weights and ends M - 1 cycles into its last slice
     assert model.run_cycles(5, 4, True, 20, 12) == 5 + 2 * 20 + 20 - 1
-    assert model.run_cycles(5, 4, True, 7, 12, index=1) == 3 * 13
-    assert model.run_to_last_c(5, 4, True, 7, 12) == model.run_cycles(5, 4, True, 7, 12) + 5 + 4 - 1
+    assert model.run_cycles(5, 4, True, 7, 12, index=1) == 3 * 14
+    assert model.run_to_last_c(5, 4, True, 7, 12) == model.run_cycles(5, 4, True, 7, 12) + 5 + 4
 
 
 def test_dsp_inference_follows_what_yosys_does():
@@ -113,3 +113,16 @@ def test_bad_gemm_is_named():
         Gemm.parse("4,4")
     with pytest.raises(ValueError, match="target must be one of"):
         get_target("ecp9")
+
+
+def test_the_least_cycles_bound_every_run_of_a_stream():
+    """The bound a stalled run is held to lies at or below the exact figures of a run in any
+    place of an unstalled stream."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        rows, cols, m_tile, k, k_prev = (int(rng.integers(1, 40)) for _ in range(5))
+        for ws in (False, True):
+            done, last = model.least_run_cycles(rows, cols, ws, m_tile, k)
+            for index in range(4):
+                assert done <= model.run_cycles(rows, cols, ws, m_tile, k, index, k_prev)
+                assert last <= model.run_to_last_c(rows, cols, ws, m_tile, k, index, k_prev)
