@@ -174,9 +174,11 @@ def features(col: Mapping[str, np.ndarray], on_dsp, tech: str | None = None, *,
     one = np.ones_like(pes)
     soft_levels = np.ceil(np.log2(np.maximum(np.minimum(a, w), 2)))
     return {
-        "lut": {"const": one, "pe": pes, "acc_adder_soft": pe_acc * soft,
-                # a ws partial sum (psum_in + a*w) is the DSP post-adder's own pattern; an os
-                # accumulator with its clear often stays in fabric
+        "lut": {"const": one, "pe": pes,
+                # a ws partial sum (psum_in + a*w) is the DSP post-adder's own pattern, and in
+                # fabric an adder of its own; an os accumulator merges into a fabric product's
+                # last adder row
+                "acc_adder_soft_os": pe_acc * soft * ~ws, "acc_adder_soft_ws": pe_acc * soft * ws,
                 "acc_adder_dsp_os": pe_acc * on_dsp * ~ws, "acc_adder_dsp_ws": pe_acc * on_dsp * ws,
                 # a fabric product is an array multiplier of (min-1) x max adder bits; os sign-extends
                 # signed products to the accumulator width, one more adder row
@@ -280,6 +282,10 @@ def model_info() -> dict[str, object]:
 CALIBRATION_BOX = {"rows": (1, 10), "cols": (1, 10), "k_max": (4, 1024), "m_tile": (2, 512)}
 """Where calibration samples designs: the declared ranges, capped so each sample synthesizes in
 well under a minute on one core. The structural features extrapolate beyond the box."""
+FLOW_BOXES = {"generic": {"m_tile": (2, 16)}, "ecp5": {"rows": (1, 6), "cols": (1, 6)}}
+"""The CMOS flow builds the ws output buffer of flip-flops and gates: deep buffers would take it
+many minutes each, and the buffer's bits and read tree scale linearly beyond the box. ECP5 place
+and route of the box's largest arrays takes several minutes each on two cores."""
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],

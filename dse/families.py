@@ -106,6 +106,16 @@ def _systolic_record_model(p: systolic_gen.SystolicParams, record: Mapping[str, 
             "start_to_last_c": int(systolic_model.run_to_last_c(p.rows, p.cols, ws, p.m_tile, *place))}
 
 
+def _systolic_space(workload, user: Mapping[str, str], ranges: Mapping[str, tuple[int, int]]):
+    """The Params space, but ``m_tile`` (it shapes only a weight-stationary run) is left at its
+    default, not searched, once the dataflow is pinned to output-stationary."""
+    family = FAMILIES["systolic"]
+    pins = family.pins_for(workload, user)
+    if systolic_gen.Dataflow(pins.get("dataflow", "ws")) is systolic_gen.Dataflow.OS and "m_tile" not in pins:
+        pins = {**pins, "m_tile": systolic_gen.SystolicParams.field_info("m_tile").default}
+    return derive(family.params, pins, ranges)
+
+
 def _mpgemm_record_model(p, record: Mapping[str, Any]) -> dict[str, int]:
     """Model figures for one measured record of ``verif.tb.mpgemm`` (LUT and MAC engines)."""
     if "gemm" in record:
@@ -166,12 +176,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(name="systolic", params=systolic_gen.SystolicParams, build=systolic_gen.build,
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
            model_info=systolic_model.model_info, record_model=_systolic_record_model,
-           default_op=lambda p: Gemm(m=p.rows, n=p.cols, k=p.k_max, name="one-tile"),
+           default_op=lambda p: Gemm(m=p.tile_rows, n=p.cols, k=p.k_max, name="one-tile"),
            workload_pins=lambda wl: {"a_bits": max(2, wl.act_bits), "w_bits": max(2, wl.weight_bits),
                                      "signed": True},
+           derive_space=_systolic_space,
            calibration=Calibratable("systolic", systolic_gen.SystolicParams, systolic_gen.build,
                                     systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
-                                    systolic_model.multipliers, systolic_model.placed_memories)),
+                                    systolic_model.multipliers, systolic_model.placed_memories,
+                                    flow_boxes=systolic_model.FLOW_BOXES)),
     _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams),
     _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
     Family(name="attention", params=attention_gen.AttentionParams, build=attention_gen.build,

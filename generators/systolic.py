@@ -217,9 +217,9 @@ class SystolicEngine(wiring.Component):
         buffer = m.submodules.out_buffer = Memory(shape=row_layout, depth=m_tile, init=[])
         write, read = buffer.write_port(), buffer.read_port(domain="sync")
         token_layout = data.StructLayout({"valid": 1, "first": 1, "last": 1, "row": index_shape(m_tile)})
-        latency = rows + cols - 1           # a row enters the skew -> its sums leave the de-skew
-        # + the operand register, - the buffer's read
-        tokens = m.submodules.tokens = DelayLine(token_layout, latency)
+        # a row's token travels as long as the row does from its operand register to the de-skew
+        # (rows + cols - 1), plus that register, less the buffer's read, which meets the sums
+        tokens = m.submodules.tokens = DelayLine(token_layout, rows + cols - 1)
         token = Signal(token_layout)        # the row whose sums leave the de-skew now
 
         # the swap's anti-diagonal delay line; a new slice may load once no swap is in flight

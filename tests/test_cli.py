@@ -80,15 +80,17 @@ def test_unknown_flag_and_missing_command_exit_2():
 def test_estimate_json_is_one_document(capsys):
     assert main(["estimate", "systolic", "--set", "rows=8", "--gemm", "64,64,512", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    tiles = (64 // 8) * (64 // 4)                  # 8x4 engine over a 64x64 output
-    assert doc["cycles"] == tiles * (512 // 256) * (256 + 8 + 4 - 1) + 8
+    runs = (64 // 8) * (64 // 4) * (512 // 256)    # 8x4 engine over a 64x64 output, K in two runs
+    # back to back: the first run its K, every later one K plus its bubble, then the last
+    # tile's capture and drain (2R + C)
+    assert doc["cycles"] == 256 + (runs - 1) * (256 + 1) + (2 * 8 + 4)
     assert {"lut", "ff", "dsp", "bram", "area_transistors", "energy_j", "fmax_mhz"} <= set(doc)
 
 
 def test_params_lists_every_field(capsys):
     assert main(["params", "systolic", "--json"]) == 0
     names = [f["name"] for f in json.loads(capsys.readouterr().out)]
-    assert names == ["rows", "cols", "a_bits", "w_bits", "acc_bits", "signed", "dataflow", "k_max"]
+    assert names == ["rows", "cols", "a_bits", "w_bits", "acc_bits", "signed", "dataflow", "k_max", "m_tile"]
 
 
 @pytest.mark.sim

@@ -197,7 +197,7 @@ def test_space_follows_the_params_declaration():
     assert [d.name for d in space.dimensions] == ["depth"] and space.size() == 8
     systolic = derive(SystolicParams, {"a_bits": 8})
     names = {d.name for d in systolic.dimensions}
-    assert names == {"rows", "cols", "w_bits", "signed", "dataflow", "k_max"}
+    assert names == {"rows", "cols", "w_bits", "signed", "dataflow", "k_max", "m_tile"}
     assert systolic.distributions()["k_max"].log
 
 
