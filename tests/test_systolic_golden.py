@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from generators.systolic import SystolicParams, full_precision_acc_bits, pack_a, pack_b, unpack_lanes
@@ -66,9 +67,14 @@ def test_packing_is_lane_zero_low_and_round_trips():
     assert pack_b(p, b) == [1 | (2 << 4) | (3 << 8)]
 
 
-def test_ws_packing_pads_each_pass_to_rows_beats():
-    p = SystolicParams(rows=2, cols=1, dataflow="ws", k_max=8)
-    a = np.arange(6).reshape(2, 3)                   # K = 3 -> 2 passes of 2 beats
+def test_ws_packing_streams_m_tile_rows_per_slice_and_pads_k():
+    p = SystolicParams(rows=2, cols=1, dataflow="ws", k_max=8, m_tile=3)
+    a = np.arange(9).reshape(3, 3)                   # K = 3 -> 2 slices of m_tile = 3 beats
     beats = pack_a(p, a)
-    assert len(beats) == p.a_beats(3) == 4
-    assert unpack_lanes(beats[2], 2, 8, True).tolist() == [2, 0]   # A[0, 2:4] zero-padded
+    assert len(beats) == p.a_beats(3) == 6
+    assert unpack_lanes(beats[0], 2, 8, True).tolist() == [0, 1]   # A[0, 0:2]
+    assert unpack_lanes(beats[4], 2, 8, True).tolist() == [5, 0]   # A[1, 2:4] zero-padded
+    b = np.array([[1], [2], [3]])
+    assert pack_b(p, b) == [1, 2, 3, 0] and p.b_beats(3) == 4      # B rows padded to the slice
+    with pytest.raises(ValueError, match="A must have 3 rows"):
+        pack_a(p, a[:2])
