@@ -39,7 +39,7 @@ from generators.lanes import pack_lanes, unpack_lanes
 from generators.params import Params, bool_field, choice_field, int_field
 from generators.widths import bit_length
 from hw import index_shape
-from hw.delay import DelayLine
+from hw.delay import DelayLine, wavefront
 from hw.run_control import RunSignature
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray, WeightStationaryArray
@@ -222,11 +222,10 @@ class SystolicEngine(wiring.Component):
         tokens = m.submodules.tokens = DelayLine(token_layout, rows + cols - 1)
         token = Signal(token_layout)        # the row whose sums leave the de-skew now
 
-        # the swap's anti-diagonal delay line; a new slice may load once no swap is in flight
-        swap = Signal(rows + cols)          # bit d + 1: the swap reaches anti-diagonal d
-        with m.If(en):
-            m.d.sync += swap[1:].eq(swap[:-1])
-        swap_idle = swap[1:] == 0
+        # the swap follows its slice's first activations; a new slice may load once none is in flight
+        launch_swap = Signal()
+        swap = wavefront(m, launch_swap, rows + cols - 1, en)
+        swap_idle = swap == 0
 
         shadow_full = Signal()
         load_row = Signal(index_shape(rows))
@@ -255,7 +254,7 @@ class SystolicEngine(wiring.Component):
             skew_a.en.eq(en), array.en.eq(en), deskew.en.eq(en), tokens.en.eq(en),
             skew_a.i.eq(a_in),
             self.a_stream.ready.eq(take),
-            array.a_in.eq(skew_a.o), array.swap.eq(swap[1:]), swap[0].eq(take & (row == 0)),
+            array.a_in.eq(skew_a.o), array.swap.eq(swap), launch_swap.eq(take & (row == 0)),
             deskew.i.eq(array.psum),
             tokens.i.valid.eq(take), tokens.i.first.eq(first_slice), tokens.i.last.eq(last_slice),
             tokens.i.row.eq(row),

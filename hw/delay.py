@@ -1,7 +1,7 @@
 """Clock-enabled delay lines: the pipeline spine of every systolic structure."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, ShapeCastable, Signal
+from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,3 +32,13 @@ class DelayLine(wiring.Component):
             prev = stage
         m.d.comb += self.o.eq(prev)
         return m
+
+
+def wavefront(m: Module, flag, diagonals: int, en=1) -> Signal:
+    """``flag`` delayed 1 .. ``diagonals`` cycles (advancing while ``en``), bit ``d`` delayed
+    ``d + 1``: where a control flag that entered with an array's operand register reaches
+    anti-diagonal ``d``. One delay line for the whole array, not a flag register per PE."""
+    taps = Signal(diagonals)
+    with m.If(en):
+        m.d.sync += taps.eq(Cat(flag, taps[:-1]))
+    return taps

@@ -6,9 +6,11 @@ tile of 24-bit sums would exceed.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from hw.delay import wavefront
 
 
 
@@ -72,8 +74,8 @@ class DiagonalDrain(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rows, cols = self._rows, self.o.payload.shape().length
-        capture = self.diagonals
-        m.d.sync += capture.eq(Cat(self.launch, capture[:-1]))
+        capture = wavefront(m, self.launch, len(self.diagonals))
+        m.d.comb += self.diagonals.eq(capture)
         bank = [Signal(self.o.payload.shape(), name=f"bank{r}") for r in range(rows)]
         left = Signal(range(rows + 1))
         pop = self.o.valid & self.o.ready
