@@ -1,14 +1,17 @@
 """Where does table lookup beat multiply-accumulate? Synthesized area per unit throughput.
 
-Usage: python bench/lut_vs_mac.py [--quick] [--fabric] [--m-tile 1] [--png FILE] [--csv FILE]
+Usage: python bench/lut_vs_mac.py [--quick] [--fabric [TARGETS]] [--m-tile 1] [--png FILE] [--csv FILE]
 
 Synthesizes the LUT engine (bit-serial, symmetric half tables, tables built
 on chip) and the MAC baseline over a grid of weight formats (uint 1, 2, 4
 bits and ternary), activation widths (8, 16), tile widths ``n_tile``
 (4, 16, 64) and, for LUT, group sizes ``g`` (2..4), and prints the area
 per multiply-equivalent per cycle: Yosys ``stat -tech cmos`` transistors
-(the ``generic`` flow) and, with ``--fabric``, ECP5 LUT4s with every
-multiplier in fabric (``ecp5-85k-fabric``, place and route included, slow).
+(the ``generic`` flow) and, with ``--fabric``, FPGA LUTs with every
+multiplier in fabric: Xilinx 7-series LUT6 (``xilinx-7-fabric``) and ECP5
+LUT4 (``ecp5-85k-fabric``, place and route included, slow); ``--fabric
+xilinx-7-fabric`` picks one. The MAC baseline is multiply-free for ternary
+and 1-bit weights (add, subtract or skip), its best known form there.
 Throughput is structural: ``m_tile * n_tile * g / w_bits`` products per
 cycle for the bit-serial LUT engine (``g`` for ternary), ``m_tile *
 n_tile * k_lanes`` for MAC. The ratio LUT/MAC below 1 means lookup wins.
@@ -45,27 +48,38 @@ def designs(quick: bool, m_tile: int, k_lanes: int):
     return lut, mac
 
 
+FABRICS = ("xilinx-7-fabric", "ecp5-85k-fabric")
+
+
+def metric(target: str) -> str:
+    """The column a target's figure goes to: transistors, or LUTs of that fabric."""
+    return "transistors" if target == "generic" else "lut_" + target.split("-")[0]
+
+
 def measure(points, build, targets):
     rows = [dict(p.to_dict()) for p in points]
     for target in targets:
         results = synthesize_all(points, build, target, jobs=os.cpu_count() or 1, cache_root=cache_root(),
                                  progress=True)
-        key = "transistors" if target == "generic" else "lut4"
         for row, r in zip(rows, results, strict=True):
-            row[key] = r.transistors if target == "generic" else r.lut
+            row[metric(target)] = r.transistors if target == "generic" else r.lut
     return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--fabric", action="store_true", help="also ECP5 LUT4 without DSPs (slow)")
+    parser.add_argument("--fabric", nargs="?", const=",".join(FABRICS), default="",
+                        help=f"also FPGA LUTs without DSPs: {', '.join(FABRICS)} (ECP5 places and routes: slow)")
     parser.add_argument("--m-tile", type=int, default=1)
     parser.add_argument("--k-lanes", type=int, default=2)
     parser.add_argument("--png", default="out/bench/lut_vs_mac.png")
     parser.add_argument("--csv", default="out/bench/lut_vs_mac.csv")
     args = parser.parse_args()
-    targets = ["generic"] + (["ecp5-85k-fabric"] if args.fabric else [])
+    fabrics = [t for t in args.fabric.split(",") if t]
+    if any(t not in FABRICS for t in fabrics):
+        parser.error(f"--fabric takes a comma-separated list of {', '.join(FABRICS)}, not {args.fabric!r}")
+    targets = ["generic"] + fabrics
     try:
         lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes)
     except ValueError as exc:
@@ -74,7 +88,7 @@ def main() -> None:
     lut["macs_per_cycle"] = [p.m_tile * p.n_tile * p.g * p.planes_per_cycle / p.planes for p in lut_points]
     mac = measure(mac_points, mac_mpgemm.build, targets)
     mac["macs_per_cycle"] = [p.m_tile * p.n_tile * p.k_lanes for p in mac_points]
-    metrics = [k for k in ("transistors", "lut4") if k in lut]
+    metrics = [metric(t) for t in targets]
     for frame in (lut, mac):
         for k in metrics:
             frame[f"{k}_per_mac"] = frame[k] / frame["macs_per_cycle"]
@@ -85,11 +99,13 @@ def main() -> None:
     shown = keys + ["g"] + [c for k in metrics for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
     pd.set_option("display.width", 200)
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+    for k in metrics:
+        best_k = table.loc[table.groupby(keys)[f"{k}_ratio"].idxmin()]
+        wins = best_k[best_k[f"{k}_ratio"] < 1]
+        print(f"\nLUT beats MAC ({k} per product per cycle, best g) in {len(wins)} of {len(best_k)} "
+              f"(format, a_bits, n_tile) cells:")
+        print(wins[keys + ["g", f"{k}_ratio"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     best = table.loc[table.groupby(keys)["transistors_ratio"].idxmin()]
-    wins = best[best["transistors_ratio"] < 1]
-    print(f"\nLUT beats MAC (transistors per product per cycle, best g) in {len(wins)} of {len(best)} "
-          f"(format, a_bits, n_tile) cells:")
-    print(wins[keys + ["g", "transistors_ratio"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.csv, index=False)
     _plot(best, args.png)

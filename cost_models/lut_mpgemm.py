@@ -1,7 +1,7 @@
 """PPA model of the LUT-based mpGEMM engine, vectorised over design points.
 
 Cycles, tiling and traffic are the shared exact forms of
-:mod:`cost_models.mpgemm` with ``group = g`` and
+:mod:`cost_models.mpgemm` with ``group = g * k_groups`` and
 ``passes = ceil(planes / planes_per_cycle)`` (``planes = w_bits``, 1 for
 ternary). The closed forms of the notes (section 1.3) are exact here:
 
@@ -74,9 +74,10 @@ def table_adders(fmt, g, symmetric):
                    np.asarray(symmetric, dtype=np.int64), np.asarray(g, dtype=np.int64)]
 
 
-def table_storage_bits(fmt, g, symmetric, a_bits, m_tile):
-    """Bits of table the engine holds: ``m_tile * entries * entry_bits`` (independent of K and N)."""
-    return (np.asarray(m_tile, dtype=np.int64) * gen.stored_entries(fmt, g, symmetric)
+def table_storage_bits(fmt, g, symmetric, a_bits, tables):
+    """Bits of table the engine holds: ``tables * entries * entry_bits`` (``tables = m_tile *
+    k_groups``; independent of K and N)."""
+    return (np.asarray(tables, dtype=np.int64) * gen.stored_entries(fmt, g, symmetric)
             * gen.entry_bits(a_bits, g))
 
 
@@ -93,7 +94,8 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     keeps = gen.keeps_rowsum(fmt, sym)
     return {
         "m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
-        "g": g, "a_bits": a, "w_bits": b, "fmt": fmt, "sym": sym, "k_max": k_max,
+        "g": g, "k_groups": col["k_groups"].astype(np.int64), "group": g * col["k_groups"].astype(np.int64),
+        "a_bits": a, "w_bits": b, "fmt": fmt, "sym": sym, "k_max": k_max,
         "external": col["table_source"] == EXTERNAL_CODE, "planes": planes, "ppc": ppc,
         "passes": -(-planes // ppc), "entries": gen.stored_entries(fmt, g, sym),
         "code_bits": gen.code_bits(fmt, g, sym), "entry_bits": gen.entry_bits(a, g),
@@ -108,43 +110,39 @@ def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
 
     Read off mapped netlists (``accelforge synth lut_mpgemm --breakdown``), block by block:
-    each lookup unit's entry mux, sign select, per-pass weighting (a case over passes whose
-    arms each add to the accumulator) and accumulator; the output correction, a
-    multi-operand adder per column that Yosys builds from full adders in LUTs (one operand
-    per zero-point bit); the drain bank's shifting rows; the table build's adders.
+    each lookup unit's entry mux and pass select, and its adders (one per slot, acc-wide, the
+    sign a carry-in); the output correction, one carry-chain adder per column and zero-point
+    digit with a small mux in front; the drain bank's shifting rows; the table build's adders.
     """
-    mt, nt, e, eb = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"]
+    mt, nt, e, eb, kg = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"], c["k_groups"]
     units = mt * nt
-    slots = c["ppc"]
-    contrib = eb + c["planes"]
+    slots = c["ppc"] * kg                                        # lookups per unit and cycle
+    tables = mt * kg
+    contrib = eb + c["planes"]                                 # an entry shifted to its plane
     lookup = units * slots * e * eb
-    negate = units * slots * eb * c["sym"]
-    pass_mux = units * (c["passes"] - 1) * contrib
-    combine = units * (slots - 1) * contrib
+    pass_mux = units * slots * (c["passes"] - 1) * contrib     # the pass picks a shift of the lookup
+    adders = units * slots * c["acc"]
     acc_bits = mt * (nt * c["acc"] + c["rowsum"])
-    build = np.where(c["external"], 0, mt * c["adders"] * eb)
-    correction = np.where(c["keeps"], nt * c["rowsum"] * (c["w_bits"] + 1), 0)      # operand bits
-    table_reg = mt * e * eb
+    build = np.where(c["external"], 0, tables * c["adders"] * eb)
+    correction = np.where(c["keeps"], nt * c["out"] * np.where(c["uint"], gen.correction_digits(c["w_bits"]), 1), 0)
+    table_reg = tables * e * eb
     zp_reg = np.where(c["uint"], 2 * nt * c["w_bits"], 0)
     control = bits_for(c["k_max"] + 1) + bits_for(np.maximum(c["passes"], 2)) + bits_for(mt + 1) + 5
     one = np.ones_like(mt)
     registers = table_reg + 2 * acc_bits + zp_reg + control       # every flip-flop of the RTL, exactly
     kept_table = np.where(c["external"], table_reg,
-                          mt * _KEPT[(c["fmt"] == TERNARY_CODE).astype(np.int64), c["sym"].astype(np.int64),
+                          tables * _KEPT[(c["fmt"] == TERNARY_CODE).astype(np.int64), c["sym"].astype(np.int64),
                                      c["g"], c["a_bits"]])
     return {
-        "lut": {"const": one, "units": units, "lookup": units * slots * eb * (e - 1), "negate": negate,
-                "pass_mux": pass_mux, "pass_acc": units * (c["passes"] - 1) * c["acc"], "combine": combine,
-                "acc": acc_bits, "table_build": build, "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]),
-                "correction": np.where(c["keeps"], nt * c["out"], 0),
-                "zero_point_terms": np.where(c["uint"], nt * c["out"] * c["w_bits"], 0)},
+        "lut": {"const": one, "lookup": units * slots * eb * (e - 1), "pass_mux": pass_mux,
+                "adders": adders, "rowsum": tables * c["rowsum"], "table_build": build,
+                "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]), "correction": correction},
         "ff": {"const": one, "registers": registers - table_reg + kept_table},
         "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(e, 2)),
                       "acc_bit": c["acc"], "table_levels": np.where(c["external"], 0, c["g"]),
                       "combine_levels": np.log2(slots) + (c["passes"] > 1)},
-        "cmos": {"const": one, "reg": registers,
-                 "mux": lookup + pass_mux + acc_bits, "adder": acc_bits + combine + build + correction,
-                 "negate": negate},
+        "cmos": {"const": one, "reg": registers, "mux": lookup + pass_mux,
+                 "adder": adders + tables * c["rowsum"] + build + correction},
     }
 
 
@@ -154,10 +152,10 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     fab = coefficients("lut_mpgemm", target.tech, FabricCoefficients)
     cmos = coefficients("lut_mpgemm", "cmos", CmosCoefficients)
     feats = features(c)
-    counts = tiling(c["g"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm)
+    counts = tiling(c["group"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm)
     units = c["m_tile"] * c["n_tile"]
-    lookups = counts["beats"] * units * c["ppc"]
-    builds = np.where(c["external"], 0, counts["groups"] * c["m_tile"] * c["adders"])
+    lookups = counts["beats"] * units * c["ppc"] * c["k_groups"]
+    builds = np.where(c["external"], 0, counts["groups"] * c["m_tile"] * c["k_groups"] * c["adders"])
     e = fab.energy
     e_compute = (e["j_per_lookup_bit"] * lookups * c["entry_bits"]
                  + e["j_per_adder_bit"] * (counts["beats"] * units * c["acc"] + builds * c["entry_bits"]))
@@ -167,8 +165,8 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     traffic = gemm.offchip_bits(c["m_tile"], c["n_tile"], counts["chunks"], a_per_element, w_per_element,
                            c["out"])
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
-             "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"]),
-             "lookups": lookups, "macs_per_cycle": units * c["g"] * c["ppc"] / c["planes"]}
+             "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"] * c["k_groups"]),
+             "lookups": lookups, "macs_per_cycle": units * c["group"] * c["ppc"] / c["planes"]}
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
                  dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
@@ -181,9 +179,9 @@ def model_info() -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------- calibration hooks
-CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_max": (4, 1024)}
+CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_groups": (1, 4), "k_max": (4, 1024)}
 """Where calibration samples designs: capped so each synthesizes in about a minute on one core."""
-FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 12), "k_max": (4, 256)}}
+FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 12), "k_groups": (1, 2), "k_max": (4, 256)}}
 """ECP5: nextpnr placed a 57,297-LUT4 design of the full box for over 30 minutes (its time
 limit) on a 2-core machine; this box keeps designs to about a quarter of that."""
 

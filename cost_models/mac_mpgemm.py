@@ -4,7 +4,8 @@ Cycles, tiling and traffic are the shared exact forms of
 :mod:`cost_models.mpgemm` with ``group = k_lanes`` and one weight beat per
 group. Every output element has ``k_lanes`` multipliers of
 ``a_bits x (w_bits + 1)`` (the dequantized weight is one bit wider),
-placed on hard multipliers by the technology's fitted rule; resources,
+placed on hard multipliers by the technology's fitted rule, or none for
+weights in {-1, 0, +1} (add, subtract or skip); resources,
 area and energy are structural counts times coefficients kept in
 ``cost_models/data/mac_mpgemm.json``.
 """
@@ -19,7 +20,7 @@ from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
-from generators.mac_mpgemm import MacMpGemmParams
+from generators.mac_mpgemm import MacMpGemmParams, multiply_free
 from generators.mpgemm import UINT_CODE, out_bits
 from generators.widths import bits_for
 
@@ -36,6 +37,7 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     return {"m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
             "lanes": col["k_lanes"].astype(np.int64), "a_bits": a, "w_bits": b, "fmt": fmt,
             "k_max": k_max, "out": out_bits(a, b, fmt, k_max), "uint": fmt == UINT_CODE,
+            "free": multiply_free(fmt, b),
             "valid": MacMpGemmParams.valid_columns(col)}
 
 
@@ -46,13 +48,16 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     output element's products and its accumulator merge into one multi-operand adder that
     Yosys lowers to full-adder trees in LUTs (cost follows the partial-product bits); on
     DSPs the products and the accumulation sit in the DSP blocks and the fabric keeps the
-    adds the DSPs' post-adders cannot take. The drain bank shifts ``m_tile - 1`` rows.
+    adds the DSPs' post-adders cannot take. Multiply-free designs (weights in {-1, 0, +1})
+    have ``k_lanes`` carry-chain adders per element, no multiplier. The drain bank shifts
+    ``m_tile - 1`` rows.
     """
     mt, nt, lanes, a, wq, out = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["w_bits"] + 1, c["out"]
     units = mt * nt
-    soft = ~np.asarray(on_dsp, dtype=bool)
-    hard = ~soft
-    dequant = np.where(c["uint"], nt * lanes * wq, 0)
+    free = c["free"]
+    hard = np.asarray(on_dsp, dtype=bool) & ~free
+    soft = ~hard & ~free
+    dequant = np.where(c["uint"] & ~free, nt * lanes * wq, 0)
     operand = mt * lanes * a
     zp_reg = np.where(c["uint"], nt * c["w_bits"], 0)
     control = bits_for(c["k_max"] + 1) + bits_for(mt + 1) + 6     # + pass index bit, flags, state
@@ -63,7 +68,7 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
                 "soft_extended_products": soft * units * lanes * wq * out, "soft_acc": soft * units * out,
                 "hard_adds": hard * units * (lanes - 1) * (a + wq), "hard_products": hard * units * lanes,
                 "hard_acc": hard * units * out, "hard_signed_codes": hard * ~c["uint"] * units * out,
-                "dequant": dequant, "drain": (mt - 1) * nt * out,
+                "free_adds": free * units * lanes * out, "dequant": dequant, "drain": (mt - 1) * nt * out,
                 "control": control},
         "ff": {"const": one, "registers": registers - hard * operand,
                "dsp_operands": hard * operand},        # a DSP48 absorbs them; a MULT18X18D does not
@@ -71,8 +76,9 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
                       "soft_mult_level": np.log2(np.minimum(a, wq)) * soft,
                       "acc_bit": out, "tree_levels": np.log2(lanes)},
         "cmos": {"const": one, "reg": registers,
-                 "mult": units * lanes * a * wq,
-                 "adder": units * (lanes - 1) * (a + wq + bits_for(lanes)) + units * out + dequant,
+                 "mult": ~free * units * lanes * a * wq,
+                 "adder": (~free * units * (lanes - 1) * (a + wq + bits_for(lanes)) + units * out + dequant
+                           + free * units * lanes * out),
                  "mux": units * out},
     }
 
@@ -85,13 +91,13 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     wq = c["w_bits"] + 1
     fpga = target.kind is TargetKind.FPGA
     on_dsp = (on_hard_multiplier(c["a_bits"], wq, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
-              else np.zeros(c["a_bits"].shape, dtype=bool))
+              else np.zeros(c["a_bits"].shape, dtype=bool)) & ~c["free"]
     feats = features(c, on_dsp)
     counts = tiling(c["lanes"], 1, c["m_tile"], c["n_tile"], c["k_max"], gemm)
     units = c["m_tile"] * c["n_tile"]
     macs = counts["beats"] * units * c["lanes"]
     e = fab.energy
-    e_compute = macs * (e["j_per_mult_bit2"] * c["a_bits"] * wq + e["j_per_adder_bit"] * c["out"])
+    e_compute = macs * (e["j_per_mult_bit2"] * c["a_bits"] * wq * ~c["free"] + e["j_per_adder_bit"] * c["out"])
     dsp = np.where(on_dsp, units * c["lanes"] * target.dsps_per_product(c["a_bits"], wq) if fpga else 0, 0)
     traffic = gemm.offchip_bits(c["m_tile"], c["n_tile"], counts["chunks"], c["a_bits"], c["w_bits"], c["out"])
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
@@ -119,6 +125,7 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int],
 
 
 def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x (w_bits + 1)``."""
+    """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x (w_bits + 1)`` (none where
+    the weights are in {-1, 0, +1})."""
     c = prepare(points)
-    return [(c["m_tile"] * c["n_tile"] * c["lanes"], c["a_bits"], c["w_bits"] + 1)]
+    return [(c["m_tile"] * c["n_tile"] * c["lanes"] * ~c["free"], c["a_bits"], c["w_bits"] + 1)]

@@ -17,10 +17,10 @@ Flows:
   designs wider than the package's pins still place), with a clock
   constraint; resources from nextpnr's post-pack JSON report, Fmax from
   its timing report, ``met_timing`` against the constraint.
-* ``ecp5-85k-fabric``: the same without hard multipliers (``-nodsp``), so
-  that fabric area compares designs whatever their multiplier count.
 * ``xilinx-7`` / ``xilinx-us``: ``synth_xilinx`` without I/O pads;
   resources only (no place and route, so no Fmax).
+* ``ecp5-85k-fabric`` / ``xilinx-7-fabric``: ``ecp5-85k`` and ``xilinx-7`` without hard multipliers
+  (``-nodsp``), so that fabric area compares designs whatever their multiplier count.
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
   ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
 
@@ -64,6 +64,7 @@ SYNTH_TARGETS: dict[str, SynthTarget] = {t.name: t for t in (
     SynthTarget("ecp5-85k-fabric", "ecp5", "ecp5-85k", device="--85k", package="CABGA381",
                 default_clock_mhz=100.0, dsp=False),
     SynthTarget("xilinx-7", "xilinx", "xilinx-7", device="xc7"),
+    SynthTarget("xilinx-7-fabric", "xilinx", "xilinx-7", device="xc7", dsp=False),
     SynthTarget("xilinx-us", "xilinx", "xilinx-us", device="xcu"),
     SynthTarget("generic", "generic", "asic-45nm"),
 )}
@@ -127,8 +128,9 @@ class SynthJob:
                 f"synth_ecp5 -top {top} -json netlist.json -run map_cells:\n") + _STAT
         if self.target.flow == "xilinx":
             family = self.target.device
+            nodsp = "" if self.target.dsp else " -nodsp"
             return read + (
-                f"synth_xilinx -top {top} -family {family} -flatten -noiopad -run :map_luts\n"
+                f"synth_xilinx -top {top} -family {family}{nodsp} -flatten -noiopad -run :map_luts\n"
                 "opt_expr -mux_undef -noclkinv\n"
                 "abc -luts 2:2,3,6:5,10,20\n"
                 "clean\n"

@@ -17,10 +17,15 @@ base-3 code for ternary weights). The arithmetic is that of
   entries, or with ``symmetric`` the ``(3^g + 1)/2`` entries
   ``H[u] = T[c + u]`` (``c = (3^g - 1)/2``, ``H[0] = 0``) plus a sign.
 
-Weight stream layout (:func:`pack_weights`): per group, ``passes`` beats;
-lane ``j`` of a beat holds ``planes_per_cycle`` fields of ``code_bits``,
-field ``s`` of pass ``p`` = plane ``p * planes_per_cycle + s`` (plane 0 =
-LSB; fields past the last plane are zero). A binary field is the ``g``
+An a_stream beat carries ``k_groups`` groups per row (``group = k_groups *
+g`` activations), each with its own table; every column looks all of them
+up in the same cycle (K-parallelism, as the MAC baseline's ``k_lanes``).
+
+Weight stream layout (:func:`pack_weights`): per a_stream beat, ``passes``
+beats; lane ``j`` of a beat holds ``k_groups * planes_per_cycle`` fields of
+``code_bits``, field ``q * planes_per_cycle + s`` of pass ``p`` = group
+``q``'s plane ``p * planes_per_cycle + s`` (plane 0 = LSB; fields past the
+last plane are zero). A binary field is the ``g``
 bits of that plane (bit ``t`` from element ``t``); a symmetric field is
 ``sign << (g-1) | u`` with the sign set when element 0's bit is 0 and
 ``u`` the upper ``g-1`` bits, complemented when the sign is set (LUT
@@ -29,7 +34,7 @@ Tensor Core's offline weight reinterpretation). A ternary field is
 with the sign set when ``idx < c``.
 
 With ``table_source=external`` the a_stream carries the tables themselves
-(per beat and row, the ``entries`` values of ``entry_bits``, as
+(per beat, row and group, the ``entries`` values of ``entry_bits``, as
 :func:`pack_tables` builds them from A): the operator-fusion variant of
 LUT Tensor Core, where the precompute runs elsewhere. K past the last whole
 group is zero-padded by the packers; zero activations make every entry of
@@ -43,7 +48,7 @@ from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from generators.lanes import pack_lanes
@@ -52,7 +57,8 @@ from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, 
                                padded_weights)
 from generators.params import Rule, bool_field, choice_field, int_field
 from generators.widths import signed_bits
-from hw.lut import LutDotUnit, TableBuilder, shift_add_product
+from hw.adders import add_signed, signed_sum
+from hw.lut import LutDotUnit, TableBuilder
 
 __all__ = ["LutMpGemmParams", "LutMpGemmEngine", "TableSource", "build", "pack_a", "pack_weights",
            "pack_tables", "table_coefficients"]
@@ -137,6 +143,8 @@ class LutMpGemmParams(MpGemmParams):
     symmetric: bool = bool_field(True, doc="half tables plus a sign select (T[~idx] = -T[idx])")
     planes_per_cycle: int = int_field(1, 1, 4, doc="bit-planes looked up per cycle: 1 = bit-serial, "
                                                    "w_bits = bit-parallel (1 for ternary)")
+    k_groups: int = int_field(1, 1, 8, doc="activation groups per a_stream beat, each its own table "
+                                           "that every column reads in the same cycle (K-parallelism)")
     table_source: TableSource = choice_field(
         TableSource.ONCHIP, doc="onchip = tables built from streamed activations, "
                                 "external = precomputed tables streamed in (operator fusion)")
@@ -157,7 +165,7 @@ class LutMpGemmParams(MpGemmParams):
 
     @property
     def group(self) -> int:
-        return self.g
+        return self.g * self.k_groups
 
     @property
     def passes(self) -> int:
@@ -201,18 +209,24 @@ class LutMpGemmParams(MpGemmParams):
 
 
 class LutMpGemmEngine(MpGemmEngine):
-    """Table precompute (or external tables), ``m_tile x n_tile`` lookup units, shared frame."""
+    """Table precompute (or external tables), ``m_tile x n_tile`` lookup units, shared frame.
+
+    The operand register holds ``m_tile x k_groups`` tables (table ``i * k_groups + q`` is row
+    ``i``'s group ``q``); every column reads each of its row's tables once per slot and cycle."""
 
     def __init__(self, params: LutMpGemmParams):
         p = params
         self._table_layout = data.ArrayLayout(signed(p.entry_bits), p.entries)
-        operand = data.ArrayLayout(self._table_layout, p.m_tile)
+        operand = data.ArrayLayout(self._table_layout, p.m_tile * p.k_groups)
         if p.table_source is TableSource.ONCHIP:
-            a_payload = data.ArrayLayout(data.ArrayLayout(signed(p.a_bits), p.g), p.m_tile)
+            a_payload = data.ArrayLayout(data.ArrayLayout(signed(p.a_bits), p.group), p.m_tile)
         else:
             a_payload = operand
-        super().__init__(p, operand, a_payload, p.planes_per_cycle * p.code_bits, p.acc_bits,
+        super().__init__(p, operand, a_payload, p.k_groups * p.planes_per_cycle * p.code_bits, p.acc_bits,
                          rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point)
+
+    def _name(self, base: str, q: int) -> str:
+        return base if self.params.k_groups == 1 else f"{base}_{q}"
 
     def operand(self, m: Module, payload):
         p = self.params
@@ -221,44 +235,75 @@ class LutMpGemmEngine(MpGemmEngine):
         tables = Signal(self._operand_layout)
         coefficients = table_coefficients(p.ternary, p.symmetric, p.g)
         for i in range(p.m_tile):
-            builder = TableBuilder(coefficients, p.a_bits, signed(p.entry_bits))
-            m.submodules[f"table{i}"] = builder
-            m.d.comb += [builder.a.eq(payload[i]), tables[i].eq(builder.table)]
+            for q in range(p.k_groups):
+                builder = TableBuilder(coefficients, p.a_bits, signed(p.entry_bits))
+                m.submodules[self._name(f"table{i}", q)] = builder
+                m.d.comb += [builder.a.eq(payload[i].as_value()[q * p.g * p.a_bits:(q + 1) * p.g * p.a_bits]),
+                             tables[i * p.k_groups + q].eq(builder.table)]
         return tables
 
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
         p = self.params
-        weights = p.plane_weights()
-        magnitude = max(sum(abs(w) for w in row) for row in weights)
-        out_shape = signed(int(signed_bits(magnitude * (p.g << (p.a_bits - 1)))))
-        adds = []
+        shift = max(abs(w).bit_length() - 1 for row in p.plane_weights() for w in row if w)
+        value_shape = signed(p.entry_bits + shift)
+        field_bits = p.planes_per_cycle * p.code_bits
+        terms = []
         for i in range(p.m_tile):
             row = []
             for j in range(p.n_tile):
-                unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, weights, out_shape)
-                m.submodules[f"dot{i}_{j}"] = unit
-                m.d.comb += [unit.table.eq(operand[i]), unit.code.eq(w_payload[j]),
-                             unit.pass_index.eq(pass_index)]
-                row.append(unit.out)
-            adds.append(row)
-        return adds
+                element = []
+                for q in range(p.k_groups):
+                    unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, p.plane_weights(), value_shape)
+                    m.submodules[self._name(f"dot{i}_{j}", q)] = unit
+                    m.d.comb += [unit.table.eq(operand[i * p.k_groups + q]),
+                                 unit.code.eq(w_payload[j][q * field_bits:(q + 1) * field_bits]),
+                                 unit.pass_index.eq(pass_index)]
+                    element += [(term.value, term.negate) for term in unit.terms]
+                row.append(element)
+            terms.append(row)
+        return terms
+
+    def accumulate(self, m: Module, acc, terms):
+        return signed_sum(m, acc, terms, self.params.acc_bits)
 
     def group_sums(self, m: Module, operand):
         # the all-ones entry: sum of the group ({0,1} table: 2^g - 1; half table: 2^(g-1) - 1)
-        last = self.params.entries - 1
-        return [operand[i][last] for i in range(self.params.m_tile)]
+        p = self.params
+        last = p.entries - 1
+        return [sum(operand[i * p.k_groups + q][last] for q in range(p.k_groups)) for i in range(p.m_tile)]
 
-    def correct(self, m: Module, acc, rowsum, zero_point):
+    def correct(self, m: Module, accs, rowsum, zero_points):
+        """``acc - z rowsum`` ({0,1} tables) or ``(acc + (2^b - 1 - 2z) rowsum) / 2`` (half
+        tables), the product read per 2-bit digit of ``z`` from multiples of the row's sum that
+        all columns share: one carry-chain adder per digit and column (see
+        :func:`correction_digits`), where a multi-operand adder lowered to full adders in LUTs."""
         p = self.params
         if not p.keeps_rowsum:
-            return acc
+            return accs
         if not p.has_zero_point:                    # symmetric int: (acc - rowsum) / 2
-            return (acc - rowsum) >> 1
-        z_rowsum = shift_add_product(zero_point, rowsum)
-        if not p.symmetric:                         # uint {0,1} tables: acc - z * rowsum
-            return acc - z_rowsum
-        # (acc + (2^b - 1 - 2z) * rowsum) / 2
-        return (acc + (rowsum << p.w_bits) - rowsum - (z_rowsum << 1)) >> 1
+            return [(acc - rowsum) >> 1 for acc in accs]
+        three = Signal(signed(len(rowsum) + 2))
+        m.d.comb += three.eq(rowsum + (rowsum << 1))
+        width = p.out_bits + int(p.symmetric)          # the exact result fits; partial sums may wrap
+        out = []
+        for acc, z in zip(accs, zero_points, strict=True):
+            total = acc
+            for low in range(0, p.w_bits, 2):
+                digit = z[low:low + 2]
+                if p.symmetric:                     # (2^n - 1 - 2 digit) rowsum: +-3 or +-1 times it
+                    magnitude = Mux(digit[0] ^ digit[1], rowsum, three) if len(digit) == 2 else rowsum
+                    total = add_signed(m, total, magnitude << low, digit[-1], width)
+                else:                               # digit * rowsum, subtracted
+                    magnitude = (Mux(digit[1], Mux(digit[0], three, rowsum << 1), Mux(digit[0], rowsum, 0))
+                                 if len(digit) == 2 else Mux(digit[0], rowsum, 0))
+                    total = add_signed(m, total, magnitude << low, 1, width)
+            out.append(total >> 1 if p.symmetric else total)
+        return out
+
+
+def correction_digits(w_bits):
+    """Carry-chain adders per output column of the zero-point correction: one per 2-bit digit."""
+    return (np.asarray(w_bits, dtype=np.int64) + 1) // 2
 
 
 def build(params: LutMpGemmParams) -> LutMpGemmEngine:
@@ -267,9 +312,11 @@ def build(params: LutMpGemmParams) -> LutMpGemmEngine:
 
 # ---------------------------------------------------------------------- host-side packing
 def _codes(params: LutMpGemmParams, w: np.ndarray) -> np.ndarray:
-    """Per group, column and plane the lookup field: ``groups x n_tile x planes``."""
+    """Per table group, column and plane the lookup field: ``groups x n_tile x planes`` (groups of
+    ``g``: a beat's ``k_groups`` of them follow each other)."""
     p = params
-    groups = padded_weights(p, w)                              # groups x g x n_tile
+    beats = padded_weights(p, w)                               # beats x (k_groups g) x n_tile
+    groups = beats.reshape(-1, p.g, p.n_tile)                  # groups x g x n_tile
     place = np.array([1 << t for t in range(p.g)], dtype=np.int64)
     if p.ternary:
         idx = np.einsum("xtn,t->xn", groups + 1, 3 ** np.arange(p.g, dtype=np.int64))
@@ -292,26 +339,31 @@ def pack_weights(params: LutMpGemmParams, w: np.ndarray) -> list[int]:
     """W (``K x n_tile``) as the w_stream beats of one run (layout in the module docstring)."""
     p = params
     w = check_weights(p, w, np.asarray(w).shape[0])
-    codes = _codes(p, w)                                          # groups x n x planes
+    codes = _codes(p, w).reshape(-1, p.k_groups, p.n_tile, p.planes)   # beat x table x n x planes
     beats = []
-    for group in codes:
+    for tables in codes:
         for pass_ in range(p.passes):
             lanes = []
-            for column in group:
+            for j in range(p.n_tile):
                 word = 0
-                for slot in range(p.planes_per_cycle):
-                    plane = pass_ * p.planes_per_cycle + slot
-                    if plane < p.planes:
-                        word |= int(column[plane]) << (slot * p.code_bits)
+                for q in range(p.k_groups):
+                    for slot in range(p.planes_per_cycle):
+                        plane = pass_ * p.planes_per_cycle + slot
+                        if plane < p.planes:
+                            word |= int(tables[q, j, plane]) << ((q * p.planes_per_cycle + slot) * p.code_bits)
                 lanes.append(word)
-            beats.extend(pack_lanes([lanes], p.planes_per_cycle * p.code_bits))
+            beats.extend(pack_lanes([lanes], p.k_groups * p.planes_per_cycle * p.code_bits))
     return beats
 
 
 def tables(params: LutMpGemmParams, a: np.ndarray) -> np.ndarray:
-    """The stored tables of every group: ``groups x m_tile x entries``."""
-    coef = np.array(table_coefficients(params.ternary, params.symmetric, params.g), dtype=np.int64)
-    return np.einsum("xmt,et->xme", padded_groups(params, a), coef)
+    """The stored tables of every a_stream beat: ``beats x (m_tile k_groups) x entries``, row
+    ``i``'s group ``q`` at ``i * k_groups + q``."""
+    p = params
+    coef = np.array(table_coefficients(p.ternary, p.symmetric, p.g), dtype=np.int64)
+    beats = padded_groups(p, a)                                  # beats x m_tile x (k_groups g)
+    split = beats.reshape(beats.shape[0], p.m_tile * p.k_groups, p.g)
+    return np.einsum("xmt,et->xme", split, coef)
 
 
 def pack_tables(params: LutMpGemmParams, a: np.ndarray) -> list[int]:

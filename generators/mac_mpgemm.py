@@ -5,7 +5,10 @@ Same tile, ports, control and output format as the LUT engine
 difference is the datapath: every output element has ``k_lanes``
 multipliers of ``a_bits x (w_bits + 1)`` behind an adder tree, fed by one
 a_stream beat (``k_lanes`` activations per row) and one w_stream beat
-(``k_lanes`` codes per column) per cycle.
+(``k_lanes`` codes per column) per cycle. Weights in {-1, 0, +1} (ternary,
+or one bit) take the best multiply-free design instead, so a LUT win over
+it is real: each activation is added, subtracted or skipped, the subtraction
+a carry-in of the accumulator's carry-chain adders (:mod:`hw.adders`).
 
 Weight lane layout (:func:`pack_weights`): lane ``j`` holds ``k_lanes``
 fields of ``w_bits``, field ``t`` = the code of ``W[j*..., j]`` for element
@@ -19,13 +22,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from generators.lanes import pack_lanes
-from generators.mpgemm import (MpGemmEngine, MpGemmParams, WeightFormat, check_weights,
+from generators.mpgemm import (TERNARY_CODE, MpGemmEngine, MpGemmParams, WeightFormat, check_weights,
                                pack_activations, padded_weights)
 from generators.params import int_field
+from hw.adders import signed_sum
 
 __all__ = ["MacMpGemmParams", "MacMpGemmEngine", "build", "pack_a", "pack_weights"]
 
@@ -46,9 +50,20 @@ class MacMpGemmParams(MpGemmParams):
     def passes(self) -> int:
         return 1
 
+    @property
+    def multiply_free(self) -> bool:
+        return bool(multiply_free(self.fmt_code, self.w_bits))
+
+
+def multiply_free(fmt, w_bits):
+    """Weights in {-1, 0, +1} (ternary, or one bit with or without a zero point): each product is
+    the activation added, subtracted or skipped, on the accumulator's carry chain, no multiplier."""
+    return (np.asarray(fmt) == TERNARY_CODE) | (np.asarray(w_bits) == 1)
+
 
 class MacMpGemmEngine(MpGemmEngine):
-    """``m_tile x n_tile x k_lanes`` dequantizing multipliers on the shared frame."""
+    """``m_tile x n_tile x k_lanes`` dequantizing multipliers on the shared frame; for weights in
+    {-1, 0, +1} (:func:`multiply_free`) each multiplier is an add, subtract or skip instead."""
 
     def __init__(self, params: MacMpGemmParams):
         p = params
@@ -59,20 +74,41 @@ class MacMpGemmEngine(MpGemmEngine):
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
         p = self.params
         b = p.w_bits
+        codes = [[w_payload[j][t * b:(t + 1) * b] for t in range(p.k_lanes)] for j in range(p.n_tile)]
+        if p.multiply_free:
+            return [[[self._signed_activation(m, operand[i][t], codes[j][t], zero_point, j)
+                      for t in range(p.k_lanes)] for j in range(p.n_tile)] for i in range(p.m_tile)]
         weights = []                                   # per column, the k_lanes dequantized weights
         for j in range(p.n_tile):
             column = []
             for t in range(p.k_lanes):
-                code = w_payload[j][t * b:(t + 1) * b]
                 value = Signal(signed(b + 1), name=f"w{j}_{t}")
                 if p.weight_format is WeightFormat.UINT:
-                    m.d.comb += value.eq(code - zero_point[j])
+                    m.d.comb += value.eq(codes[j][t] - zero_point[j])
                 else:
-                    m.d.comb += value.eq(code.as_signed())
+                    m.d.comb += value.eq(codes[j][t].as_signed())
                 column.append(value)
             weights.append(column)
         return [[sum(operand[i][t] * weights[j][t] for t in range(p.k_lanes)) for j in range(p.n_tile)]
                 for i in range(p.m_tile)]
+
+    def _signed_activation(self, m: Module, a, code, zero_point, j):
+        """``(value, negate)``: the activation or zero, and whether the weight is -1."""
+        fmt = self.params.weight_format
+        if fmt is WeightFormat.TERNARY:              # 2-bit two's complement: 00, 01, 11
+            nonzero, negative = code[0], code[1]
+        elif fmt is WeightFormat.UINT:               # q - z with q, z in {0, 1}
+            nonzero, negative = code[0] ^ zero_point[j][0], zero_point[j][0]
+        else:                                        # 1-bit two's complement: 0 or -1
+            nonzero, negative = code[0], 1
+        value = Signal(signed(len(a)))
+        m.d.comb += value.eq(Mux(nonzero, a, 0))
+        return value, negative
+
+    def accumulate(self, m: Module, acc, contribution):
+        if self.params.multiply_free:
+            return signed_sum(m, acc, contribution, self.params.out_bits)
+        return acc + contribution
 
 
 def build(params: MacMpGemmParams) -> MacMpGemmEngine:

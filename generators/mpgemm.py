@@ -176,9 +176,14 @@ class MpGemmEngine(wiring.Component):
         """Per row, the sum of the group's activations (when ``rowsum`` is kept)."""
         raise NotImplementedError
 
-    def correct(self, m: Module, acc, rowsum, zero_point):
-        """An output element from its accumulator at drain time."""
-        return acc
+    def accumulate(self, m: Module, acc, contribution):
+        """An accumulator's next value from what one w_stream beat adds to it."""
+        return acc + contribution
+
+    def correct(self, m: Module, accs, rowsum, zero_points) -> list[object]:
+        """A drained row's output elements from its accumulators (and the row's activation sum
+        and the tile's zero points, where the engine keeps them)."""
+        return accs
 
     # ------------------------------------------------------------------ frame
     def elaborate(self, platform):
@@ -212,10 +217,10 @@ class MpGemmEngine(wiring.Component):
             with m.If(self.done):
                 m.d.sync += zp_tile.eq(zp_run)
         out_row = drain.o.payload
-        for j in range(p.n_tile):
-            value = self.correct(m, out_row.acc[j], out_row.sum if self._rowsum else None,
-                                 zp_tile[j] if self._tile_zero_point else None)
-            m.d.comb += self.y_stream.payload[j].eq(value)
+        values = self.correct(m, [out_row.acc[j] for j in range(p.n_tile)],
+                              out_row.sum if self._rowsum else None,
+                              [zp_tile[j] for j in range(p.n_tile)] if self._tile_zero_point else None)
+        m.d.comb += [self.y_stream.payload[j].eq(value) for j, value in enumerate(values)]
 
         # one activation group in the operand register meets its w_stream beats
         consume = Signal()
@@ -229,9 +234,11 @@ class MpGemmEngine(wiring.Component):
             self.a_stream.ready.eq(running & more & (~opnd_valid | group_end)),
             load.eq(self.a_stream.ready & self.a_stream.valid),
         ]
+        # the datapath is built outside any enable, so none of its signals is gated by one
+        next_opnd = self.operand(m, self.a_stream.payload)
         with m.If(load):
             m.d.sync += [
-                opnd.eq(self.operand(m, self.a_stream.payload)),
+                opnd.eq(next_opnd),
                 opnd_valid.eq(1),
                 opnd_last.eq(k_left <= p.group),
                 more.eq(k_left > p.group),
@@ -239,15 +246,17 @@ class MpGemmEngine(wiring.Component):
             ]
         with m.Elif(group_end):
             m.d.sync += opnd_valid.eq(0)
+        adds = self.contributions(m, opnd, self.w_stream.payload, pass_index,
+                                  zp_run if p.has_zero_point else None)
+        next_acc = [[self.accumulate(m, acc[i].acc[j], adds[i][j]) for j in range(p.n_tile)]
+                    for i in range(p.m_tile)]
+        sums = self.group_sums(m, opnd) if self._rowsum else None
         with m.If(consume):
             m.d.sync += pass_index.eq(_next_index(pass_index, p.passes))
-            adds = self.contributions(m, opnd, self.w_stream.payload, pass_index,
-                                      zp_run if p.has_zero_point else None)
             for i in range(p.m_tile):
                 for j in range(p.n_tile):
-                    m.d.sync += acc[i].acc[j].eq(acc[i].acc[j] + adds[i][j])
+                    m.d.sync += acc[i].acc[j].eq(next_acc[i][j])
             if self._rowsum:
-                sums = self.group_sums(m, opnd)
                 with m.If(pass_index == 0):
                     for i in range(p.m_tile):
                         m.d.sync += acc[i].sum.eq(acc[i].sum + sums[i])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Module, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -148,17 +148,20 @@ class NaiveTableBuilder(TableBuilder):
 
 
 class LutDotUnit(wiring.Component):
-    """One output element's share of a w_stream beat: ``slots`` table lookups, weighted.
+    """One output element's share of a w_stream beat: ``slots`` table lookups.
 
     ``code`` holds ``slots`` fields of ``code_bits``; with ``symmetric`` the
     top bit of a field negates the entry its low bits select (half tables).
     ``plane_weights[pass][slot]`` is the signed power of two (or 0 for an
     unused slot) that slot's lookup carries in that pass; ``pass_index``
-    picks the pass, so bit-serial designs need no barrel shifter.
+    picks the pass, so bit-serial designs need no barrel shifter. Each slot
+    leaves as a term ``(value, negate)``: the shifted entry and whether to
+    subtract it, which the accumulator's adder takes as its carry-in
+    (:func:`hw.adders.signed_sum`), so no negation costs an adder here.
     """
 
     def __init__(self, table_layout: data.ArrayLayout, code_bits: int, symmetric: bool,
-                 plane_weights: Sequence[Sequence[int]], out_shape: Shape):
+                 plane_weights: Sequence[Sequence[int]], value_shape: Shape):
         self._code_bits = code_bits
         self._symmetric = symmetric
         self._weights = tuple(tuple(row) for row in plane_weights)
@@ -167,49 +170,29 @@ class LutDotUnit(wiring.Component):
             "table": In(table_layout),
             "code": In(code_bits * slots),
             "pass_index": In(index_shape(len(self._weights))),
-            "out": Out(out_shape),
+            "terms": Out(data.ArrayLayout(data.StructLayout({"value": value_shape, "negate": 1}), slots)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cb = self._code_bits
         index_bits = cb - 1 if self._symmetric else cb
-        entries = []
         for slot in range(len(self._weights[0])):
             field = self.code[slot * cb:(slot + 1) * cb]
             entry = self.table[field[:index_bits]] if index_bits else self.table[0]
-            if self._symmetric:
-                value = Signal(signed(len(entry) + 1), name=f"v{slot}")
-                m.d.comb += value.eq(Mux(field[cb - 1], -entry, entry))
-                entry = value
-            entries.append(entry)
+            sign = field[cb - 1] if self._symmetric else 0
+            term = self.terms[slot]
 
-        def weighted_sum(weights):
-            total = 0
-            for entry, w in zip(entries, weights, strict=True):
-                if w:
-                    term = entry << (abs(w).bit_length() - 1)
-                    total = total + term if w > 0 else total - term
-            return total
+            def weighted(w):
+                if not w:
+                    return [term.value.eq(0), term.negate.eq(0)]
+                return [term.value.eq(entry << (abs(w).bit_length() - 1)), term.negate.eq(sign ^ int(w < 0))]
 
-        if len(self._weights) == 1:
-            m.d.comb += self.out.eq(weighted_sum(self._weights[0]))
-        else:
-            with m.Switch(self.pass_index):
-                for p, weights in enumerate(self._weights):
-                    with m.Case(p):
-                        m.d.comb += self.out.eq(weighted_sum(weights))
+            if len(self._weights) == 1:
+                m.d.comb += weighted(self._weights[0][slot])
+            else:
+                with m.Switch(self.pass_index):
+                    for p, weights in enumerate(self._weights):
+                        with m.Case(p):
+                            m.d.comb += weighted(weights[slot])
         return m
-
-
-def shift_add_product(small, value):
-    """``small * value`` for a few-bit unsigned ``small``, as shifted adds.
-
-    Written out so synthesis keeps these narrow products (zero-point
-    corrections, one per column) in fabric instead of spending a hard
-    multiplier on each.
-    """
-    total = 0
-    for bit in range(len(small)):
-        total = total + Mux(small[bit], value << bit, 0)
-    return total

