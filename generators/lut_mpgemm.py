@@ -276,7 +276,8 @@ class LutMpGemmEngine(MpGemmEngine):
         """``acc - z rowsum`` ({0,1} tables) or ``(acc + (2^b - 1 - 2z) rowsum) / 2`` (half
         tables), the product read per 2-bit digit of ``z`` from multiples of the row's sum that
         all columns share: one carry-chain adder per digit and column (see
-        :func:`correction_digits`), where a multi-operand adder lowered to full adders in LUTs."""
+        :func:`correction_digits`); written as one expression it was a multi-operand adder that
+        Yosys lowered to full adders in LUTs."""
         p = self.params
         if not p.keeps_rowsum:
             return accs
@@ -341,7 +342,7 @@ def pack_weights(params: LutMpGemmParams, w: np.ndarray) -> list[int]:
     w = check_weights(p, w, np.asarray(w).shape[0])
     codes = _codes(p, w).reshape(-1, p.k_groups, p.n_tile, p.planes)   # beat x table x n x planes
     beats = []
-    for tables in codes:
+    for beat in codes:
         for pass_ in range(p.passes):
             lanes = []
             for j in range(p.n_tile):
@@ -350,7 +351,7 @@ def pack_weights(params: LutMpGemmParams, w: np.ndarray) -> list[int]:
                     for slot in range(p.planes_per_cycle):
                         plane = pass_ * p.planes_per_cycle + slot
                         if plane < p.planes:
-                            word |= int(tables[q, j, plane]) << ((q * p.planes_per_cycle + slot) * p.code_bits)
+                            word |= int(beat[q, j, plane]) << ((q * p.planes_per_cycle + slot) * p.code_bits)
                 lanes.append(word)
             beats.extend(pack_lanes([lanes], p.k_groups * p.planes_per_cycle * p.code_bits))
     return beats
