@@ -15,16 +15,22 @@ from typing import Sequence
 from amaranth.hdl import Cat, Const, Module, Signal, signed
 
 
+def _flipped(m: Module, value, negate, width: int):
+    """``value`` at ``width`` bits, inverted where ``negate`` (a bit or the constant 0/1) is set."""
+    negate = Const(negate, 1) if isinstance(negate, int) else negate
+    wide = Signal(signed(width))
+    m.d.comb += wide.eq(value)
+    return (wide ^ negate.replicate(width))[:width].as_signed(), negate
+
+
 def add_signed(m: Module, x, value, negate, width: int, carry=None):
     """``x + (-1)^negate * value (+ carry)`` on one ``width``-bit carry chain (signed result).
 
     ``carry`` is an extra one-bit addend, taken only when ``negate`` is the constant 0."""
-    a, b = Signal(signed(width)), Signal(signed(width))
-    m.d.comb += [a.eq(x), b.eq(value)]
-    if isinstance(negate, int):
-        negate = Const(negate, 1)
+    a = Signal(signed(width))
+    m.d.comb += a.eq(x)
+    flipped, negate = _flipped(m, value, negate, width)
     low = carry if carry is not None else negate
-    flipped = (b ^ negate.replicate(width))[:width]
     return (Cat(Const(1, 1), a) + Cat(low, flipped))[1:width + 1].as_signed()
 
 
@@ -36,10 +42,8 @@ def signed_sum(m: Module, total, terms: Sequence[tuple[object, object]], width: 
         return total
     nodes = []                          # (value, pending negations still to add as +1 each)
     for value, negate in terms:
-        flip = Signal(signed(width))
-        n = Const(negate, 1) if isinstance(negate, int) else negate
-        m.d.comb += flip.eq(value)
-        nodes.append(((flip ^ n.replicate(width))[:width].as_signed(), [n]))
+        flipped, n = _flipped(m, value, negate, width)
+        nodes.append((flipped, [n]))
     while len(nodes) > 1:
         paired = []
         for i in range(0, len(nodes) - 1, 2):
