@@ -3,7 +3,7 @@
 Cycles, tiling and traffic are the shared exact forms of
 :mod:`cost_models.mpgemm` with ``group = k_lanes`` and one weight beat per
 group. Every output element has ``k_lanes`` multipliers of
-``a_bits x (w_bits + 1)`` (the dequantized weight is one bit wider),
+``a_bits x wq`` (``wq``: :func:`weight_operand_bits`, one bit more for ``uint``),
 placed on hard multipliers by the technology's fitted rule, or none for
 weights in {-1, 0, +1} (add, subtract or skip); resources,
 area and energy are structural counts times coefficients kept in
@@ -20,7 +20,7 @@ from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
-from generators.mac_mpgemm import MacMpGemmParams, multiply_free
+from generators.mac_mpgemm import MacMpGemmParams, multiply_free, weight_operand_bits
 from generators.mpgemm import UINT_CODE, out_bits
 from generators.widths import bits_for
 
@@ -37,7 +37,7 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     return {"m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
             "lanes": col["k_lanes"].astype(np.int64), "a_bits": a, "w_bits": b, "fmt": fmt,
             "k_max": k_max, "out": out_bits(a, b, fmt, k_max), "uint": fmt == UINT_CODE,
-            "free": multiply_free(fmt, b),
+            "free": multiply_free(fmt, b), "wq": weight_operand_bits(fmt, b),
             "valid": MacMpGemmParams.valid_columns(col)}
 
 
@@ -52,7 +52,7 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     have ``k_lanes`` carry-chain adders per element, no multiplier. The drain bank shifts
     ``m_tile - 1`` rows.
     """
-    mt, nt, lanes, a, wq, out = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["w_bits"] + 1, c["out"]
+    mt, nt, lanes, a, wq, out = c["m_tile"], c["n_tile"], c["lanes"], c["a_bits"], c["wq"], c["out"]
     units = mt * nt
     free = c["free"]
     hard = np.asarray(on_dsp, dtype=bool) & ~free
@@ -88,7 +88,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     c = prepare(points)
     fab = coefficients("mac_mpgemm", target.tech, FabricCoefficients)
     cmos = coefficients("mac_mpgemm", "cmos", CmosCoefficients)
-    wq = c["w_bits"] + 1
+    wq = c["wq"]
     fpga = target.kind is TargetKind.FPGA
     on_dsp = (on_hard_multiplier(c["a_bits"], wq, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
               else np.zeros(c["a_bits"].shape, dtype=bool)) & ~c["free"]
@@ -121,11 +121,11 @@ FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 8), "k_lanes": (1, 4), "k
 def calibration_features(points: Points, dsp_rule: tuple[int, int],
                          lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, on_hard_multiplier(c["a_bits"], c["w_bits"] + 1, dsp_rule))
+    return features(c, on_hard_multiplier(c["a_bits"], c["wq"], dsp_rule))
 
 
 def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x (w_bits + 1)`` (none where
+    """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x wq`` (none where
     the weights are in {-1, 0, +1})."""
     c = prepare(points)
-    return [(c["m_tile"] * c["n_tile"] * c["lanes"] * ~c["free"], c["a_bits"], c["w_bits"] + 1)]
+    return [(c["m_tile"] * c["n_tile"] * c["lanes"] * ~c["free"], c["a_bits"], c["wq"])]

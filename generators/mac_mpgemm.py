@@ -3,7 +3,7 @@
 Same tile, ports, control and output format as the LUT engine
 (:mod:`generators.mpgemm`), so the two compare on equal terms; the
 difference is the datapath: every output element has ``k_lanes``
-multipliers of ``a_bits x (w_bits + 1)`` behind an adder tree, fed by one
+multipliers of ``a_bits x`` :func:`weight_operand_bits` behind an adder tree, fed by one
 a_stream beat (``k_lanes`` activations per row) and one w_stream beat
 (``k_lanes`` codes per column) per cycle. Weights in {-1, 0, +1} (ternary,
 or one bit) take the best multiply-free design instead, so a LUT win over
@@ -26,7 +26,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from generators.lanes import pack_lanes
-from generators.mpgemm import (TERNARY_CODE, MpGemmEngine, MpGemmParams, WeightFormat, check_weights,
+from generators.mpgemm import (TERNARY_CODE, UINT_CODE, MpGemmEngine, MpGemmParams, WeightFormat, check_weights,
                                pack_activations, padded_weights)
 from generators.params import int_field
 from hw.adders import signed_sum
@@ -61,6 +61,12 @@ def multiply_free(fmt, w_bits):
     return (np.asarray(fmt) == TERNARY_CODE) | (np.asarray(w_bits) == 1)
 
 
+def weight_operand_bits(fmt, w_bits):
+    """Signed width of the weight a multiplier takes: a ``uint`` code less its zero point needs
+    one bit more than the code; an ``int`` code is multiplied as it is."""
+    return np.asarray(w_bits) + (np.asarray(fmt) == UINT_CODE)
+
+
 class MacMpGemmEngine(MpGemmEngine):
     """``m_tile x n_tile x k_lanes`` dequantizing multipliers on the shared frame; for weights in
     {-1, 0, +1} (:func:`multiply_free`) each multiplier is an add, subtract or skip instead."""
@@ -82,7 +88,7 @@ class MacMpGemmEngine(MpGemmEngine):
         for j in range(p.n_tile):
             column = []
             for t in range(p.k_lanes):
-                value = Signal(signed(b + 1), name=f"w{j}_{t}")
+                value = Signal(signed(int(weight_operand_bits(p.fmt_code, b))), name=f"w{j}_{t}")
                 if p.weight_format is WeightFormat.UINT:
                     m.d.comb += value.eq(codes[j][t] - zero_point[j])
                 else:

@@ -196,7 +196,9 @@ class MpGemmEngine(wiring.Component):
         row_layout = data.StructLayout(row_fields)
         drain = m.submodules.drain = TileDrain(row_layout, p.m_tile)
 
-        acc = [Signal(row_layout, name=f"acc{i}") for i in range(p.m_tile)]   # a signal per row (tile_buffer)
+        # a signal per row (tile_buffer); no reset: every run clears them before use
+        acc = [Signal(row_layout, name=f"acc{i}", reset_less=True) for i in range(p.m_tile)]
+        clear = Signal()                                # a run begins: the accumulators start at 0
         zp_shape = data.ArrayLayout(unsigned(p.w_bits), p.n_tile)
         zp_run = Signal(zp_shape)
         zp_tile = Signal(zp_shape)
@@ -260,10 +262,15 @@ class MpGemmEngine(wiring.Component):
                 with m.If(pass_index == 0):
                     for i in range(p.m_tile):
                         m.d.sync += acc[i].sum.eq(acc[i].sum + sums[i])
+        # the clear is one signal and the last word on the accumulators, so synthesis sees a
+        # clear over an enable: each flip-flop's synchronous reset and clock enable, no LUT in
+        # front (spread over the FSM's states, the clear and the enable became a LUT per bit)
+        with m.If(clear):
+            m.d.sync += [row.eq(0) for row in acc]
 
         def begin_run():
-            m.d.sync += [*(row.eq(0) for row in acc), k_left.eq(self.k), more.eq(1), opnd_valid.eq(0),
-                         pass_index.eq(0)]
+            m.d.comb += clear.eq(1)
+            m.d.sync += [k_left.eq(self.k), more.eq(1), opnd_valid.eq(0), pass_index.eq(0)]
             if p.has_zero_point:
                 m.d.sync += zp_run.eq(self.zero_point)
             m.next = "RUN"
