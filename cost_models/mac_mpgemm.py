@@ -70,8 +70,10 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
                 "hard_acc": hard * units * out, "hard_signed_codes": hard * ~c["uint"] * units * out,
                 "free_adds": free * units * lanes * out, "dequant": dequant, "drain": (mt - 1) * nt * out,
                 "control": control},
-        "ff": {"const": one, "registers": registers - hard * operand,
-               "dsp_operands": hard * operand},        # a DSP48 absorbs them; a MULT18X18D does not
+        # a DSP48 absorbs the operand registers and, with its enable and reset, the accumulator
+        # (its P register); a MULT18X18D absorbs neither
+        "ff": {"const": one, "registers": registers - hard * (operand + units * out),
+               "dsp_operands": hard * operand, "dsp_acc": hard * units * out},
         "period_ns": {"const": one, "dsp": hard.astype(np.float64),
                       "soft_mult_level": np.log2(np.minimum(a, wq)) * soft,
                       "acc_bit": out, "tree_levels": np.log2(lanes)},
