@@ -244,7 +244,8 @@ class LutMpGemmEngine(MpGemmEngine):
 
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
         p = self.params
-        shift = max(abs(w).bit_length() - 1 for row in p.plane_weights() for w in row if w)
+        weights = p.plane_weights()
+        shift = max(abs(w).bit_length() - 1 for row in weights for w in row if w)
         value_shape = signed(p.entry_bits + shift)
         field_bits = p.planes_per_cycle * p.code_bits
         terms = []
@@ -253,7 +254,7 @@ class LutMpGemmEngine(MpGemmEngine):
             for j in range(p.n_tile):
                 element = []
                 for q in range(p.k_groups):
-                    unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, p.plane_weights(), value_shape)
+                    unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, weights, value_shape)
                     m.submodules[self._name(f"dot{i}_{j}", q)] = unit
                     m.d.comb += [unit.table.eq(operand[i * p.k_groups + q]),
                                  unit.code.eq(w_payload[j][q * field_bits:(q + 1) * field_bits]),
