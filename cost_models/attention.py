@@ -39,6 +39,7 @@ from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators import attention as gen
 from generators import attention_units as units
+from hw.softmax import STAGE_SPLIT
 from generators.attention_units import index_bits, staged_bits
 from generators import fixed_softmax as fx
 from generators.attention import AttentionParams
@@ -114,25 +115,52 @@ def buffer_bits(c: Mapping[str, np.ndarray], mems=None) -> dict[str, np.ndarray]
 
 def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[str, np.ndarray]:
     """Block RAMs and LUTs used as distributed RAM per design (none for an ASIC technology)."""
-    return placement(memories(c) if mems is None else mems, tech, np.shape(c["q_rows"]))
+    return placement(memories(c) if mems is None else mems, tech, np.shape(c["q_rows"]), gen.READ_ENABLED)
 
 
 # ---------------------------------------------------------------------- structure
-def products(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Multipliers by role: (count, operand a bits, operand b bits)."""
+def _operand(bits, is_signed, signed_only: bool):
+    """An operand's width as the hard multiplier takes it: an unsigned one (wider than the 1-bit
+    AND that never reaches a DSP) gains a sign bit where the DSPs multiply signed only."""
+    return bits + (signed_only and not is_signed) * (np.asarray(bits) > 1)
+
+
+def _staged(n, a_bits, a_signed: bool, b_bits, staged, signed_only: bool):
+    """The multiplies of ``a * b`` (``b`` unsigned) as :func:`hw.softmax.staged_product` writes
+    them when ``staged``: a wide ``a`` is cut into its low ``STAGE_SPLIT`` bits and the rest,
+    each meeting ``b`` in its own multiplier. A signed ``a`` makes Amaranth widen ``b`` by a
+    sign bit; an unsigned one leaves both unsigned."""
+    split = staged & (a_bits > STAGE_SPLIT + 1)
+    b = _operand(b_bits + a_signed, a_signed, signed_only)
+    low = _operand(np.full_like(a_bits, STAGE_SPLIT), False, signed_only)
+    return {"": (np.where(split, 0, n), _operand(a_bits, a_signed, signed_only), b),
+            "_lo": (np.where(split, n, 0), low, _operand(b_bits, False, signed_only)),
+            "_hi": (np.where(split, n, 0), _operand(np.maximum(a_bits - STAGE_SPLIT, 1), a_signed, signed_only), b)}
+
+
+def products(c: Mapping[str, np.ndarray],
+             signed_only: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The RTL's multipliers by role: (count, operand a bits, operand b bits) as Yosys's
+    ``mul2dsp`` sees them after ``wreduce`` (tests read them off the netlist); ``signed_only``
+    for DSPs that multiply signed operands only (Xilinx), which widen an unsigned one."""
     lanes = c["lanes"]
-    pb = c["prob_frac"] + 1
-    cf = fx.coef_frac(c["prob_frac"])
+    pf, ab, lb = c["prob_frac"], c["acc_bits"], c["l_bits"]
+    cf = fx.coef_frac(pf)
     one = np.ones_like(lanes)
-    return {
-        "qk": (lanes, c["q_bits"], c["k_bits"]),
-        "pv": (lanes, pb, c["v_bits"]),
-        "rescale": (np.where(c["shift"], 0, lanes + 1), c["acc_bits"], pb),
-        "normalise": (lanes, c["acc_bits"], c["recip_bits"] + 1),
-        "prescale": (one, c["raw_bits"], np.full_like(lanes, fx.SCALE_BITS)),
-        "exp": (np.where(c["pwl"] & (c["score_frac"] > c["exp_index_bits"]), 1, 0), cf + 1,
-                np.maximum(c["score_frac"] - c["exp_index_bits"], 1)),
-    }
+    scaled = np.where(c["shift"], 0, 1)             # a shift rescales without multiplying
+    rescale_staged = units.rescale_latency(c["pipeline"]) >= 2
+    roles = {"qk": (lanes, c["q_bits"], c["k_bits"]), "pv": (lanes, pf + 2, c["v_bits"])}   # p widened by Amaranth
+    for name, (n, a, a_signed, b, staged) in {
+            "rescale": (lanes * scaled, ab, True, pf + 1, rescale_staged),
+            "rescale_l": (scaled * one, lb, False, pf + 1, rescale_staged),
+            "normalise": (lanes, ab, True, c["recip_bits"] + 1, c["pipeline"] >= 1),
+            "prescale": (one, c["raw_bits"], True, np.full_like(lanes, fx.SCALE_BITS),
+                         units.prescale_latency(c["pipeline"]) == 2)}.items():
+        roles.update({name + piece: v for piece, v in _staged(n, a, a_signed, b, staged, signed_only).items()})
+    rem = np.maximum(c["score_frac"] - c["exp_index_bits"], 1)
+    roles["exp"] = (np.where(c["pwl"] & (c["score_frac"] > c["exp_index_bits"]), 1, 0),
+                    _operand(cf + 1, False, signed_only), _operand(rem, False, signed_only))
+    return roles
 
 
 def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -168,16 +196,17 @@ def register_bits(c: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             "control": run + loaders}
 
 
-def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
-             sram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    """Structural features by the figure they price; LUT RAM is counted exactly elsewhere."""
+def features(c: Mapping[str, np.ndarray], prods: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+             on_dsp: Mapping[str, np.ndarray], sram_bits: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Structural features by the figure they price (``prods``: :func:`products` for the
+    target); LUT RAM is counted exactly elsewhere."""
     lanes, acc = c["lanes"], c["acc_bits"]
-    prods = products(c)
     soft = sum(n * a * b * ~on_dsp[k] for k, (n, a, b) in prods.items())
     hard_glue = sum(n * (a + b) * on_dsp[k] for k, (n, a, b) in prods.items())
     norm_bits = acc + c["recip_bits"] + 2
+    staged_sums = sum(n * (a + b) for k, (n, a, b) in prods.items() if k.endswith("_hi"))   # hi << split + lo
     adders = ((lanes - 1) * c["raw_bits"] + c["raw_bits"] + 2 * lanes * acc + c["l_bits"] + c["m_bits"] * 3
-              + lanes * norm_bits)
+              + lanes * norm_bits + staged_sums)
     shifters = ((c["prob_frac"] + 3) * bits_for(c["prob_frac"] + 3)
                 + lanes * norm_bits * bits_for(c["l_bits"] + c["recip_bits"])
                 + np.where(c["shift"], (lanes + 1) * acc * bits_for(acc), 0))
@@ -190,7 +219,8 @@ def features(c: Mapping[str, np.ndarray], on_dsp: Mapping[str, np.ndarray],
                 "control": counters},
         "ff": {"const": one, "datapath": pipe - regs["exp"], "exp": regs["exp"], "control": counters},
         "period_ns": {"const": one, "acc_bit": acc, "lanes_log": bits_for(lanes),
-                      "soft_mult": np.log2(np.maximum(soft, 1)), "pipeline": c["pipeline"]},
+                      "soft_mult": np.log2(np.maximum(soft, 1)),
+                      "unpipelined": 2 - c["pipeline"]},          # stages the pipeline knob leaves out
         "cmos": {"const": one, "reg": pipe + counters, "mult": sum(n * a * b for n, a, b in prods.values()),
                  "adder": adders, "shifter": shifters, "sram_bits": sram_bits},
     }
@@ -203,7 +233,7 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
     cmos = coefficients("attention", "cmos", CmosCoefficients)
     fpga = target.kind is TargetKind.FPGA
     rule = (fab.dsp_min_bits, fab.dsp_min_product_bits)
-    prods = products(c)
+    prods = products(c, target.dsp_signed_only)
     on_dsp = {k: (on_hard_multiplier(a, b, rule) if fpga else np.zeros(np.shape(a), dtype=bool))
               for k, (n, a, b) in prods.items()}
     dsp = sum(np.where(on_dsp[k], n * target.dsps_per_product(a, b), 0) for k, (n, a, b) in prods.items()) \
@@ -211,7 +241,7 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
     mems = memories(c)
     bufs = buffer_bits(c, mems)
     placed = memory_placement(c, target.tech, mems)         # none for an ASIC technology
-    feats = features(c, on_dsp, bufs["buffers"])
+    feats = features(c, prods, on_dsp, bufs["buffers"])
     counts = op_cycles(c, op)
     # the op must fit the engine: head_dim zero-padded up, keys within max_seq_len
     valid = c["valid"] & (op.head_dim <= c["head_dim"]) & (op.n_kv <= c["max_seq_len"])
@@ -246,9 +276,9 @@ CALIBRATION_BOX = {"head_dim": (8, 64), "q_rows": (1, 8), "kv_block": (2, 32), "
 """Where calibration samples designs: capped so each synthesizes in a few minutes on one core."""
 
 
-def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The products by role, for fitting the DSP rule."""
-    return list(products(prepare(points)).values())
+def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The products by role as ``target``'s DSPs take them, for fitting the DSP rule."""
+    return list(products(prepare(points), target.dsp_signed_only).values())
 
 
 def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
@@ -257,7 +287,8 @@ def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+                         target: Target) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    on_dsp = {k: on_hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in products(c).items()}
-    return features(c, on_dsp, buffer_bits(c)["buffers"])
+    prods = products(c, target.dsp_signed_only)
+    on_dsp = {k: on_hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in prods.items()}
+    return features(c, prods, on_dsp, buffer_bits(c)["buffers"])

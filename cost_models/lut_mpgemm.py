@@ -187,10 +187,10 @@ limit) on a 2-core machine; this box keeps designs to about a quarter of that.""
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+                         target: Target) -> dict[str, dict[str, np.ndarray]]:
     return features(prepare(points))
 
 
-def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """None: the LUT engine's zero-point products are shift-adds in fabric."""
     return []

@@ -121,12 +121,12 @@ FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 8), "k_lanes": (1, 4), "k
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+                         target: Target) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
     return features(c, on_hard_multiplier(c["a_bits"], c["wq"], dsp_rule))
 
 
-def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One role: ``m_tile x n_tile x k_lanes`` products of ``a_bits x wq`` (none where
     the weights are in {-1, 0, +1})."""
     c = prepare(points)

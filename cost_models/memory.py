@@ -5,7 +5,7 @@ calibration subtracts them before fitting the rest).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 
@@ -23,18 +23,45 @@ RAM_CHOICES = {
 primitives (depth, width, cost; 4 LUTs each; stacking them deeper adds a read mux) and block
 RAMs ((width, depth) aspects, cost, primitives per counted block RAM: two RAMB18 make one
 RAMB36). It takes the cheapest; ROMs never go to LUT RAM and stay in logic while that costs
-less (one unit per 64 bits: fitted to where Yosys moved our exp ROMs to block RAM)."""
+less (:data:`ROM_LOGIC_COST_PER_BIT`). A depth that is not a power of two may be built as its
+top power of two and the rest, each in its own aspect (5120 x 39 bits: 4096 rows 4 bits wide
+and 1024 rows 18 wide, 13 RAMB18 where one aspect takes 15)."""
 LUTS_PER_LUTRAM = 4
-STACK_MUX_COST = 0.2
-"""Cost per bit and extra stack of LUT RAM primitives: fitted to where Yosys chose block RAM
-over deeper LUT RAM for our buffers (0.16..0.28 reproduces every choice measured)."""
-ROM_LOGIC_COST_PER_BIT = 1 / 64
+STACK_MUX_COST = {"xilinx": 0.2, "ecp5": 0.39}
+"""Cost per bit and extra stack of RAM primitives (the read mux of stacked ones, twice as deep
+in LUT4s): fitted to where Yosys chose block RAM over deeper LUT RAM, and which block RAM
+aspect, for our buffers (Xilinx 0.18..0.28 and ECP5 0.384..0.4 reproduce every choice between
+LUT RAM and block RAM on the attention calibration sets, both seeds, and leave every systolic
+count as it was)."""
+READ_ENABLE_COST = {"xilinx": 0.4, "ecp5": 0.0}
+"""Cost per bit of a LUT RAM whose read port has an enable (its read register's clock enable):
+Xilinx moved 44- and 80-bit accumulator memories to block RAM that LUT RAM undercut by 0.19
+and 0.24 a bit without it, and kept a 74-bit one 0.61 a bit cheaper (0.26..0.6 reproduces every
+choice); on ECP5 any such cost moves a 30-bit one that stayed in LUT RAM."""
+ROM_LOGIC_COST_PER_BIT = {"xilinx": 1 / 64, "ecp5": 1 / 16}
+"""Cost per bit of a ROM left in logic: where Yosys moved our exp ROMs to block RAM (ECP5's
+LUT4 logic costs more per bit)."""
 
 
-def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shape) -> dict[str, np.ndarray]:
+def _block_ram(w, d, aspects, cost, mux) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, blocks) of a ``w x d`` memory in the cheapest block RAM aspect, its depth mux
+    (``mux`` per bit and extra stack) included."""
+    best_cost, blocks = np.full(np.shape(w), np.inf), np.zeros(np.shape(w), dtype=np.int64)
+    for aw, ad in aspects:
+        stacks = ceil_div(d, ad)
+        n = ceil_div(w, aw) * stacks
+        total = n * cost + mux * w * (stacks - 1)
+        better = total < best_cost
+        best_cost, blocks = np.where(better, total, best_cost), np.where(better, n, blocks)
+    return best_cost, blocks
+
+
+def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shape,
+              read_enabled: Collection[str] = ()) -> dict[str, np.ndarray]:
     """Block RAMs and LUTs used as distributed RAM for memories ``{name: (width, depth)}``
-    (names starting ``rom`` are read-only), each built the cheapest way :data:`RAM_CHOICES`
-    lists; zeros of ``shape`` for a technology without them (an ASIC)."""
+    (names starting ``rom`` are read-only; those in ``read_enabled`` have a read enable), each
+    built the cheapest way :data:`RAM_CHOICES` lists; zeros of ``shape`` for a technology
+    without them (an ASIC)."""
     zero = np.zeros(shape, dtype=np.int64)
     if tech not in RAM_CHOICES:
         return {"bram": zero, "lutram": zero}
@@ -44,16 +71,24 @@ def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shap
         w, d = np.broadcast_to(w, shape), np.broadcast_to(d, shape)
         options = []                                   # (cost, LUT RAM LUTs, block RAMs)
         for aspects, cost, per_block in choices["bram"]:
-            blocks = np.minimum.reduce([ceil_div(w, aw) * ceil_div(d, ad) for aw, ad in aspects])
-            options.append((blocks * cost, zero, blocks / per_block))
+            mux = STACK_MUX_COST[tech]
+            whole_cost, whole = _block_ram(w, d, aspects, cost, mux)
+            # a depth that is not a power of two: its top power of two and the rest, each its own way
+            top = np.where(d > 0, 1 << np.maximum(np.log2(np.maximum(d, 1)).astype(np.int64), 0), 0)
+            top_cost, top_blocks = _block_ram(w, top, aspects, cost, mux)
+            rest_cost, rest_blocks = _block_ram(w, np.maximum(d - top, 1), aspects, cost, mux)
+            split = (d > top) & (top_cost + rest_cost + mux * w < whole_cost)
+            options.append((np.where(split, top_cost + rest_cost + mux * w, whole_cost), zero,
+                            np.where(split, top_blocks + rest_blocks, whole) / per_block))
         if name.startswith("rom"):
-            options.append((w * d * ROM_LOGIC_COST_PER_BIT, zero, zero))
+            options.append((w * d * ROM_LOGIC_COST_PER_BIT[tech], zero, zero))
         else:
             cost, prims = np.full(np.shape(w), np.inf), zero
             for depth, width, each in choices["lutram"]:
                 stacks = ceil_div(d, depth)
                 n = ceil_div(w, width) * stacks
-                total = n * each + STACK_MUX_COST * w * (stacks - 1)     # + the read mux of stacked ones
+                total = (n * each + STACK_MUX_COST[tech] * w * (stacks - 1)     # + the read mux of stacked ones
+                         + READ_ENABLE_COST[tech] * w * (name in read_enabled))
                 cost, prims = np.where(total < cost, total, cost), np.where(total < cost, n, prims)
             options.append((cost, LUTS_PER_LUTRAM * prims, zero))
         costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])

@@ -289,15 +289,15 @@ and route of the box's largest arrays takes several minutes each on two cores.""
 
 
 def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         lut_inputs: int) -> dict[str, dict[str, np.ndarray]]:
+                         target: Target) -> dict[str, dict[str, np.ndarray]]:
     """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min
-    product bits), on the fabric of ``lut_inputs``-input LUTs."""
+    product bits), on the fabric of ``target`` (the generic flow's model target has none)."""
     col = prepare(points)
-    tech = {4: "ecp5", 6: "xilinx"}.get(lut_inputs)        # the fabric of the target calibrated
+    tech = target.tech if target.kind is TargetKind.FPGA else None
     return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule), tech)
 
 
-def multipliers(points: Points) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One role: (multiplier count, a_bits, w_bits) of each point, for fitting the DSP rule."""
     col = prepare(points)
     return [(col["rows"] * col["cols"], col["a_bits"], col["w_bits"])]

@@ -81,21 +81,25 @@ class Target:
 
 
 @lru_cache(maxsize=None)
-def _mul2dsp_split(a: int, b: int, a_max: int, b_max: int, slice_bits: int, headroom: int) -> int:
-    """DSP blocks for an ``a x b`` product as ``mul2dsp`` splits it (wider operand on A); a piece
-    with a 1-bit operand stays in fabric."""
-    a, b = max(int(a), int(b)), min(int(a), int(b))
-    if b < 2:
+def _mul2dsp_split(a: int, b: int, a_max: int, b_max: int, slice_bits: int, headroom: int,
+                   top: bool = True) -> int:
+    """DSP blocks for an ``a x b`` product as ``mul2dsp`` splits it: the wider operand goes on A
+    once, at the top; its slices keep ``b`` on B, so a ``b`` wider than B splits each of them
+    again (a 44 x 20-bit product takes 3 x 2 DSP48s, not 3). A piece with a 1-bit operand stays
+    in fabric."""
+    if top:
+        a, b = max(int(a), int(b)), min(int(a), int(b))
+    if min(a, b) < 2:
         return 0
     step = slice_bits - headroom
     if a > a_max:
         n = (a - a_max + step - 1) // step
-        return n * _mul2dsp_split(slice_bits, b, a_max, b_max, slice_bits, headroom) + \
-            _mul2dsp_split(a - n * step, b, a_max, b_max, slice_bits, headroom)
+        return n * _mul2dsp_split(slice_bits, b, a_max, b_max, slice_bits, headroom, False) + \
+            _mul2dsp_split(a - n * step, b, a_max, b_max, slice_bits, headroom, False)
     if b > b_max:
         n = (b - b_max + step - 1) // step
-        return n * _mul2dsp_split(a, slice_bits, a_max, b_max, slice_bits, headroom) + \
-            _mul2dsp_split(a, b - n * step, a_max, b_max, slice_bits, headroom)
+        return n * _mul2dsp_split(a, slice_bits, a_max, b_max, slice_bits, headroom, False) + \
+            _mul2dsp_split(a, b - n * step, a_max, b_max, slice_bits, headroom, False)
     return 1
 
 

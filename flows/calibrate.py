@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from cost_models import coefficients as coeff_store
-from cost_models.targets import get_target, on_hard_multiplier
+from cost_models.targets import Target, get_target, on_hard_multiplier
 from flows.synth import SynthResult, get_synth_target, make_job, run_job
 from generators.artifact import render, write_atomic
 from generators.params import Params
@@ -174,9 +174,10 @@ class Calibratable:
     params: type[Params]
     build: Callable
     box: Mapping[str, tuple[int, int]]
-    # (points, DSP rule, LUT inputs of the target) -> feature tables
-    features: Callable[[Sequence[Params], tuple[int, int], int], dict[str, dict[str, np.ndarray]]]
-    multipliers: Callable[[Sequence[Params]], Roles]
+    # (points, DSP rule, the model target calibrated) -> feature tables
+    features: Callable[[Sequence[Params], tuple[int, int], Target], dict[str, dict[str, np.ndarray]]]
+    # (points, the model target) -> multipliers by role, operands as that target's DSPs take them
+    multipliers: Callable[[Sequence[Params], Target], Roles]
     # (points, technology) -> exact "bram" and "lutram" counts; None: the family keeps no memories
     memories: Callable[[Sequence[Params], str], dict[str, np.ndarray]] | None = None
     # a smaller box for a flow whose place and route of the biggest designs runs past its limit
@@ -199,12 +200,12 @@ def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: 
     box = fam.box_for(synth_target.flow)
     if synth_target.flow == "generic":
         return sample_points(fam.params, box, samples, seed)
-    tech = get_target(synth_target.model_target).tech
-    committed = coeff_store.coefficients(fam.family, tech, coeff_store.FabricCoefficients)
+    model_target = get_target(synth_target.model_target)
+    committed = coeff_store.coefficients(fam.family, model_target.tech, coeff_store.FabricCoefficients)
     rule = (committed.dsp_min_bits, committed.dsp_min_product_bits)
 
     def on_dsp(points: list[Params]) -> np.ndarray:
-        return dsps_by_rule(fam.multipliers(points), rule, lambda a, b: 1, len(points)) > 0
+        return dsps_by_rule(fam.multipliers(points, model_target), rule, lambda a, b: 1, len(points)) > 0
 
     return sample_points(fam.params, box, samples, seed, strata=on_dsp)
 
@@ -232,7 +233,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         figures = {"lut": "lut", "ff": "ff"}
         if synth_target.has_fmax:
             figures["period_ns"] = "fmax_mhz"
-        roles = fam.multipliers(points)
+        roles = fam.multipliers(points, model_target)
         dsp = np.array([r.dsp for r in results], dtype=np.int64)
         train_roles = [(n[train_idx], a[train_idx], b[train_idx]) for n, a, b in roles]
         rule = fit_dsp_rule(train_roles, dsp[train_idx], model_target.dsps_per_product)
@@ -248,7 +249,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         measured["dsp"] = dsp
         report.coefficients["dsp_min_bits"], report.coefficients["dsp_min_product_bits"] = rule
     report.dsp_rule = rule
-    feats_all = fam.features(points, rule, model_target.lut_inputs)
+    feats_all = fam.features(points, rule, model_target)
     group_of = {"transistors": "cmos"}
     predictions: dict[str, np.ndarray] = {}
     for table, attr in figures.items():

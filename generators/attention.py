@@ -202,6 +202,11 @@ def derived(col: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return c
 
 
+READ_ENABLED = frozenset({"acc"})
+"""Memories whose read port holds its word under an enable (the normaliser stalls it); the
+others read every cycle. Synthesis prices a LUT RAM's read enable (``cost_models.memory``)."""
+
+
 def memory_plan(c: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(width, rows) of every memory the engine instantiates, over :func:`derived` columns: the
     buffers and per-row state it builds, the exp unit's coefficient ROMs (``rom_a`` offsets or

@@ -164,7 +164,13 @@ def adder_tree(m: Module, values: list, width: int, levels_per_stage: int = 2) -
     return out, latency + 1
 
 
-def staged_product(m: Module, a, b, name: str, *, en=None, split: int = 17, in_reg: bool = False) -> Signal:
+STAGE_SPLIT = 17
+"""Low bits of ``a`` that :func:`staged_product` multiplies on their own (an unsigned 17-bit
+slice is an 18-bit signed operand: one DSP48 or MULT18X18D port)."""
+
+
+def staged_product(m: Module, a, b, name: str, *, en=None, split: int = STAGE_SPLIT,
+                   in_reg: bool = False) -> Signal:
     """``a * b`` (``b`` unsigned) in two registered steps (three with ``in_reg``).
 
     The low ``split`` bits and the rest of ``a`` each meet ``b`` in their own

