@@ -39,11 +39,11 @@ from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind, on_hard_multiplier
 from generators import attention as gen
 from generators import attention_units as units
-from hw.softmax import STAGE_SPLIT
 from generators.attention_units import index_bits, staged_bits
 from generators import fixed_softmax as fx
 from generators.attention import AttentionParams
 from generators.widths import bits_for, ceil_div
+from hw.softmax import STAGE_SPLIT
 
 Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
 
@@ -120,8 +120,8 @@ def memory_placement(c: Mapping[str, np.ndarray], tech: str, mems=None) -> dict[
 
 # ---------------------------------------------------------------------- structure
 def _operand(bits, is_signed, signed_only: bool):
-    """An operand's width as the hard multiplier takes it: an unsigned one (wider than the 1-bit
-    AND that never reaches a DSP) gains a sign bit where the DSPs multiply signed only."""
+    """An operand's width as the hard multiplier takes it: where the DSPs multiply signed only,
+    an unsigned operand gains a sign bit (a 1-bit one is an AND gate, never a DSP: left as is)."""
     return bits + (signed_only and not is_signed) * (np.asarray(bits) > 1)
 
 
