@@ -9,8 +9,8 @@ bits and ternary), activation widths (8, 16), tile widths ``n_tile``
 per multiply-equivalent per cycle: Yosys ``stat -tech cmos`` transistors
 (the ``generic`` flow) and, with ``--fabric``, FPGA LUTs with every
 multiplier in fabric: Xilinx 7-series LUT6 (``xilinx-7-fabric``) and ECP5
-LUT4 (``ecp5-85k-fabric``, place and route included, slow); ``--fabric
-xilinx-7-fabric`` picks one. The MAC baseline is multiply-free for ternary
+LUT4 (``ecp5-85k-fabric``, Yosys's mapping without place and route);
+``--fabric xilinx-7-fabric`` picks one. The MAC baseline is multiply-free for ternary
 and 1-bit weights (add, subtract or skip), its best known form there.
 Throughput is structural: ``m_tile * n_tile * g / w_bits`` products per
 cycle for the bit-serial LUT engine (``g`` for ternary), ``m_tile *
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fabric", nargs="?", const=",".join(FABRICS), default="",
-                        help=f"also FPGA LUTs without DSPs: {', '.join(FABRICS)} (ECP5 places and routes: slow)")
+                        help=f"also FPGA LUTs without DSPs: {', '.join(FABRICS)}")
     parser.add_argument("--m-tile", type=int, default=1)
     parser.add_argument("--k-lanes", type=int, default=2)
     parser.add_argument("--png", default="out/bench/lut_vs_mac.png")

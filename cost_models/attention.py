@@ -286,8 +286,8 @@ def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
     return memory_placement(prepare(points), tech)
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         target: Target) -> dict[str, dict[str, np.ndarray]]:
+def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
+                         tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
     prods = products(c, target.dsp_signed_only)
     on_dsp = {k: on_hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in prods.items()}

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from functools import lru_cache
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -25,7 +25,8 @@ class FabricCoefficients:
 
     ``lut``, ``ff``: primitives per unit of feature; ``period_ns``: ns per unit
     (critical path = weighted sum, Fmax = 1/period); ``energy``: J per MAC
-    bit-product and accumulator bit, J per register bit per cycle, W static.
+    bit-product and accumulator bit, J per register bit per cycle, W static;
+    ``tables``: what calibration measured rather than fitted (``flows.characterize``).
     """
     dsp_min_bits: int               # both operands at least this wide go to a hard multiplier
     dsp_min_product_bits: int       # ... and their product at least this wide
@@ -33,6 +34,7 @@ class FabricCoefficients:
     ff: Mapping[str, float]
     period_ns: Mapping[str, float]
     energy: Mapping[str, float]
+    tables: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,11 @@ def coefficients(family: str, tech: str, cls: type[C]) -> C:
         raise ValueError(f"{family} has no coefficients for technology {tech!r}; "
                          f"known: {', '.join(document['techs'])}") from None
     names = {f.name for f in dataclasses.fields(cls)}
-    if set(values) != names:
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    if not required <= set(values) <= names:
         raise ValueError(f"{family}/{tech} coefficients differ from {cls.__name__}: "
-                         f"missing {sorted(names - set(values))}, extra {sorted(set(values) - names)}")
+                         f"missing {sorted(required - set(values))}, extra {sorted(set(values) - names)}")
     return cls(**values)
 
 

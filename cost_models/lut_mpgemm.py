@@ -106,11 +106,34 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     }
 
 
-def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+UNIT_TABLE = "lookup_unit"
+"""The characterized lookup unit's table among a technology's measured ``tables``."""
+
+
+def unit_key(entries: int, passes: int, symmetric: bool) -> str:
+    return f"{entries}/{passes}/{'sym' if symmetric else 'full'}"
+
+
+def lookup_unit_luts(table: Mapping | None, entries, entry_bits, passes, symmetric) -> np.ndarray:
+    """LUTs of one lookup slot, interpolated in entry width from ``table``, the unit as
+    synthesized alone on a fabric (``flows.characterize``); zero without a table."""
+    entries, entry_bits, passes, symmetric = np.broadcast_arrays(
+        np.asarray(entries), np.asarray(entry_bits), np.asarray(passes), np.asarray(symmetric, dtype=bool))
+    out = np.zeros(entries.shape, dtype=np.float64)
+    if table is None:
+        return out
+    for e, p, sym in set(zip(entries.ravel().tolist(), passes.ravel().tolist(), symmetric.ravel().tolist())):
+        where = (entries == e) & (passes == p) & (symmetric == sym)
+        out[where] = np.interp(entry_bits[where], table["entry_bits"], table["luts"][unit_key(e, p, sym)])
+    return out
+
+
+def features(c: Mapping[str, np.ndarray], unit_luts) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
 
     Read off mapped netlists (``accelforge synth lut_mpgemm --breakdown``), block by block:
-    each lookup unit's entry mux and pass select, and its adders (one per slot, acc-wide, the
+    each lookup unit's entry mux and pass select (counted, and as the characterized unit costs on
+    the fabric, ``unit_luts`` a slot), and its adders (one per slot, acc-wide, the
     sign a carry-in); the output correction, one carry-chain adder per column and zero-point
     digit with a small mux in front; the drain bank's shifting rows; the table build's adders.
     """
@@ -135,6 +158,7 @@ def features(c: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
                                      c["g"], c["a_bits"]])
     return {
         "lut": {"const": one, "lookup": units * slots * eb * (e - 1), "pass_mux": pass_mux,
+                "unit": units * slots * unit_luts,
                 "adders": adders, "rowsum": tables * c["rowsum"], "table_build": build,
                 "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]), "correction": correction},
         "ff": {"const": one, "registers": registers - table_reg + kept_table},
@@ -151,7 +175,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     c = prepare(points)
     fab = coefficients("lut_mpgemm", target.tech, FabricCoefficients)
     cmos = coefficients("lut_mpgemm", "cmos", CmosCoefficients)
-    feats = features(c)
+    feats = features(c, _unit_luts(fab.tables, c))
     counts = tiling(c["group"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm)
     units = c["m_tile"] * c["n_tile"]
     lookups = counts["beats"] * units * c["ppc"] * c["k_groups"]
@@ -186,9 +210,20 @@ FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 12), "k_groups": (1, 2), 
 limit) on a 2-core machine; this box keeps designs to about a quarter of that."""
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         target: Target) -> dict[str, dict[str, np.ndarray]]:
-    return features(prepare(points))
+def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
+                         tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
+    c = prepare(points)
+    return features(c, _unit_luts(tables, c))
+
+
+def _unit_luts(tables: Mapping[str, object], c: Mapping[str, np.ndarray]) -> np.ndarray:
+    return lookup_unit_luts(tables.get(UNIT_TABLE), c["entries"], c["entry_bits"], c["passes"], c["sym"])
+
+
+def characterize(tech: str, cache_root, jobs: int) -> dict[str, object]:
+    """Before a fit: the lookup unit characterized on ``tech``'s flow (see ``flows.characterize``)."""
+    from flows.characterize import FLOW_TARGETS, characterize as measure
+    return {UNIT_TABLE: measure(tech, cache_root=cache_root, jobs=jobs)} if tech in FLOW_TARGETS else {}
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -120,8 +120,8 @@ FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 8), "k_lanes": (1, 4), "k
 """ECP5: one design of the full box ran past nextpnr's 30-minute limit on a 2-core machine."""
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         target: Target) -> dict[str, dict[str, np.ndarray]]:
+def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
+                         tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
     return features(c, on_hard_multiplier(c["a_bits"], c["wq"], dsp_rule))
 

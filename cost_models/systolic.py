@@ -288,8 +288,8 @@ many minutes each, and the buffer's bits and read tree scale linearly beyond the
 and route of the box's largest arrays takes several minutes each on two cores."""
 
 
-def calibration_features(points: Points, dsp_rule: tuple[int, int],
-                         target: Target) -> dict[str, dict[str, np.ndarray]]:
+def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
+                         tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     """Feature tables for ``points`` with multipliers placed by ``dsp_rule`` = (min bits, min
     product bits), on the fabric of ``target`` (the generic flow's model target has none)."""
     col = prepare(points)

@@ -146,6 +146,7 @@ def _mpgemm_family(name, gen, model, params) -> Family:
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
                                            model.calibration_features, model.multipliers,
+                                           characterize=getattr(model, "characterize", None),
                                            flow_boxes=model.FLOW_BOXES))
 
 

@@ -174,12 +174,16 @@ class Calibratable:
     params: type[Params]
     build: Callable
     box: Mapping[str, tuple[int, int]]
-    # (points, DSP rule, the model target calibrated) -> feature tables
-    features: Callable[[Sequence[Params], tuple[int, int], Target], dict[str, dict[str, np.ndarray]]]
+    # (points, DSP rule, the model target calibrated, its measured tables) -> feature tables
+    features: Callable[[Sequence[Params], tuple[int, int], Target, Mapping[str, Any]],
+                       dict[str, dict[str, np.ndarray]]]
     # (points, the model target) -> multipliers by role, operands as that target's DSPs take them
     multipliers: Callable[[Sequence[Params], Target], Roles]
     # (points, technology) -> exact "bram" and "lutram" counts; None: the family keeps no memories
     memories: Callable[[Sequence[Params], str], dict[str, np.ndarray]] | None = None
+    # (technology, cache root, jobs) -> the tables the family's features read, measured on that
+    # technology's flow before the fit and kept beside the coefficients; None: it reads none
+    characterize: Callable[[str, Path, int], dict[str, Any]] | None = None
     # a smaller box for a flow whose place and route of the biggest designs runs past its limit
     flow_boxes: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
 
@@ -224,6 +228,10 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     train_idx, test_idx = split(len(points), seed, holdout)
     report = CalibrationReport(fam.family, target_name, tech, len(points), len(train_idx), len(test_idx),
                                dsp_rule=(99, 99))
+    tables: dict[str, Any] = {}
+    if fam.characterize is not None and synth_target.flow != "generic":
+        tables = fam.characterize(model_target.tech, cache_root, jobs or os.cpu_count() or 1)
+        report.coefficients["tables"] = tables
     measured: dict[str, np.ndarray] = {}
     offsets: dict[str, np.ndarray] = {}
     if synth_target.flow == "generic":
@@ -249,7 +257,7 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
         measured["dsp"] = dsp
         report.coefficients["dsp_min_bits"], report.coefficients["dsp_min_product_bits"] = rule
     report.dsp_rule = rule
-    feats_all = fam.features(points, rule, model_target)
+    feats_all = fam.features(points, rule, model_target, tables)
     group_of = {"transistors": "cmos"}
     predictions: dict[str, np.ndarray] = {}
     for table, attr in figures.items():

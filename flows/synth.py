@@ -20,7 +20,10 @@ Flows:
 * ``xilinx-7`` / ``xilinx-us``: ``synth_xilinx`` without I/O pads;
   resources only (no place and route, so no Fmax).
 * ``ecp5-85k-fabric`` / ``xilinx-7-fabric``: ``ecp5-85k`` and ``xilinx-7`` without hard multipliers
-  (``-nodsp``), so that fabric area compares designs whatever their multiplier count.
+  (``-nodsp``), so that fabric area compares designs whatever their multiplier count. The ECP5
+  one stops after Yosys's mapping (no place and route, so no Fmax; LUT4s counted as nextpnr
+  packs them, less its few route-through LUTs): a 64-column engine takes nextpnr over 20 minutes
+  here, Yosys two.
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
   ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
 
@@ -52,17 +55,18 @@ class SynthTarget:
     package: str = ""
     default_clock_mhz: float | None = None
     dsp: bool = True              # False: every multiplier in fabric (area comparisons)
+    place_and_route: bool = True  # ECP5: False stops after Yosys's mapping (resources, no Fmax)
 
     @property
     def has_fmax(self) -> bool:
-        return self.flow == "ecp5"
+        return self.flow == "ecp5" and self.place_and_route
 
 
 SYNTH_TARGETS: dict[str, SynthTarget] = {t.name: t for t in (
     SynthTarget("ecp5-25k", "ecp5", "ecp5-25k", device="--25k", package="CABGA381", default_clock_mhz=100.0),
     SynthTarget("ecp5-85k", "ecp5", "ecp5-85k", device="--85k", package="CABGA381", default_clock_mhz=100.0),
     SynthTarget("ecp5-85k-fabric", "ecp5", "ecp5-85k", device="--85k", package="CABGA381",
-                default_clock_mhz=100.0, dsp=False),
+                dsp=False, place_and_route=False),
     SynthTarget("xilinx-7", "xilinx", "xilinx-7", device="xc7"),
     SynthTarget("xilinx-7-fabric", "xilinx", "xilinx-7", device="xc7", dsp=False),
     SynthTarget("xilinx-us", "xilinx", "xilinx-us", device="xcu"),
@@ -145,9 +149,17 @@ class SynthJob:
     @property
     def digest(self) -> str:
         text = json.dumps({"verilog": hashlib.sha256(self.artifact.verilog.encode()).hexdigest(),
-                           "script": self.yosys_script, "target": dataclasses.asdict(self.target),
+                           "script": self.yosys_script, "target": self._target_key(),
                            "clock": self.clock_mhz, "tools": self.tools}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def _target_key(self) -> dict[str, Any]:
+        # place_and_route joined the target later: left out where it is the default, so
+        # results cached before it keep their digests
+        key = dataclasses.asdict(self.target)
+        if key["place_and_route"]:
+            del key["place_and_route"]
+        return key
 
     @property
     def folder(self) -> Path:
@@ -227,7 +239,12 @@ def run_job(job: SynthJob) -> SynthResult:
     figures: dict[str, Any] = dict(lut=None, ff=None, dsp=None, bram=None, carry=None,
                                    transistors=None, fmax_mhz=None, met_timing=None,
                                    lutram=lutram_of(flow, cells))
-    if flow == "ecp5":
+    if flow == "ecp5" and not job.target.place_and_route:
+        figures.update(lut=cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + (figures["lutram"] or 0),
+                       ff=sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF")),
+                       dsp=cells.get("MULT18X18D", 0) + cells.get("ALU54B", 0), bram=cells.get("DP16KD", 0),
+                       carry=cells.get("CCU2C", 0), met_timing=None)
+    elif flow == "ecp5":
         log = folder / "nextpnr.log"
         args = [job.target.device, "--package", job.target.package, "--json", "netlist.json",
                 "--freq", f"{job.clock_mhz:g}", "--out-of-context", "--timing-allow-fail",

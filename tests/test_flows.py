@@ -330,3 +330,19 @@ def test_the_table_builder_synthesizes_smaller_than_a_naive_one(tmp_path, ternar
                        verilog=verilog.convert(component, name=top, emit_src=False))
         figures[builder] = run_job(make_job(art, "generic", cache_root=tmp_path)).transistors
     assert figures[TableBuilder] <= 0.85 * figures[NaiveTableBuilder], figures
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("tech", ["ecp5", "xilinx"])
+def test_the_committed_lookup_unit_table_is_what_the_flow_maps(tech, tmp_path):
+    """The LUT engine's lookup-unit table is measured, not fitted: a unit of its grid mapped
+    afresh costs what the committed table says (the ECP5 area flow stops before nextpnr)."""
+    from cost_models.coefficients import FabricCoefficients, coefficients
+    from cost_models.lut_mpgemm import UNIT_TABLE, unit_key
+    from flows.characterize import FLOW_TARGETS, LookupUnitParams, build as unit_build
+
+    table = coefficients("lut_mpgemm", tech, FabricCoefficients).tables[UNIT_TABLE]
+    unit = LookupUnitParams(entries=8, entry_bits=10, passes=2, symmetric=True)
+    result = run_job(make_job(render(unit, unit_build), FLOW_TARGETS[tech], cache_root=tmp_path))
+    assert result.lut == table["luts"][unit_key(8, 2, True)][table["entry_bits"].index(10)] > 0
+    assert result.fmax_mhz is None and result.ff == 0

@@ -1,6 +1,8 @@
 """The mpGEMM cost models: closed forms against the generators, vectorisation, structure."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -102,8 +104,37 @@ def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
     assert parsed == manifest
     if lut:
-        regs = lut_model.features(lut_model.prepare(params))["cmos"]["reg"]
+        regs = lut_model.features(lut_model.prepare(params), 0)["cmos"]["reg"]
     else:
         c = mac_model.prepare(params)
         regs = mac_model.features(c, np.zeros(1, dtype=bool))["cmos"]["reg"]
     assert flop_bits(artifact.verilog, artifact.top) == int(regs[0])
+
+
+def test_the_characterized_lookup_units_cover_every_slot_the_engine_builds():
+    """Each (entries, passes, half table) a design can have is in the characterization grid."""
+    from flows.characterize import ENTRY_BITS, shapes
+
+    grid = set(shapes())
+    for fmt, w_bits, g, sym, ppc in itertools.product(("uint", "int", "ternary"), range(1, 5), range(1, 6),
+                                                      (False, True), range(1, 5)):
+        try:
+            p = LutMpGemmParams(weight_format=fmt, w_bits=2 if fmt == "ternary" else w_bits, g=g,
+                                symmetric=sym, planes_per_cycle=ppc)
+        except ValueError:
+            continue
+        assert (p.entries, p.passes, p.symmetric) in grid, p
+        assert ENTRY_BITS[0] <= p.entry_bits <= ENTRY_BITS[-1]
+    for a_bits, g in ((4, 1), (16, 5)):
+        assert ENTRY_BITS[0] <= LutMpGemmParams(a_bits=a_bits, g=g).entry_bits <= ENTRY_BITS[-1]
+
+
+def test_a_lookup_unit_is_priced_from_its_table_between_the_widths_measured():
+    table = {"entry_bits": [5, 10, 15, 20], "luts": {lut_model.unit_key(16, 2, True): [50, 100, 160, 200],
+                                                     lut_model.unit_key(16, 2, False): [1, 2, 3, 4]}}
+    got = lut_model.lookup_unit_luts(table, np.array([16, 16, 16, 16]), np.array([5, 12, 20, 12]),
+                                     np.array([2, 2, 2, 2]), np.array([True, True, True, False]))
+    assert got.tolist() == [50.0, 124.0, 200.0, 2.4]
+    assert lut_model.lookup_unit_luts(None, 16, 12, 2, True).tolist() == 0.0   # no table: not priced
+    with pytest.raises(KeyError):                                               # a shape never measured
+        lut_model.lookup_unit_luts(table, 8, 12, 2, True)
