@@ -56,7 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/search_quality.py
 	$(BIN)/python bench/model_accuracy.py --target ecp5-85k
 	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60
-	$(BIN)/python bench/lut_vs_mac.py --quick
+	$(BIN)/python bench/lut_vs_mac.py --quick --fabric
 	$(BIN)/python bench/attention_accuracy.py
 
 clean:

@@ -1,8 +1,8 @@
 """The LUT engine's lookup unit, characterized on each fabric by the flow's own mapping.
 
 Yosys and ABC map a wide table-lookup multiplexer erratically: on ECP5 a
-16-entry lookup of 10-bit entries takes 266 LUT4s, an 8-entry one 70 and a
-41-entry one 615, so no smooth count of mux inputs prices it (the LUT
+16-entry lookup of 10-bit entries takes 300 LUT4s, an 8-entry one 70, a
+27-entry one 322 and a 41-entry half table 717, so no smooth count of mux inputs prices it (the LUT
 engine's ECP5 model was 19% off on held-out designs with one). As a cell
 library is characterized, the unit (:class:`hw.lut.LutDotUnit`, one slot) is
 synthesized alone over every table size and pass count the engine can
@@ -85,5 +85,3 @@ def characterize(tech: str, *, cache_root: Path, jobs: int, progress: bool = Fal
     for p, r in zip(points, results, strict=True):
         luts.setdefault(unit_key(p.entries, p.passes, p.symmetric), []).append(int(r.lut))
     return {"target": FLOW_TARGETS[tech], "entry_bits": list(ENTRY_BITS), "luts": luts}
-
-

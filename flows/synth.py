@@ -21,9 +21,10 @@ Flows:
   resources only (no place and route, so no Fmax).
 * ``ecp5-85k-fabric`` / ``xilinx-7-fabric``: ``ecp5-85k`` and ``xilinx-7`` without hard multipliers
   (``-nodsp``), so that fabric area compares designs whatever their multiplier count. The ECP5
-  one stops after Yosys's mapping (no place and route, so no Fmax; LUT4s counted as nextpnr
-  packs them, less its few route-through LUTs): a 64-column engine takes nextpnr over 20 minutes
-  here, Yosys two.
+  one stops after Yosys's mapping (no place and route, so no Fmax): its LUT4 count (LUT4s, two
+  per CCU2C carry cell) is nextpnr's less the route-through LUTs nextpnr adds (none on the
+  median calibration design, up to 22%); the mapping of the largest comparison designs takes up
+  to 18 minutes here, and their place and route was stopped after 13 without an answer.
 * ``generic``: technology-neutral ``synth; dffunmap; abc -g cmos`` and
   ``stat -tech cmos``: the transistor count used as the ASIC area proxy.
 
