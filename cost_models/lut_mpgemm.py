@@ -220,11 +220,6 @@ def _unit_luts(tables: Mapping[str, object], c: Mapping[str, np.ndarray]) -> np.
     return lookup_unit_luts(tables.get(UNIT_TABLE), c["entries"], c["entry_bits"], c["passes"], c["sym"])
 
 
-def characterize(tech: str, cache_root, jobs: int) -> dict[str, object]:
-    """Before a fit: the lookup unit characterized on ``tech``'s flow (see ``flows.characterize``)."""
-    from flows.characterize import FLOW_TARGETS, characterize as measure
-    return {UNIT_TABLE: measure(tech, cache_root=cache_root, jobs=jobs)} if tech in FLOW_TARGETS else {}
-
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """None: the LUT engine's zero-point products are shift-adds in fabric."""

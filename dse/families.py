@@ -21,6 +21,7 @@ import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import AttentionOp, Gemm
 from cost_models.rollup import rollup
+from flows import characterize
 from flows.calibrate import Calibratable
 from dse.space import PinConflict, derive
 from generators.params import Params, nested_errors
@@ -146,7 +147,8 @@ def _mpgemm_family(name, gen, model, params) -> Family:
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
                                            model.calibration_features, model.multipliers,
-                                           characterize=getattr(model, "characterize", None),
+                                           characterize=characterize.calibration_tables if name == "lut_mpgemm"
+                                           else None,
                                            flow_boxes=model.FLOW_BOXES))
 
 

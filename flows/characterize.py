@@ -7,9 +7,10 @@ engine's ECP5 model was 19% off on held-out designs with one). As a cell
 library is characterized, the unit (:class:`hw.lut.LutDotUnit`, one slot) is
 synthesized alone over every table size and pass count the engine can
 have, at a few entry widths, and the cost model interpolates in width.
-``accelforge calibrate lut_mpgemm`` runs this before it fits, through the
-synthesis cache, and keeps the table beside the fabric's coefficients
-(``tables.lookup_unit`` in ``cost_models/data/lut_mpgemm.json``).
+``accelforge calibrate lut_mpgemm`` runs this before it fits
+(:func:`calibration_tables`, the family's hook), through the synthesis cache,
+and keeps the table beside the fabric's coefficients (``tables.lookup_unit``
+in ``cost_models/data/lut_mpgemm.json``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 from amaranth.hdl import signed
 from amaranth.lib import data
 
-from cost_models.lut_mpgemm import unit_key
+from cost_models.lut_mpgemm import UNIT_TABLE, unit_key
 from generators.params import Params, bool_field, int_field
 from hw.lut import LutDotUnit
 
@@ -85,3 +86,8 @@ def characterize(tech: str, *, cache_root: Path, jobs: int, progress: bool = Fal
     for p, r in zip(points, results, strict=True):
         luts.setdefault(unit_key(p.entries, p.passes, p.symmetric), []).append(int(r.lut))
     return {"target": FLOW_TARGETS[tech], "entry_bits": list(ENTRY_BITS), "luts": luts}
+
+
+def calibration_tables(tech: str, cache_root: Path, jobs: int) -> dict[str, Any]:
+    """The LUT engine's calibration hook: its measured tables on ``tech`` (none off the FPGAs)."""
+    return {UNIT_TABLE: characterize(tech, cache_root=cache_root, jobs=jobs)} if tech in FLOW_TARGETS else {}
