@@ -105,11 +105,37 @@ def main() -> None:
         print(f"\nLUT beats MAC ({k} per product per cycle, best g) in {len(wins)} of {len(best_k)} "
               f"(format, a_bits, n_tile) cells:")
         print(wins[keys + ["g", f"{k}_ratio"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print("\nLUT/MAC at the best g, per figure and n_tile (bold: lookup wins):\n")
+    print(crossover_markdown(table, [(metric(t), LABELS[metric(t)]) for t in targets]))
     best = table.loc[table.groupby(keys)["transistors_ratio"].idxmin()]
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.csv, index=False)
     _plot(best, args.png)
     print(f"\ntable: {args.csv}\nplot: {args.png}")
+
+
+LABELS = {"transistors": "transistors", "lut_xilinx": "LUT6", "lut_ecp5": "LUT4"}
+
+
+def crossover_markdown(table: pd.DataFrame, metrics: list[tuple[str, str]]) -> str:
+    """The README's crossover table: a row per weight format and activation width, a column
+    per figure and ``n_tile``, each cell the LUT/MAC ratio at the best ``g``."""
+    keys = ["weight_format", "w_bits", "a_bits", "n_tile"]
+    n_tiles = sorted(table["n_tile"].unique())
+    cells: dict[tuple, str] = {}
+    for k, label in metrics:
+        for _, row in table.loc[table.groupby(keys)[f"{k}_ratio"].idxmin()].iterrows():
+            text = f"{row[f'{k}_ratio']:.2f} (g{row['g']})"
+            cells[(row["weight_format"], row["w_bits"], row["a_bits"], label, row["n_tile"])] = (
+                f"**{text}**" if row[f"{k}_ratio"] < 1 else text)
+    header = ["weights", "a_bits"] + [f"{label} n_tile {n}" for _, label in metrics for n in n_tiles]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for fmt, w_bits in WEIGHTS:
+        for a_bits in sorted(table["a_bits"].unique()):
+            name = "ternary" if fmt == "ternary" else f"{fmt}{w_bits}"
+            row = [cells[(fmt, w_bits, a_bits, label, n)] for _, label in metrics for n in n_tiles]
+            lines.append(f"| {name} | {a_bits} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def _plot(best: pd.DataFrame, png: str) -> None:
