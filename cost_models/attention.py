@@ -43,7 +43,7 @@ from generators.attention_units import index_bits, staged_bits
 from generators import fixed_softmax as fx
 from generators.attention import AttentionParams
 from generators.widths import bits_for, ceil_div
-from hw.softmax import STAGE_SPLIT
+from hw.softmax import STAGE_SPLIT, is_staged
 
 Points = Union[AttentionParams, Sequence[AttentionParams], Mapping[str, np.ndarray]]
 
@@ -130,7 +130,7 @@ def _staged(n, a_bits, a_signed: bool, b_bits, staged, signed_only: bool):
     them when ``staged``: a wide ``a`` is cut into its low ``STAGE_SPLIT`` bits and the rest,
     each meeting ``b`` in its own multiplier. A signed ``a`` makes Amaranth widen ``b`` by a
     sign bit; an unsigned one leaves both unsigned."""
-    split = staged & (a_bits > STAGE_SPLIT + 1)
+    split = staged & is_staged(a_bits)
     b = _operand(b_bits + a_signed, a_signed, signed_only)
     low = _operand(np.full_like(a_bits, STAGE_SPLIT), False, signed_only)
     return {"": (np.where(split, 0, n), _operand(a_bits, a_signed, signed_only), b),

@@ -21,7 +21,7 @@ import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
 from cost_models.ops import AttentionOp, Gemm
 from cost_models.rollup import rollup
-from flows import characterize
+from flows import characterize as lookup_units
 from flows.calibrate import Calibratable
 from dse.space import PinConflict, derive
 from generators.params import Params, nested_errors
@@ -139,7 +139,7 @@ def _mpgemm_pins(workload) -> dict[str, Any]:
     return {**pins, "weight_format": "uint", "w_bits": workload.weight_bits}
 
 
-def _mpgemm_family(name, gen, model, params) -> Family:
+def _mpgemm_family(name, gen, model, params, characterize=None) -> Family:
     return Family(name=name, params=params, build=gen.build, testbench="verif.tb.mpgemm",
                   estimate=model.estimate, model_info=model.model_info,
                   record_model=_mpgemm_record_model,
@@ -147,8 +147,7 @@ def _mpgemm_family(name, gen, model, params) -> Family:
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
                                            model.calibration_features, model.multipliers,
-                                           characterize=characterize.calibration_tables if name == "lut_mpgemm"
-                                           else None,
+                                           characterize=characterize,
                                            flow_boxes=model.FLOW_BOXES))
 
 
@@ -187,7 +186,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                     systolic_model.CALIBRATION_BOX, systolic_model.calibration_features,
                                     systolic_model.multipliers, systolic_model.placed_memories,
                                     flow_boxes=systolic_model.FLOW_BOXES)),
-    _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams),
+    _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams,
+                   characterize=lookup_units.calibration_tables),
     _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
     Family(name="attention", params=attention_gen.AttentionParams, build=attention_gen.build,
            testbench="verif.tb.attention", estimate=attention_model.estimate,

@@ -223,14 +223,15 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     model_target = get_target(synth_target.model_target)
     tech = "cmos" if synth_target.flow == "generic" else model_target.tech
     points = calibration_sample(fam, target_name, samples, seed)
-    results = synthesize_all(points, fam.build, target_name, jobs=jobs or os.cpu_count() or 1,
+    jobs = jobs or os.cpu_count() or 1
+    results = synthesize_all(points, fam.build, target_name, jobs=jobs,
                              cache_root=cache_root, progress=progress)
     train_idx, test_idx = split(len(points), seed, holdout)
     report = CalibrationReport(fam.family, target_name, tech, len(points), len(train_idx), len(test_idx),
                                dsp_rule=(99, 99))
     tables: dict[str, Any] = {}
     if fam.characterize is not None and synth_target.flow != "generic":
-        tables = fam.characterize(model_target.tech, cache_root, jobs or os.cpu_count() or 1)
+        tables = fam.characterize(model_target.tech, cache_root, jobs)
         report.coefficients["tables"] = tables
     measured: dict[str, np.ndarray] = {}
     offsets: dict[str, np.ndarray] = {}

@@ -241,7 +241,7 @@ def run_job(job: SynthJob) -> SynthResult:
                                    transistors=None, fmax_mhz=None, met_timing=None,
                                    lutram=lutram_of(flow, cells))
     if flow == "ecp5" and not job.target.place_and_route:
-        figures.update(lut=cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + (figures["lutram"] or 0),
+        figures.update(lut=cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + figures["lutram"],
                        ff=sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF")),
                        dsp=cells.get("MULT18X18D", 0) + cells.get("ALU54B", 0), bram=cells.get("DP16KD", 0),
                        carry=cells.get("CCU2C", 0), met_timing=None)

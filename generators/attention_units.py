@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from generators import fixed_softmax as fx
 from generators.widths import bits_for, ceil_div
 from hw import index_shape
-from hw.softmax import STAGE_SPLIT, Exp2Unit, adder_tree, staged_product
+from hw.softmax import STAGE_SPLIT, Exp2Unit, adder_tree, is_staged, staged_product
 
 Columns = Mapping[str, np.ndarray]
 
@@ -67,7 +67,7 @@ def staged_bits(a_bits, b_bits) -> np.ndarray:
     """Register bits of :func:`hw.softmax.staged_product`."""
     out = a_bits + b_bits + 1
     split = (a_bits - STAGE_SPLIT + b_bits + 1) + (STAGE_SPLIT + b_bits)
-    return out + np.where(a_bits <= STAGE_SPLIT + 1, out, split)
+    return out + np.where(is_staged(a_bits), split, out)
 
 
 def _tree_registers(lanes: int) -> int:

@@ -169,6 +169,11 @@ STAGE_SPLIT = 17
 slice is an 18-bit signed operand: one DSP48 or MULT18X18D port)."""
 
 
+def is_staged(a_bits, split: int = STAGE_SPLIT):
+    """Whether :func:`staged_product` cuts an ``a_bits``-wide ``a`` in two (ints or arrays)."""
+    return a_bits > split + 1
+
+
 def staged_product(m: Module, a, b, name: str, *, en=None, split: int = STAGE_SPLIT,
                    in_reg: bool = False) -> Signal:
     """``a * b`` (``b`` unsigned) in two registered steps (three with ``in_reg``).
@@ -187,7 +192,7 @@ def staged_product(m: Module, a, b, name: str, *, en=None, split: int = STAGE_SP
         held = Signal(a.shape(), name=f"{name}_in")
         steps.append(held.eq(a))
         a = held
-    if len(a) <= split + 1:
+    if not is_staged(len(a), split):
         prod = Signal(signed(width), name=f"{name}_p")
         steps += [prod.eq(a * b), out.eq(prod)]
     else:

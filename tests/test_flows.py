@@ -264,6 +264,7 @@ class _Product(Elaboratable):
         return m
 
 
+@pytest.mark.synth
 @pytest.mark.parametrize("a_bits,b_bits", [(44, 20), (39, 19), (30, 20), (44, 17)])
 def test_dsp_count_matches_yosys_when_both_operands_are_wide(tmp_path, a_bits, b_bits):
     """Yosys puts the wider operand on A once; its slices keep the other on B, so a B wider than
