@@ -7,6 +7,7 @@ trial without its PPA.
 """
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import optuna
@@ -28,16 +29,35 @@ def public_url(url: str) -> str:
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna RDB storage at ``url``; a URL that does not parse, a driver that is missing or a
-    server that does not answer is a ``ValueError`` naming the URL without its password."""
+    server that does not answer is a ``ValueError`` naming the URL without its password.
+
+    Processes that open a new database at the same moment (workers on several machines, a
+    report polling a starting run) race to create its tables; the losers retry, since the
+    schema the winner made is the one they wanted."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:                        # SQLAlchemy, the driver and the OS each raise their own
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        secret = _password(url)
-        if secret:
-            reason = reason.replace(secret, "***")
-        raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:                    # SQLAlchemy, the driver and the OS each raise their own
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            secret = _password(url)
+            if secret:
+                reason = reason.replace(secret, "***")
+            raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
+    raise AssertionError("unreachable")
+
+
+SCHEMA_RACE_RETRIES = 20
+_SCHEMA_RACE_SIGNS = ("already exists", "unique constraint", "duplicate key", "database is locked")
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Whether ``exc`` is another process creating the same tables first (SQLite and
+    PostgreSQL word it differently), as opposed to a database that cannot be reached."""
+    return any(sign in str(exc).lower() for sign in _SCHEMA_RACE_SIGNS)
 
 
 def _password(url: str) -> str | None:
