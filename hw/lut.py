@@ -6,15 +6,17 @@ unit turns one column's weight codes into a weighted sum of table entries.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from amaranth.hdl import Module, Shape, Signal, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import index_shape
+from hw.adders import add_signed
 
 
 def _sum_bits(a_bits: int, terms: int) -> int:
@@ -144,6 +146,125 @@ class NaiveTableBuilder(TableBuilder):
                 if c:
                     total = total + self.a[t] if c > 0 else total - self.a[t]
             m.d.comb += self.table[e].eq(total)
+        return m
+
+
+@dataclass(frozen=True)
+class FillStep:
+    """One cycle of a serial table fill: ``acc += delta * a[term]`` (``delta`` in -2..2), then
+    the new ``acc`` is written at ``address``; ``None`` is a step toward the first entry."""
+    term: int
+    delta: int
+    address: int | None
+
+
+def _gray(values: Sequence[Sequence[int]], start: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every point of ``values[0] x values[1] x ...`` from ``start``, one coordinate changing per
+    step (reflected mixed-radix Gray code, coordinate 0 fastest, each list rotated to begin at
+    ``start``)."""
+    lists = [list(v[v.index(s):]) + list(v[:v.index(s)]) for v, s in zip(values, start, strict=True)]
+    if not lists:
+        return [()]
+    inner = _gray(values[1:], start[1:])
+    out = []
+    for k, rest in enumerate(inner):
+        for x in (lists[0] if k % 2 == 0 else lists[0][::-1]):
+            out.append((x, *rest))
+    return out
+
+
+def _fill_walk(coefficients: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    """The entries in an order where neighbours differ in one coefficient (any change of a
+    coefficient in -1..1 is one step of +-1 or +-2 activations)."""
+    rows = set(coefficients)
+    g = len(coefficients[0])
+    zero = (0,) * g
+    values = [sorted({row[t] for row in rows}) for t in range(g)]
+    if len(rows) == len(list(itertools.product(*values))):      # a whole product: {0,1}, {-1,+1} half, ternary
+        start = zero if zero in rows else tuple(v[0] for v in values)
+        return _gray(values, start)
+    # a ternary half table: zero, then for t = 0..g-1 the entries whose top nonzero coefficient
+    # is c_t = +1, reached by setting c_t and walking c_0..c_{t-1} from where the walk stands
+    walk, here = [zero], list(zero)
+    for t in range(g):
+        here[t] = 1
+        lower = _gray([[-1, 0, 1]] * t, here[:t])
+        walk += [(*low, *here[t:]) for low in lower]
+        here[:t] = walk[-1][:t]
+    return walk
+
+
+@lru_cache(maxsize=None)
+def fill_schedule(coefficients: tuple[tuple[int, ...], ...]) -> tuple[FillStep, ...]:
+    """The steps that fill a table one entry per cycle with one adder: from zero to the first
+    entry of the walk (steps not written, as many as its nonzero coefficients when no entry is
+    zero: the {-1,+1} half tables), then the walk, each step one term of +-1 or +-2 activations."""
+    address = {row: e for e, row in enumerate(coefficients)}
+    walk = _fill_walk(coefficients)
+    assert sorted(walk) == sorted(coefficients), "the walk visits every entry once"
+    steps: list[FillStep] = []
+    here = [0] * len(walk[0])
+    for t, c in enumerate(walk[0]):
+        if c and any(walk[0][t + 1:]):                    # toward the first entry, not written
+            steps.append(FillStep(t, c, None))
+            here[t] = c
+    for row in walk:
+        diff = [(t, c - h) for t, (c, h) in enumerate(zip(row, here)) if c != h]
+        assert len(diff) <= 1, "one term changes per step"
+        t, d = diff[0] if diff else (0, 0)
+        steps.append(FillStep(t, d, address[row]))
+        here = list(row)
+    return tuple(steps)
+
+
+class SerialTableFill(wiring.Component):
+    """Writes the table ``sum_t coefficients[e][t] * a[t]`` into a memory one entry per cycle with
+    one adder (:func:`fill_schedule`), for tables kept in distributed RAM, which has one write
+    port. ``start`` samples ``a``; the next ``len(fill_schedule(...))`` cycles drive the write
+    port (``busy`` high), and a ``start`` in the last of them begins the next fill."""
+
+    def __init__(self, coefficients: Sequence[Sequence[int]], a_bits: int, entry_shape: Shape):
+        self._coefficients = tuple(tuple(int(c) for c in row) for row in coefficients)
+        self.schedule = fill_schedule(self._coefficients)
+        g = len(self._coefficients[0])
+        super().__init__({
+            "a": In(data.ArrayLayout(signed(a_bits), g)),
+            "start": In(1),
+            "busy": Out(1),
+            "we": Out(1),
+            "waddr": Out(index_shape(len(self._coefficients))),
+            "wdata": Out(entry_shape),
+        })
+
+    @property
+    def cycles(self) -> int:
+        return len(self.schedule)
+
+    def elaborate(self, platform):
+        m = Module()
+        held = Signal.like(self.a)
+        step = Signal(index_shape(self.cycles))
+        acc = Signal.like(self.wdata)
+        term = Signal(index_shape(len(self.a)))
+        delta = Signal(signed(3))
+        write = Signal()
+        with m.Switch(step):
+            for i, s in enumerate(self.schedule):
+                with m.Case(i):
+                    m.d.comb += [term.eq(s.term), delta.eq(s.delta), write.eq(s.address is not None)]
+                    if s.address is not None:
+                        m.d.comb += self.waddr.eq(s.address)
+        operand = Signal.like(self.wdata)                    # |delta| * a[term], or 0
+        m.d.comb += operand.eq(Mux(delta == 0, 0, Mux((delta == 2) | (delta == -2), held[term] << 1, held[term])))
+        width = len(self.wdata)
+        m.d.comb += self.wdata.eq(add_signed(m, Mux(step == 0, 0, acc), operand, delta[-1], width))
+        m.d.comb += self.we.eq(self.busy & write)
+        with m.If(self.busy):
+            m.d.sync += [acc.eq(self.wdata), step.eq(step + 1)]
+            with m.If(step == self.cycles - 1):
+                m.d.sync += [self.busy.eq(0), step.eq(0)]
+        with m.If(self.start & (~self.busy | (step == self.cycles - 1))):
+            m.d.sync += [held.eq(self.a), self.busy.eq(1), step.eq(0)]
         return m
 
 

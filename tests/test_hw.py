@@ -22,7 +22,7 @@ from generators.mpgemm import TERNARY_CODE
 from hw.adders import signed_sum
 from hw.block_loader import BlockLoader
 from hw.delay import DelayLine
-from hw.lut import TableBuilder
+from hw.lut import SerialTableFill, TableBuilder
 from hw.skew import SkewBuffer
 from hw.systolic_array import OutputStationaryArray
 from hw.tile_buffer import DiagonalDrain
@@ -127,6 +127,50 @@ def test_table_builder_entries_and_the_adder_count_it_publishes(ternary, symmetr
                     [sum(c * x for c, x in zip(row, a)) for row in coefficients]
 
         sim = Simulator(dut)
+        sim.add_testbench(bench)
+        sim.run()
+
+
+@pytest.mark.parametrize("ternary, symmetric", [(False, False), (False, True), (True, False), (True, True)])
+def test_a_serial_fill_writes_every_entry_once_with_one_adder_back_to_back(ternary, symmetric):
+    """Distributed RAM takes one entry per cycle: the fill writes each entry exactly once, with
+    the table's value, in ``cycles`` cycles (entries, plus the steps toward a first entry that
+    is not zero), and a start in its last cycle runs the next fill with no cycle between."""
+    for g in range(1, 6):
+        coefficients = table_coefficients(ternary, symmetric, g)
+        dut = SerialTableFill(coefficients, 8, signed(int(entry_bits(8, g))))
+        nonzero_first = 0 if not (symmetric and not ternary) else g - 1
+        assert dut.cycles == len(coefficients) + nonzero_first
+        assert all(abs(s.delta) <= 2 for s in dut.schedule)
+        rng = random.Random(g)
+        cases = [[-128] * g, [127] * g] + [[rng.randrange(-128, 128) for _ in range(g)] for _ in range(3)]
+        cells = rtlil.convert(dut, name="fill")
+        assert sum(line.split()[1] in ("$add", "$sub", "$neg") for line in cells.splitlines()
+                   if line.strip().startswith("cell ")) == 2      # the fill's adder and the step counter
+
+        async def bench(ctx, dut=dut, coefficients=coefficients, cases=cases, g=g):
+            for t in range(g):
+                ctx.set(dut.a[t], cases[0][t])
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            for n, a in enumerate(cases):
+                written = {}
+                for cycle in range(dut.cycles):
+                    following = cycle == dut.cycles - 1 and n + 1 < len(cases)
+                    ctx.set(dut.start, following)                # the next fill starts in the last cycle
+                    for t in range(g):                           # sampled at start: others do not matter
+                        ctx.set(dut.a[t], cases[n + 1][t] if following else 0)
+                    assert ctx.get(dut.busy)
+                    if ctx.get(dut.we):
+                        address = ctx.get(dut.waddr)
+                        assert address not in written
+                        written[address] = ctx.get(dut.wdata)
+                    await ctx.tick()
+                assert written == {e: sum(c * x for c, x in zip(row, a)) for e, row in enumerate(coefficients)}
+            assert not ctx.get(dut.busy)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
         sim.add_testbench(bench)
         sim.run()
 
