@@ -433,28 +433,30 @@ def test_a_batch_is_stored_whole_or_not_at_all(tmp_path):
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}").trials) == 3
 
 
-def _open_at(url: str, start: float) -> str:
-    from dse.storage import make_storage
-
-    while time.time() < start:                  # all processes reach the new database together
+_OPEN_TOGETHER = """
+import json, sys, time
+from dse.storage import make_storage
+for url, start in json.loads(sys.argv[1]):
+    while time.time() < start:          # every process reaches the new database together
         pass
     try:
         make_storage(url)
-        return "opened"
+        print("opened")
     except ValueError as exc:
-        return str(exc)
+        print(exc)
+"""
 
 
 def test_processes_opening_a_new_database_at_once_all_get_it(tmp_path):
     """Workers starting together race to create the tables; each must open the study, not
     stop with "table studies already exists" (before the retry, 9 of 10 such starts lost one)."""
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        for k in range(5):
-            url = f"sqlite:///{tmp_path / f'{k}.db'}"
-            start = time.time() + 1.0
-            assert pool.starmap(_open_at, [(url, start)] * 4) == ["opened"] * 4
+    begin = time.time() + 5.0                   # after the interpreters have imported Optuna
+    plan = json.dumps([(f"sqlite:///{tmp_path / f'{k}.db'}", begin + 0.5 * k) for k in range(5)])
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_TOGETHER, plan], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    outcomes = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outcomes]
+    assert [out.split("\n")[:5] for out, _ in outcomes] == [["opened"] * 5] * 4
 
 
 def test_each_distinct_design_is_priced_once(tmp_path, monkeypatch):
