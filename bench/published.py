@@ -5,8 +5,8 @@ For each published system: its device and model are pinned, N random whole-accel
 designs are drawn from the explorer's own space and priced on every op of a token, and
 the best one that fits the device is printed with the published figure and the roofline
 (the rate the board's bandwidth allows for the weights and KV cache). Our figures are
-model predictions (the vector unit is modelled without RTL; the mpGEMM and attention FPGA
-coefficients are first guesses); the published ones are the papers' own.
+model predictions (the engines' coefficients fitted to Yosys/nextpnr, the vector unit modelled
+without RTL); the published ones are the papers' own.
 """
 from __future__ import annotations
 

@@ -168,6 +168,11 @@ def features(col: Mapping[str, np.ndarray], on_dsp, tech: str | None = None, *,
     # which its flip-flops' clock enable does
     drain_mux = np.where(ws, 0, (r - 1) * c * acc)
     feed_gates = a * r + np.where(ws, 0, w * c)             # operands gated to zero when idle
+    # ... but on Xilinx a DSP48 that is an operand's only reader zeroes it with its input
+    # register's reset: one row's weights, one column's activations (measured: a one-row
+    # array's operands take no LUT; on ECP5 the fit is worse with the same rule)
+    absorbs = on_dsp & (tech == "xilinx")
+    feed_luts = a * r * ~(absorbs & (c == 1)) + np.where(ws, 0, w * c * ~(absorbs & (r == 1)))
     # gate-level 2:1 multiplexers for the CMOS count: every os bank bit captures; the ws buffer
     # (flip-flops there) writes every bit through one and reads through an m_tile:1 tree
     mux = np.where(ws, buffer_bits + port * (m_tile - 1) + pes * w, pes * acc) + feed_gates
@@ -185,7 +190,7 @@ def features(col: Mapping[str, np.ndarray], on_dsp, tech: str | None = None, *,
                 "soft_mult": pes * (np.minimum(a, w) - 1) * np.maximum(a, w) * soft,
                 "soft_signed_os": pes * acc * col["signed"] * ~ws * soft,
                 "drain_mux": drain_mux, "weight_swap": np.where(ws, pes * w, 0),
-                "feed_gates": feed_gates, "buffer_adder": port},
+                "feed_gates": feed_luts, "buffer_adder": port},
         "ff": {"const": one, "pe_acc_soft": pe_acc * soft, "pe_acc_dsp": pe_acc * on_dsp,
                "pe_pass_soft": pe_pass * soft, "pe_pass_dsp": pe_pass * on_dsp, "other": other,
                "buffer_port": buffer_flops(col, tech)},
