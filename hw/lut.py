@@ -197,8 +197,8 @@ def _fill_walk(coefficients: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...
 @lru_cache(maxsize=None)
 def fill_schedule(coefficients: tuple[tuple[int, ...], ...]) -> tuple[FillStep, ...]:
     """The steps that fill a table one entry per cycle with one adder: from zero to the first
-    entry of the walk (steps not written, as many as its nonzero coefficients when no entry is
-    zero: the {-1,+1} half tables), then the walk, each step one term of +-1 or +-2 activations."""
+    entry of the walk (steps not written, one fewer than its nonzero coefficients, when no entry
+    is zero: the {-1,+1} half tables), then the walk, each step one term of +-1 or +-2 activations."""
     address = {row: e for e, row in enumerate(coefficients)}
     walk = _fill_walk(coefficients)
     assert sorted(walk) == sorted(coefficients), "the walk visits every entry once"
@@ -221,7 +221,8 @@ class SerialTableFill(wiring.Component):
     """Writes the table ``sum_t coefficients[e][t] * a[t]`` into a memory one entry per cycle with
     one adder (:func:`fill_schedule`), for tables kept in distributed RAM, which has one write
     port. ``start`` samples ``a``; the next ``len(fill_schedule(...))`` cycles drive the write
-    port (``busy`` high), and a ``start`` in the last of them begins the next fill."""
+    port (``busy`` high); a ``start`` in the last of them begins the next fill, one earlier is
+    ignored."""
 
     def __init__(self, coefficients: Sequence[Sequence[int]], a_bits: int, entry_shape: Shape):
         self._coefficients = tuple(tuple(int(c) for c in row) for row in coefficients)
