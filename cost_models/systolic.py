@@ -168,9 +168,9 @@ def features(col: Mapping[str, np.ndarray], on_dsp, tech: str | None = None, *,
     # which its flip-flops' clock enable does
     drain_mux = np.where(ws, 0, (r - 1) * c * acc)
     feed_gates = a * r + np.where(ws, 0, w * c)             # operands gated to zero when idle
-    # ... but on Xilinx a DSP48 that is an operand's only reader zeroes it with its input
+    # ... but on Xilinx a DSP48 that is an operand's only reader can zero it with its input
     # register's reset: one row's weights, one column's activations (measured: a one-row
-    # array's operands take no LUT; on ECP5 the fit is worse with the same rule)
+    # array's gating takes no LUT; on ECP5 the fit is worse with the same rule)
     absorbs = on_dsp & (tech == "xilinx")
     feed_luts = a * r * ~(absorbs & (c == 1)) + np.where(ws, 0, w * c * ~(absorbs & (r == 1)))
     # gate-level 2:1 multiplexers for the CMOS count: every os bank bit captures; the ws buffer
