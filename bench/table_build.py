@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     flows = args.flows.split(",")
+    if not set(flows) <= set(FIGURE):
+        ap.error(f"--flows: each one of {', '.join(FIGURE)}, not {args.flows!r}")
     jobs = []
     for kind, ternary, symmetric, g in TABLES:
         for builder in (TableBuilder, NaiveTableBuilder):

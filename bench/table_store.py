@@ -27,7 +27,7 @@ from amaranth.lib import data, wiring  # noqa: E402
 from amaranth.lib.memory import Memory  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
-from flows.synth import make_job, run_job  # noqa: E402
+from flows.synth import SYNTH_TARGETS, make_job, run_job  # noqa: E402
 from generators.artifact import Artifact, ports_of, write_atomic  # noqa: E402
 from generators.lut_mpgemm import LutMpGemmParams, table_coefficients  # noqa: E402
 from hw.lut import SerialTableFill, TableBuilder  # noqa: E402
@@ -109,7 +109,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    fabrics = [name for name, t in SYNTH_TARGETS.items() if t.flow != "generic"]
     flows = args.flows.split(",")
+    if not set(flows) <= set(fabrics):
+        ap.error(f"--flows: each one of the FPGA targets {', '.join(fabrics)}, not {args.flows!r}")
     jobs = []
     for fmt, symmetric, g in TABLES:
         for readers, built in CASES:

@@ -7,6 +7,7 @@ trial without its PPA.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Sequence
 
@@ -35,7 +36,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     report polling a starting run) race to create its tables; the losers retry, since the
     schema the winner made is the one they wanted."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+    for attempt in itertools.count():
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         except Exception as exc:                    # SQLAlchemy, the driver and the OS each raise their own
@@ -47,7 +48,6 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
             if secret:
                 reason = reason.replace(secret, "***")
             raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
-    raise AssertionError("unreachable")
 
 
 SCHEMA_RACE_RETRIES = 20

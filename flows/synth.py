@@ -191,6 +191,11 @@ def _cells(stat: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in cells.items()}
 
 
+def _ecp5_hard_blocks(counts: dict[str, int]) -> dict[str, int]:
+    """DSP and block RAM figures from ECP5 cell counts (Yosys's cells or nextpnr's used BELs)."""
+    return {"dsp": counts.get("MULT18X18D", 0) + counts.get("ALU54B", 0), "bram": counts.get("DP16KD", 0)}
+
+
 def _sum(cells: dict[str, int], names: tuple[str, ...]) -> int:
     return sum(v for k, v in cells.items() if k in names)
 
@@ -243,8 +248,7 @@ def run_job(job: SynthJob) -> SynthResult:
     if flow == "ecp5" and not job.target.place_and_route:
         figures.update(lut=cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + figures["lutram"],
                        ff=sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF")),
-                       dsp=cells.get("MULT18X18D", 0) + cells.get("ALU54B", 0), bram=cells.get("DP16KD", 0),
-                       carry=cells.get("CCU2C", 0), met_timing=None)
+                       carry=cells.get("CCU2C", 0), **_ecp5_hard_blocks(cells))
     elif flow == "ecp5":
         log = folder / "nextpnr.log"
         args = [job.target.device, "--package", job.target.package, "--json", "netlist.json",
@@ -259,8 +263,7 @@ def run_job(job: SynthJob) -> SynthResult:
         used = {k: int(v["used"]) for k, v in report["utilization"].items()}
         fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
         figures.update(lut=used.get("TRELLIS_COMB", 0), ff=used.get("TRELLIS_FF", 0),
-                       dsp=used.get("MULT18X18D", 0) + used.get("ALU54B", 0),
-                       bram=used.get("DP16KD", 0), carry=cells.get("CCU2C", 0))
+                       carry=cells.get("CCU2C", 0), **_ecp5_hard_blocks(used))
         if fmax:
             figures["fmax_mhz"] = float(min(fmax))
             figures["met_timing"] = bool(min(fmax) >= job.clock_mhz)

@@ -6,7 +6,7 @@ unit turns one column's weight codes into a weighted sum of table entries.
 """
 from __future__ import annotations
 
-import itertools
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -180,7 +180,7 @@ def _fill_walk(coefficients: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...
     g = len(coefficients[0])
     zero = (0,) * g
     values = [sorted({row[t] for row in rows}) for t in range(g)]
-    if len(rows) == len(list(itertools.product(*values))):      # a whole product: {0,1}, {-1,+1} half, ternary
+    if len(rows) == math.prod(map(len, values)):               # a whole product: {0,1}, {-1,+1} half, ternary
         start = zero if zero in rows else tuple(v[0] for v in values)
         return _gray(values, start)
     # a ternary half table: zero, then for t = 0..g-1 the entries whose top nonzero coefficient
@@ -226,6 +226,10 @@ class SerialTableFill(wiring.Component):
 
     def __init__(self, coefficients: Sequence[Sequence[int]], a_bits: int, entry_shape: Shape):
         self._coefficients = tuple(tuple(int(c) for c in row) for row in coefficients)
+        rows = self._coefficients
+        if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows) or len(set(rows)) != len(rows) \
+                or any(c not in (-1, 0, 1) for r in rows for c in r):
+            raise ValueError("coefficients must be distinct, equally long, non-empty rows of -1, 0 and 1")
         self.schedule = fill_schedule(self._coefficients)
         g = len(self._coefficients[0])
         super().__init__({
