@@ -1,6 +1,7 @@
 """Where does table lookup beat multiply-accumulate? Synthesized area per unit throughput.
 
-Usage: python bench/lut_vs_mac.py [--quick] [--fabric [TARGETS]] [--m-tile 1] [--png FILE] [--csv FILE]
+Usage: python bench/lut_vs_mac.py [--quick] [--fabric [TARGETS]] [--store registers|lutram] [--m-tile 1]
+                                  [--png FILE] [--csv FILE]
 
 Synthesizes the LUT engine (bit-serial, symmetric half tables, tables built
 on chip) and the MAC baseline over a grid of weight formats (uint 1, 2, 4
@@ -14,7 +15,9 @@ LUT4 (``ecp5-85k-fabric``, Yosys's mapping without place and route);
 and 1-bit weights (add, subtract or skip), its best known form there.
 Throughput is structural: ``m_tile * n_tile * g / w_bits`` products per
 cycle for the bit-serial LUT engine (``g`` for ternary), ``m_tile *
-n_tile * k_lanes`` for MAC. The ratio LUT/MAC below 1 means lookup wins.
+n_tile * k_lanes`` for MAC. ``--store lutram`` keeps the tables in
+distributed RAM, each weight beat held the fewest cycles that hide the next
+table's serial fill (``column_steps``), and divides by that time instead. The ratio LUT/MAC below 1 means lookup wins.
 ``--quick`` keeps ``n_tile`` 4 and 64 and ``g = 4``. Results go through
 the synthesis cache, so a second run is instant.
 """
@@ -34,7 +37,7 @@ from verif.runner import cache_root
 WEIGHTS = (("uint", 1), ("uint", 2), ("uint", 4), ("ternary", 2))
 
 
-def designs(quick: bool, m_tile: int, k_lanes: int):
+def designs(quick: bool, m_tile: int, k_lanes: int, store: str = "registers"):
     n_tiles = (4, 64) if quick else (4, 16, 64)
     groups = (4,) if quick else (2, 3, 4)
     lut, mac = [], []
@@ -43,9 +46,26 @@ def designs(quick: bool, m_tile: int, k_lanes: int):
                       k_max=256)
         mac.append(mac_mpgemm.MacMpGemmParams(k_lanes=k_lanes, **common))
         for g in groups:
-            lut.append(lut_mpgemm.LutMpGemmParams(g=g, symmetric=True, planes_per_cycle=1,
-                                                  table_source="onchip", **common))
+            p = lut_mpgemm.LutMpGemmParams(g=g, symmetric=True, planes_per_cycle=1, table_source="onchip",
+                                           table_store=store, **common)
+            lut.append(p.replace(column_steps=hiding_steps(p)) if p.lutram else p)
     return lut, mac
+
+
+def hiding_steps(p: lut_mpgemm.LutMpGemmParams) -> int:
+    """The fewest cycles per weight beat (a divisor of ``n_tile``) in which a group's lookups
+    take as long as the next table's fill, so fills never hold the lookups up; ``n_tile`` (one
+    fetcher) where none does."""
+    return next((s for s in range(1, p.n_tile + 1) if p.n_tile % s == 0 and p.passes * s >= p.fill_cycles),
+                p.n_tile)
+
+
+def products_per_cycle(p) -> float:
+    """Structural throughput: products a group's ``m_tile x n_tile x group`` share takes per
+    cycle of the group's steady-state time (LUT: ``max(fill, passes * column_steps)``)."""
+    if p.family == "mac_mpgemm":
+        return p.m_tile * p.n_tile * p.k_lanes
+    return p.m_tile * p.n_tile * p.group / max(p.fill_cycles, p.passes * p.column_steps)
 
 
 FABRICS = ("xilinx-7-fabric", "ecp5-85k-fabric")
@@ -71,6 +91,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fabric", nargs="?", const=",".join(FABRICS), default="",
                         help=f"also FPGA LUTs without DSPs: {', '.join(FABRICS)}")
+    parser.add_argument("--store", choices=("registers", "lutram"), default="registers",
+                        help="where the LUT engine keeps its tables; lutram holds each weight beat the "
+                             "fewest cycles that hide the next table's fill (column_steps)")
     parser.add_argument("--m-tile", type=int, default=1)
     parser.add_argument("--k-lanes", type=int, default=2)
     parser.add_argument("--png", default="out/bench/lut_vs_mac.png")
@@ -81,13 +104,13 @@ def main() -> None:
         parser.error(f"--fabric takes a comma-separated list of {', '.join(FABRICS)}, not {args.fabric!r}")
     targets = ["generic"] + fabrics
     try:
-        lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes)
+        lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes, args.store)
     except ValueError as exc:
         parser.error(str(exc))
     lut = measure(lut_points, lut_mpgemm.build, targets)
-    lut["macs_per_cycle"] = [p.m_tile * p.n_tile * p.g * p.planes_per_cycle / p.planes for p in lut_points]
+    lut["macs_per_cycle"] = [products_per_cycle(p) for p in lut_points]
     mac = measure(mac_points, mac_mpgemm.build, targets)
-    mac["macs_per_cycle"] = [p.m_tile * p.n_tile * p.k_lanes for p in mac_points]
+    mac["macs_per_cycle"] = [products_per_cycle(p) for p in mac_points]
     metrics = [metric(t) for t in targets]
     for frame in (lut, mac):
         for k in metrics:
@@ -96,7 +119,7 @@ def main() -> None:
     table = lut.merge(mac[keys + [f"{k}_per_mac" for k in metrics]], on=keys, suffixes=("", "_mac"))
     for k in metrics:
         table[f"{k}_ratio"] = table[f"{k}_per_mac"] / table[f"{k}_per_mac_mac"]
-    shown = keys + ["g"] + [c for k in metrics for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
+    shown = keys + ["g", "column_steps"] + [c for k in metrics for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
     pd.set_option("display.width", 200)
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     for k in metrics:

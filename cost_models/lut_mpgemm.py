@@ -24,16 +24,18 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
+from cost_models.memory import read_ported_lutram
 from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
-from cost_models.targets import Target
+from cost_models.targets import Target, TargetKind
 from generators import lut_mpgemm as gen
 from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
 from generators.widths import bits_for
 from hw.lut import table_ops
 
 EXTERNAL_CODE = list(gen.TableSource).index(gen.TableSource.EXTERNAL)
+LUTRAM_CODE = list(gen.TableStore).index(gen.TableStore.LUTRAM)
 
 Points = Union[gen.LutMpGemmParams, Sequence[gen.LutMpGemmParams], Mapping[str, np.ndarray]]
 
@@ -92,6 +94,8 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     planes = gen.planes(fmt, b)
     ppc = np.minimum(col["planes_per_cycle"].astype(np.int64), planes)      # invalid points clamp
     keeps = gen.keeps_rowsum(fmt, sym)
+    steps = np.maximum(col["column_steps"].astype(np.int64), 1)
+    lutram = col["table_store"] == LUTRAM_CODE
     return {
         "m_tile": col["m_tile"].astype(np.int64), "n_tile": col["n_tile"].astype(np.int64),
         "g": g, "k_groups": col["k_groups"].astype(np.int64), "group": g * col["k_groups"].astype(np.int64),
@@ -102,6 +106,9 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
         "acc": gen.acc_bits(a, b, fmt, k_max), "out": out_bits(a, b, fmt, k_max),
         "rowsum": np.where(keeps, rowsum_bits(a, k_max), 0), "keeps": keeps,
         "uint": fmt == UINT_CODE, "adders": table_adders(fmt, g, sym),
+        "steps": steps, "fetchers": col["n_tile"].astype(np.int64) // steps, "lutram": lutram,
+        "fill": np.where(lutram, gen.fill_cycles(fmt, g, sym), 0),
+        "lane_bits": col["k_groups"].astype(np.int64) * ppc * gen.code_bits(fmt, g, sym),
         "valid": gen.LutMpGemmParams.valid_columns(col),
     }
 
@@ -128,7 +135,17 @@ def lookup_unit_luts(table: Mapping | None, entries, entry_bits, passes, symmetr
     return out
 
 
-def features(c: Mapping[str, np.ndarray], unit_luts) -> dict[str, dict[str, np.ndarray]]:
+def table_memories(c: Mapping[str, np.ndarray], tech: str) -> dict[str, np.ndarray]:
+    """Distributed RAM of tables kept there (``table_store=lutram``): per table one memory of
+    both banks (``2 * entries`` deep), one read port per fetcher and slot (a one-entry table's
+    ports all read the bank's one word, and Yosys merges them); zeros otherwise."""
+    tables = np.where(c["lutram"], c["m_tile"] * c["k_groups"], 0)
+    reads = np.where(c["entries"] == 1, 1, c["fetchers"] * c["ppc"])
+    one = read_ported_lutram(c["entry_bits"], 2 * c["entries"], reads, tech)
+    return {"lutram": tables * one["lutram"], "stack_mux": tables * one["stack_mux"]}
+
+
+def features(c: Mapping[str, np.ndarray], unit_luts, tech: str) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
 
     Read off mapped netlists (``accelforge synth lut_mpgemm --breakdown``), block by block:
@@ -136,37 +153,55 @@ def features(c: Mapping[str, np.ndarray], unit_luts) -> dict[str, dict[str, np.n
     the fabric, ``unit_luts`` a slot), and its adders (one per slot, acc-wide, the
     sign a carry-in); the output correction, one carry-chain adder per column and zero-point
     digit with a small mux in front; the drain bank's shifting rows; the table build's adders.
+    A unit is a fetcher (``n_tile / column_steps`` per row); with ``column_steps`` > 1 each
+    selects its weight lane and accumulator per step (``column_select``). Tables in distributed
+    RAM have no entry mux (a read port each: the RAM's LUTs are counted, not fitted, beside the
+    multiplexers over stacked primitives, ``ram_mux``) and fill with one adder (``table_fill``).
     """
     mt, nt, e, eb, kg = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"], c["k_groups"]
-    units = mt * nt
+    ram, regs = c["lutram"], ~c["lutram"]
+    units = mt * c["fetchers"]
     slots = c["ppc"] * kg                                        # lookups per unit and cycle
     tables = mt * kg
     contrib = eb + c["planes"]                                 # an entry shifted to its plane
-    lookup = units * slots * e * eb
+    lookup = units * slots * np.where(ram, 2, 1) * e * eb      # as a multiplexer (the generic flow's)
     pass_mux = units * slots * (c["passes"] - 1) * contrib     # the pass picks a shift of the lookup
     adders = units * slots * c["acc"]
     acc_bits = mt * (nt * c["acc"] + c["rowsum"])
-    build = np.where(c["external"], 0, tables * c["adders"] * eb)
+    build = np.where(c["external"] | ram, 0, tables * c["adders"] * eb)
+    fill = np.where(ram, tables * (eb + c["g"] * c["a_bits"]), 0)     # one adder, its operand's select
+    select = (c["steps"] - 1) * c["fetchers"] * (c["lane_bits"] + mt * c["acc"])
     correction = np.where(c["keeps"], nt * c["out"] * np.where(c["uint"], gen.correction_digits(c["w_bits"]), 1), 0)
-    table_reg = tables * e * eb
+    table_reg = np.where(ram, 0, tables * e * eb)
+    # per table its held group, running sum, step and busy; the banks' seven state bits less the
+    # operand register's valid and last, and the fill counter
+    fill_reg = np.where(ram, tables * (c["g"] * c["a_bits"] + eb + bits_for(c["fill"]) + 1)
+                        + 5 + bits_for(c["fill"] + 1), 0)
     zp_reg = np.where(c["uint"], 2 * nt * c["w_bits"], 0)
-    control = bits_for(c["k_max"] + 1) + bits_for(np.maximum(c["passes"], 2)) + bits_for(mt + 1) + 5
+    control = (bits_for(c["k_max"] + 1) + bits_for(np.maximum(c["passes"], 2)) + bits_for(mt + 1) + 5
+               + np.where(c["steps"] > 1, bits_for(c["steps"]), 0))
     one = np.ones_like(mt)
-    registers = table_reg + 2 * acc_bits + zp_reg + control       # every flip-flop of the RTL, exactly
-    kept_table = np.where(c["external"], table_reg,
+    registers = table_reg + fill_reg + 2 * acc_bits + zp_reg + control    # every flip-flop of the RTL
+    kept_table = np.where(c["external"] | ram, table_reg,
                           tables * _KEPT[(c["fmt"] == TERNARY_CODE).astype(np.int64), c["sym"].astype(np.int64),
                                      c["g"], c["a_bits"]])
+    ram_mux = table_memories(c, tech)["stack_mux"]
     return {
-        "lut": {"const": one, "lookup": units * slots * eb * (e - 1), "pass_mux": pass_mux,
-                "unit": units * slots * unit_luts,
+        "lut": {"const": one, "lookup": np.where(regs, units * slots * eb * (e - 1), 0), "pass_mux": pass_mux,
+                "unit": np.where(regs & (c["steps"] == 1), units * slots * unit_luts, 0),
+                "stepped_unit": np.where(regs & (c["steps"] > 1), units * slots * unit_luts, 0),
                 "adders": adders, "rowsum": tables * c["rowsum"], "table_build": build,
-                "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]), "correction": correction},
+                "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]), "correction": correction,
+                "column_select": select, "table_fill": fill, "ram_mux": ram_mux},
         "ff": {"const": one, "registers": registers - table_reg + kept_table},
-        "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(e, 2)),
-                      "acc_bit": c["acc"], "table_levels": np.where(c["external"], 0, c["g"]),
-                      "combine_levels": np.log2(slots) + (c["passes"] > 1)},
-        "cmos": {"const": one, "reg": registers, "mux": lookup + pass_mux,
-                 "adder": adders + tables * c["rowsum"] + build + correction},
+        "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(np.where(ram, 1, e), 2)),
+                      "acc_bit": c["acc"], "table_levels": np.where(c["external"] | ram, 0, c["g"]),
+                      "combine_levels": np.log2(slots) + (c["passes"] > 1) + np.log2(c["steps"]),
+                      "ram_read": ram.astype(np.float64),       # an asynchronous read, its address decode
+                      "fill_bits": np.where(ram, eb + c["rowsum"], 0)},   # fill adder into the row sum
+        "cmos": {"const": one, "reg": registers + np.where(ram, 2 * tables * e * eb, 0),
+                 "mux": lookup + pass_mux + select,
+                 "adder": adders + tables * c["rowsum"] + build + correction + np.where(ram, tables * eb, 0)},
     }
 
 
@@ -175,8 +210,9 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     c = prepare(points)
     fab = coefficients("lut_mpgemm", target.tech, FabricCoefficients)
     cmos = coefficients("lut_mpgemm", "cmos", CmosCoefficients)
-    feats = features(c, _unit_luts(fab.tables, c))
-    counts = tiling(c["group"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm)
+    feats = features(c, _unit_luts(fab.tables, c), target.tech)
+    counts = tiling(c["group"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm, c["steps"], c["fill"])
+    lutram = table_memories(c, target.tech)["lutram"] if target.kind is TargetKind.FPGA else np.zeros_like(c["g"])
     units = c["m_tile"] * c["n_tile"]
     lookups = counts["beats"] * units * c["ppc"] * c["k_groups"]
     builds = np.where(c["external"], 0, counts["groups"] * c["m_tile"] * c["k_groups"] * c["adders"])
@@ -192,7 +228,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"] * c["k_groups"]),
              "lookups": lookups, "macs_per_cycle": units * c["group"] * c["ppc"] / c["planes"]}
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
-                 lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]),
+                 lut=weighted(fab.lut, feats["lut"]) + lutram, lutram=lutram, ff=weighted(fab.ff, feats["ff"]),
                  dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=reg_bits,
                  e_compute=e_compute, offchip=traffic, valid=c["valid"], extra=extra)
@@ -203,7 +239,8 @@ def model_info() -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------- calibration hooks
-CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_groups": (1, 4), "k_max": (4, 1024)}
+CALIBRATION_BOX = {"m_tile": (1, 4), "n_tile": (1, 24), "k_groups": (1, 4), "k_max": (4, 1024),
+                   "column_steps": (1, 8)}
 """Where calibration samples designs: capped so each synthesizes in about a minute on one core."""
 FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 12), "k_groups": (1, 2), "k_max": (4, 256)}}
 """ECP5: nextpnr placed a 57,297-LUT4 design of the full box for over 30 minutes (its time
@@ -213,7 +250,12 @@ limit) on a 2-core machine; this box keeps designs to about a quarter of that.""
 def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, _unit_luts(tables, c))
+    return features(c, _unit_luts(tables, c), target.tech)
+
+
+def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:
+    """LUTs of the tables kept in distributed RAM (counted, never fitted)."""
+    return {"lutram": table_memories(prepare(points), tech)["lutram"]}
 
 
 def _unit_luts(tables: Mapping[str, object], c: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -94,3 +94,35 @@ def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shap
         lutram = lutram + present * np.choose(best, [np.broadcast_to(o[1], np.shape(w)) for o in options])
         brams = brams + present * np.choose(best, [np.broadcast_to(o[2], np.shape(w)) for o in options])
     return {"bram": np.ceil(brams - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
+
+
+READ_PORTED_LUTRAM = {
+    "xilinx": ((32, 6, 1, 8), (64, 3, 1, 8), (32, 2, 3, 7), (64, 1, 3, 7)),
+    "ecp5": ((16, 4, 1, 8),),
+}
+"""Distributed-RAM primitives for a memory with one write port and several asynchronous read
+ports, as Yosys's ``memory_libmap`` library lists them: (depth, bits per read port, read ports,
+cost). Xilinx RAM32M / RAM64M as simple dual port (one read, 6 or 3 bits) or quad port (three
+reads, 2 or 1 bits); ECP5 TRELLIS_DPR16X4 (one read, 4 bits). A memory with more reads is
+copied, a deeper one stacked (a read multiplexer in logic), whichever costs least."""
+
+
+def read_ported_lutram(width, depth, reads, tech: str) -> dict[str, np.ndarray]:
+    """LUTs of distributed RAM (``lutram``, counted: 4 per primitive) and the read multiplexers'
+    inputs over stacked primitives (``stack_mux``: per read port, bits times extra stacks) of a
+    ``width x depth`` memory with ``reads`` asynchronous read ports; zeros without LUT RAM."""
+    w, d, r = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (width, depth, reads)))
+    if tech not in READ_PORTED_LUTRAM:
+        return {"lutram": np.zeros(w.shape, dtype=np.int64), "stack_mux": np.zeros(w.shape, dtype=np.int64)}
+    best = np.full(w.shape, np.inf)
+    prims, mux = np.zeros(w.shape, dtype=np.int64), np.zeros(w.shape, dtype=np.int64)
+    for p_depth, p_bits, p_reads, cost in READ_PORTED_LUTRAM[tech]:
+        stacks = ceil_div(d, p_depth)
+        copies = ceil_div(r, p_reads)
+        n = copies * ceil_div(w, p_bits) * stacks
+        total = n * cost + STACK_MUX_COST[tech] * w * (stacks - 1) * copies
+        better = total < best
+        best, prims = np.where(better, total, best), np.where(better, n, prims)
+        mux = np.where(better, r * w * (stacks - 1), mux)
+    present = d > 0
+    return {"lutram": present * LUTS_PER_LUTRAM * prims, "stack_mux": present * mux}

@@ -313,8 +313,8 @@ def register_bits(points: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Dropped: the operand pass-through registers at the array's far edges and
     the ws partial-sum bits ``wreduce`` proves constant. Kept plus dropped is every
-    register the RTL declares outside the buffer; the buffer adds its read register
-    and, as pyverilog counts a memory, one word: what the structural count checks.
+    register the RTL declares outside the buffer; the buffer adds its read register (its
+    memory array is RAM): what the structural count checks.
     """
     col = prepare(points)
     soft = np.zeros(col["rows"].shape, dtype=bool)

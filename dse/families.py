@@ -122,10 +122,11 @@ def _mpgemm_record_model(p, record: Mapping[str, Any]) -> dict[str, int]:
     if "gemm" in record:
         m, n, k = record["gemm"]
         return {"first_start_to_last_y": int(mpgemm_model.gemm_cycles(
-            p.group, p.passes, p.m_tile, p.n_tile, p.k_max, m, n, k))}
+            p.group, p.passes, p.m_tile, p.n_tile, p.k_max, m, n, k, p.beat_cycles, p.fill_cycles))}
     k = record["k"]
-    return {"start_to_done": int(mpgemm_model.run_cycles(p.group, p.passes, k)),
-            "start_to_last_y": int(mpgemm_model.run_to_last_y(p.group, p.passes, p.m_tile, k))}
+    return {"start_to_done": int(mpgemm_model.run_cycles(p.group, p.passes, k, p.beat_cycles, p.fill_cycles)),
+            "start_to_last_y": int(mpgemm_model.run_to_last_y(p.group, p.passes, p.m_tile, k, p.beat_cycles,
+                                                              p.fill_cycles))}
 
 
 def _mpgemm_pins(workload) -> dict[str, Any]:
@@ -139,14 +140,14 @@ def _mpgemm_pins(workload) -> dict[str, Any]:
     return {**pins, "weight_format": "uint", "w_bits": workload.weight_bits}
 
 
-def _mpgemm_family(name, gen, model, params, characterize=None) -> Family:
+def _mpgemm_family(name, gen, model, params, characterize=None, memories=None) -> Family:
     return Family(name=name, params=params, build=gen.build, testbench="verif.tb.mpgemm",
                   estimate=model.estimate, model_info=model.model_info,
                   record_model=_mpgemm_record_model,
                   default_op=lambda p: Gemm(m=p.m_tile, n=p.n_tile, k=p.k_max, name="one-tile"),
                   workload_pins=_mpgemm_pins,
                   calibration=Calibratable(name, params, gen.build, model.CALIBRATION_BOX,
-                                           model.calibration_features, model.multipliers,
+                                           model.calibration_features, model.multipliers, memories,
                                            characterize=characterize,
                                            flow_boxes=model.FLOW_BOXES))
 
@@ -187,7 +188,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                     systolic_model.multipliers, systolic_model.placed_memories,
                                     flow_boxes=systolic_model.FLOW_BOXES)),
     _mpgemm_family("lut_mpgemm", lut_gen, lut_model, lut_gen.LutMpGemmParams,
-                   characterize=lookup_units.calibration_tables),
+                   characterize=lookup_units.calibration_tables, memories=lut_model.placed_memories),
     _mpgemm_family("mac_mpgemm", mac_gen, mac_model, mac_gen.MacMpGemmParams),
     Family(name="attention", params=attention_gen.AttentionParams, build=attention_gen.build,
            testbench="verif.tb.attention", estimate=attention_model.estimate,

@@ -50,7 +50,10 @@ def _lvalue_names(node) -> set[str]:
     names: set[str] = set()
     for item in _walk(node):
         if isinstance(item, (vast.NonblockingSubstitution, vast.BlockingSubstitution)):
-            for ident in _walk(item.left):
+            left = item.left.var
+            while isinstance(left, vast.Pointer):       # mem[addr] <= ...: the memory, not its address
+                left = left.var
+            for ident in _walk(left):
                 if isinstance(ident, vast.Identifier):
                     names.add(ident.name)
     return names
@@ -66,7 +69,9 @@ def _module_info(module: vast.ModuleDef) -> ModuleInfo:
             for decl in item.list:
                 if isinstance(decl, (vast.Input, vast.Output, vast.Inout)):
                     ports.append(PortInfo(decl.name, _width(decl), type(decl).__name__.lower()))
-                if isinstance(decl, (vast.Reg, vast.Output, vast.Input, vast.Wire)):
+                if isinstance(decl, vast.Reg) and decl.dimensions is not None:
+                    widths[decl.name] = 0             # a memory array: RAM, not flip-flops
+                elif isinstance(decl, (vast.Reg, vast.Output, vast.Input, vast.Wire)):
                     widths.setdefault(decl.name, _width(decl))
                     if isinstance(decl, vast.Reg):
                         widths[decl.name] = _width(decl)
@@ -91,7 +96,8 @@ def analyze(verilog: str) -> dict[str, ModuleInfo]:
 
 
 def flop_bits(verilog: str, top: str) -> int:
-    """Flip-flop bits of ``top`` including every instance below it."""
+    """Flip-flop bits of ``top`` including every instance below it (memory arrays are RAM, not
+    counted)."""
     modules = analyze(verilog)
 
     @lru_cache(maxsize=None)

@@ -83,6 +83,14 @@ class AcceleratorParams(Params):
         out.update({f"attention.{k}": v for k, v in self.attention.to_dict().items()})
         return out
 
+    def digest_values(self) -> dict[str, Any]:
+        """The nested parts' values as their own digests take them (late fields at their
+        default left out there too)."""
+        out = {k: v for k, v in super().digest_values().items() if not k.startswith(("gemm.", "attention."))}
+        out.update({f"gemm.{k}": v for k, v in self.gemm_params.digest_values().items()})
+        out.update({f"attention.{k}": v for k, v in self.attention.digest_values().items()})
+        return out
+
     @staticmethod
     def split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """Top-level items and the ``gemm.`` / ``attention.`` items by prefix."""

@@ -48,8 +48,9 @@ from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data
+from amaranth.lib.memory import Memory
 
 from generators.lanes import pack_lanes
 from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, MpGemmParams,
@@ -58,15 +59,20 @@ from generators.mpgemm import (INT_CODE, TERNARY_CODE, UINT_CODE, MpGemmEngine, 
 from generators.params import Rule, bool_field, choice_field, int_field
 from generators.widths import signed_bits
 from hw.adders import add_signed, signed_sum
-from hw.lut import LutDotUnit, TableBuilder
+from hw.lut import LutDotUnit, RamLookupUnit, SerialTableFill, TableBuilder
 
-__all__ = ["LutMpGemmParams", "LutMpGemmEngine", "TableSource", "build", "pack_a", "pack_weights",
+__all__ = ["LutMpGemmParams", "LutMpGemmEngine", "TableSource", "TableStore", "build", "pack_a", "pack_weights",
            "pack_tables", "table_coefficients"]
 
 
 class TableSource(enum.Enum):
     ONCHIP = "onchip"         # a precompute unit builds the tables from streamed activations
     EXTERNAL = "external"     # tables arrive precomputed on the a_stream
+
+
+class TableStore(enum.Enum):
+    REGISTERS = "registers"   # flip-flops, built in one cycle, a multiplexer per lookup
+    LUTRAM = "lutram"         # distributed RAM, two banks, filled one entry per cycle, a read port per lookup
 
 
 def _index_bits(count: int) -> int:
@@ -97,6 +103,14 @@ def code_bits(fmt, g, symmetric):
     half_bits = np.maximum(np.ceil(np.log2(np.maximum((three + 1) // 2, 2))), 1).astype(np.int64)
     full_bits = np.ceil(np.log2(three)).astype(np.int64)
     return np.where(ternary, np.where(sym, 1 + half_bits, full_bits), g)
+
+
+def fill_cycles(fmt, g, symmetric):
+    """Cycles :class:`hw.lut.SerialTableFill` takes per table: one per entry, and for a {-1,+1}
+    half table (no zero entry) ``g - 1`` more to reach its first."""
+    g = np.asarray(g, dtype=np.int64)
+    pm_one = (np.asarray(fmt) != TERNARY_CODE) & np.asarray(symmetric, dtype=bool)
+    return stored_entries(fmt, g, symmetric) + np.where(pm_one, np.maximum(g - 1, 0), 0)
 
 
 def entry_bits(a_bits, g):
@@ -148,12 +162,25 @@ class LutMpGemmParams(MpGemmParams):
     table_source: TableSource = choice_field(
         TableSource.ONCHIP, doc="onchip = tables built from streamed activations, "
                                 "external = precomputed tables streamed in (operator fusion)")
+    column_steps: int = int_field(1, 1, 64, log=True, late=True,
+                                  doc="cycles each weight beat is held: its n_tile columns are looked up "
+                                      "n_tile / column_steps at a time (the fetchers per table)")
+    table_store: TableStore = choice_field(
+        TableStore.REGISTERS, late=True,
+        doc="registers = flip-flops built in one cycle, a multiplexer per lookup; lutram = "
+            "distributed RAM in two banks, one filled an entry per cycle while the other is read")
 
     rules: ClassVar[tuple[Rule, ...]] = MpGemmParams.rules + (
         Rule("planes_per_cycle", ("weight_format", "w_bits"),
              lambda c: np.asarray(c["planes_per_cycle"]) <= planes(c["weight_format"], c["w_bits"]),
              lambda v: f"an integer in 1..{1 if v['weight_format'] == 'ternary' else v['w_bits']} "
-                       f"(the weight's bit-planes)"),)
+                       f"(the weight's bit-planes)"),
+        Rule("column_steps", ("n_tile",),
+             lambda c: np.asarray(c["n_tile"]) % np.asarray(c["column_steps"]) == 0,
+             "a divisor of n_tile ({n_tile})"),
+        Rule("table_store", ("table_source",),
+             lambda c: (np.asarray(c["table_store"]) == 0) | (np.asarray(c["table_source"]) == 0),
+             "'registers' when table_source is 'external' (a whole table arrives per beat)"),)
 
     @property
     def ternary(self) -> bool:
@@ -170,6 +197,24 @@ class LutMpGemmParams(MpGemmParams):
     @property
     def passes(self) -> int:
         return -(-self.planes // self.planes_per_cycle)
+
+    @property
+    def fetchers(self) -> int:
+        """Lookups of each table per slot and cycle: the columns served at once."""
+        return self.n_tile // self.column_steps
+
+    @property
+    def beat_cycles(self) -> int:
+        return self.column_steps
+
+    @property
+    def lutram(self) -> bool:
+        return self.table_store is TableStore.LUTRAM
+
+    @property
+    def fill_cycles(self) -> int:
+        """Cycles a table takes to fill (0: registers, built in the cycle it loads)."""
+        return int(fill_cycles(self.fmt_code, self.g, self.symmetric)) if self.lutram else 0
 
     @property
     def entries(self) -> int:
@@ -223,7 +268,9 @@ class LutMpGemmEngine(MpGemmEngine):
         else:
             a_payload = operand
         super().__init__(p, operand, a_payload, p.k_groups * p.planes_per_cycle * p.code_bits, p.acc_bits,
-                         rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point)
+                         rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point,
+                         column_steps=p.column_steps, fill_cycles=p.fill_cycles)
+        self._memories: list = []
 
     def _name(self, base: str, q: int) -> str:
         return base if self.params.k_groups == 1 else f"{base}_{q}"
@@ -242,6 +289,50 @@ class LutMpGemmEngine(MpGemmEngine):
                              tables[i * p.k_groups + q].eq(builder.table)]
         return tables
 
+    def fill(self, m: Module, payload, start, bank):
+        """Per table a :class:`hw.lut.SerialTableFill` writing its bank of a two-bank distributed
+        RAM (address ``entry * 2 + bank``, so no adder); a row's activation sum is its tables'
+        all-ones entry, added as it is written."""
+        p = self.params
+        coefficients = table_coefficients(p.ternary, p.symmetric, p.g)
+        self._memories = []
+        growth = []
+        for i in range(p.m_tile):
+            row = 0
+            for q in range(p.k_groups):
+                builder = SerialTableFill(coefficients, p.a_bits, signed(p.entry_bits))
+                assert builder.cycles == p.fill_cycles, "the frame counts the fill's cycles"
+                memory = Memory(shape=signed(p.entry_bits), depth=2 * p.entries, init=[],
+                                attrs={"ram_style": "distributed"})    # never flip-flops
+                m.submodules[self._name(f"fill{i}", q)] = builder
+                m.submodules[self._name(f"table{i}", q)] = memory
+                write = memory.write_port()
+                m.d.comb += [builder.a.eq(payload[i].as_value()[q * p.g * p.a_bits:(q + 1) * p.g * p.a_bits]),
+                             builder.start.eq(start),
+                             write.addr.eq(Cat(bank, builder.waddr)), write.data.eq(builder.wdata),
+                             write.en.eq(builder.we)]
+                self._memories.append(memory)
+                if p.keeps_rowsum:
+                    row = row + Mux(builder.we & (builder.waddr == p.entries - 1), builder.wdata, 0)
+            growth.append(row)
+        return growth if p.keeps_rowsum else None
+
+    def _lookup_unit(self, m: Module, operand, i: int, j: int, q: int, weights, value_shape):
+        """Row ``i``'s fetcher ``j`` of group ``q``: a multiplexer over the table register, or
+        its own read ports of the table's RAM (``operand`` the bank to read)."""
+        p = self.params
+        if not p.lutram:
+            unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, weights, value_shape)
+            m.submodules[self._name(f"dot{i}_{j}", q)] = unit
+            m.d.comb += unit.table.eq(operand[i * p.k_groups + q])
+            return unit
+        unit = RamLookupUnit(p.entries, signed(p.entry_bits), p.code_bits, p.symmetric, weights, value_shape)
+        m.submodules[self._name(f"look{i}_{j}", q)] = unit
+        for slot in range(p.planes_per_cycle):
+            read = self._memories[i * p.k_groups + q].read_port(domain="comb")
+            m.d.comb += [read.addr.eq(Cat(operand, unit.index[slot])), unit.entry[slot].eq(read.data)]
+        return unit
+
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point):
         p = self.params
         weights = p.plane_weights()
@@ -251,13 +342,11 @@ class LutMpGemmEngine(MpGemmEngine):
         terms = []
         for i in range(p.m_tile):
             row = []
-            for j in range(p.n_tile):
+            for j in range(p.fetchers):
                 element = []
                 for q in range(p.k_groups):
-                    unit = LutDotUnit(self._table_layout, p.code_bits, p.symmetric, weights, value_shape)
-                    m.submodules[self._name(f"dot{i}_{j}", q)] = unit
-                    m.d.comb += [unit.table.eq(operand[i * p.k_groups + q]),
-                                 unit.code.eq(w_payload[j][q * field_bits:(q + 1) * field_bits]),
+                    unit = self._lookup_unit(m, operand, i, j, q, weights, value_shape)
+                    m.d.comb += [unit.code.eq(w_payload[j][q * field_bits:(q + 1) * field_bits]),
                                  unit.pass_index.eq(pass_index)]
                     element += [(term.value, term.negate) for term in unit.terms]
                 row.append(element)

@@ -26,7 +26,10 @@ Control as in the systolic family: ``start`` with ``k`` (1..``k_max``) is
 taken while idle or in the ``done`` cycle; ``done`` pulses when the tile
 moves to the output bank, which drains while the next run computes.
 A run asserts ``done`` ``ceil(k/group) * passes + 2`` cycles after its
-start was accepted when the streams never stall.
+start was accepted when the streams never stall; with a beat held
+``column_steps`` cycles and tables filled over ``F`` cycles (the LUT engine's
+``table_store=lutram``), ``F + 2 + (G - 1) max(F, L) + L`` with
+``G = ceil(k/group)`` and ``L = passes * column_steps``.
 """
 from __future__ import annotations
 
@@ -107,6 +110,16 @@ class MpGemmParams(Params):
         raise NotImplementedError
 
     @property
+    def beat_cycles(self) -> int:
+        """Cycles each w_stream beat is held (the LUT engine's ``column_steps``)."""
+        return 1
+
+    @property
+    def fill_cycles(self) -> int:
+        """Cycles an operand takes to fill after its a_stream beat (0: loaded in one)."""
+        return 0
+
+    @property
     def fmt_code(self) -> int:
         return list(WeightFormat).index(self.weight_format)
 
@@ -143,11 +156,23 @@ class MpGemmEngine(wiring.Component):
     activations) loaded from ``a_stream``; each ``w_stream`` beat it meets adds
     one contribution per output element. The next group loads in the cycle
     its predecessor's last pass is consumed, so groups follow back to back.
+
+    ``column_steps`` > 1 holds each ``w_stream`` beat that many cycles, its columns served
+    ``n_tile / column_steps`` at a time (fewer fetchers, each with its accumulators' read mux).
+    ``fill_cycles`` > 0 replaces the operand register by two table banks the subclass fills
+    (:meth:`fill`) over that many cycles while the other is read, so a group takes
+    ``max(fill_cycles, passes * column_steps)`` cycles once the first is filled.
     """
 
     def __init__(self, params: MpGemmParams, operand_layout: data.Layout, a_payload: data.Layout,
-                 w_lane_bits: int, acc_bits: int, *, rowsum: bool, tile_zero_point: bool):
+                 w_lane_bits: int, acc_bits: int, *, rowsum: bool, tile_zero_point: bool,
+                 column_steps: int = 1, fill_cycles: int = 0):
         self.params = p = params
+        if column_steps < 1 or p.n_tile % column_steps:
+            raise ValueError(f"column_steps must divide n_tile ({p.n_tile}), not {column_steps!r}")
+        self._column_steps = column_steps
+        self._fill_cycles = fill_cycles
+        self._lane_bits = w_lane_bits
         self._operand_layout = operand_layout
         self._acc_bits = acc_bits
         self._rowsum = rowsum
@@ -168,8 +193,17 @@ class MpGemmEngine(wiring.Component):
         """The operand register's next value from an accepted a_stream payload."""
         return payload
 
+    def fill(self, m: Module, payload, start, bank) -> list[object] | None:
+        """With ``fill_cycles``: start filling ``bank`` of the two table banks from ``payload``
+        when ``start`` (the bank held for the next ``fill_cycles`` cycles); per row, what the
+        row's activation sum grows by in a fill cycle (when ``rowsum`` is kept)."""
+        raise NotImplementedError
+
     def contributions(self, m: Module, operand, w_payload, pass_index, zero_point) -> list[list[object]]:
-        """Per row ``i`` and column ``j``, what one w_stream beat adds to ``acc[i][j]``."""
+        """Per row ``i`` and fetcher ``j``, what one cycle adds to the accumulator the fetcher
+        serves: column ``j`` (``column_steps`` 1), or column ``j * column_steps + step`` of the
+        lanes the frame passes in ``w_payload``. ``operand`` is the operand register, or with
+        ``fill_cycles`` the bank to read."""
         raise NotImplementedError
 
     def group_sums(self, m: Module, operand) -> list[object]:
@@ -202,9 +236,11 @@ class MpGemmEngine(wiring.Component):
         zp_shape = data.ArrayLayout(unsigned(p.w_bits), p.n_tile)
         zp_run = Signal(zp_shape)
         zp_tile = Signal(zp_shape)
-        opnd = Signal(self._operand_layout)
-        opnd_valid = Signal()
-        opnd_last = Signal()
+        banked = self._fill_cycles > 0
+        if not banked:
+            opnd = Signal(self._operand_layout)
+            opnd_valid = Signal()
+            opnd_last = Signal()
         more = Signal()                                 # a_stream beats still to take
         k_left = Signal(range(p.k_max + 1))             # activations not yet taken
         pass_index = Signal(range(max(p.passes, 2)))
@@ -229,37 +265,100 @@ class MpGemmEngine(wiring.Component):
         group_end = Signal()
         load = Signal()
         running = Signal()
-        m.d.comb += [
-            consume.eq(running & opnd_valid & self.w_stream.valid),
-            self.w_stream.ready.eq(running & opnd_valid),
-            group_end.eq(consume & (pass_index == p.passes - 1)),
-            self.a_stream.ready.eq(running & more & (~opnd_valid | group_end)),
-            load.eq(self.a_stream.ready & self.a_stream.valid),
-        ]
-        # the datapath is built outside any enable, so none of its signals is gated by one
-        next_opnd = self.operand(m, self.a_stream.payload)
-        with m.If(load):
-            m.d.sync += [
-                opnd.eq(next_opnd),
-                opnd_valid.eq(1),
-                opnd_last.eq(k_left <= p.group),
-                more.eq(k_left > p.group),
-                k_left.eq(_floor_sub(k_left, p.group)),
+        steps = self._column_steps
+        if banked:
+            full, last, read_bank, fill_bank, writing_bank, fill_left = self._banks(p)
+            opnd_valid, opnd_last = full.bit_select(read_bank, 1), last.bit_select(read_bank, 1)
+        if steps > 1:
+            column_step = Signal(range(steps))
+            m.d.comb += [
+                consume.eq(running & opnd_valid & self.w_stream.valid),
+                self.w_stream.ready.eq(running & opnd_valid & (column_step == steps - 1)),
+                group_end.eq(consume & (column_step == steps - 1) & (pass_index == p.passes - 1)),
             ]
-        with m.Elif(group_end):
-            m.d.sync += opnd_valid.eq(0)
-        adds = self.contributions(m, opnd, self.w_stream.payload, pass_index,
-                                  zp_run if p.has_zero_point else None)
-        next_acc = [[self.accumulate(m, acc[i].acc[j], adds[i][j]) for j in range(p.n_tile)]
-                    for i in range(p.m_tile)]
-        sums = self.group_sums(m, opnd) if self._rowsum else None
+        else:
+            m.d.comb += [
+                consume.eq(running & opnd_valid & self.w_stream.valid),
+                self.w_stream.ready.eq(running & opnd_valid),
+                group_end.eq(consume & (pass_index == p.passes - 1)),
+            ]
+        if banked:                         # a fill may start in a running fill's last cycle, into a bank
+            idle = (fill_left == 0) | (fill_left == 1)                      # released in this one
+            free = ~full.bit_select(fill_bank, 1) | (group_end & (read_bank == fill_bank))
+            m.d.comb += [self.a_stream.ready.eq(running & more & idle & free),
+                         load.eq(self.a_stream.ready & self.a_stream.valid)]
+            growth = self.fill(m, self.a_stream.payload, load, writing_bank)
+            with m.If(fill_left != 0):
+                m.d.sync += fill_left.eq(fill_left - 1)
+                with m.If(fill_left == 1):
+                    m.d.sync += full.bit_select(writing_bank, 1).eq(1)
+                if self._rowsum:
+                    for i in range(p.m_tile):
+                        m.d.sync += acc[i].sum.eq(acc[i].sum + growth[i])
+            with m.If(group_end):
+                m.d.sync += [full.bit_select(read_bank, 1).eq(0), read_bank.eq(~read_bank)]
+            with m.If(load):
+                m.d.sync += [
+                    fill_left.eq(self._fill_cycles),
+                    writing_bank.eq(fill_bank),
+                    fill_bank.eq(~fill_bank),
+                    last.bit_select(fill_bank, 1).eq(k_left <= p.group),
+                    more.eq(k_left > p.group),
+                    k_left.eq(_floor_sub(k_left, p.group)),
+                ]
+            operand = read_bank
+        else:
+            m.d.comb += [
+                self.a_stream.ready.eq(running & more & (~opnd_valid | group_end)),
+                load.eq(self.a_stream.ready & self.a_stream.valid),
+            ]
+            # the datapath is built outside any enable, so none of its signals is gated by one
+            next_opnd = self.operand(m, self.a_stream.payload)
+            with m.If(load):
+                m.d.sync += [
+                    opnd.eq(next_opnd),
+                    opnd_valid.eq(1),
+                    opnd_last.eq(k_left <= p.group),
+                    more.eq(k_left > p.group),
+                    k_left.eq(_floor_sub(k_left, p.group)),
+                ]
+            with m.Elif(group_end):
+                m.d.sync += opnd_valid.eq(0)
+            operand = opnd
+        if steps > 1:                      # fetcher j serves columns j*steps .. j*steps + steps - 1
+            fetchers = p.n_tile // steps
+            lanes = Signal(data.ArrayLayout(unsigned(self._lane_bits), fetchers))
+            words = self.w_stream.payload.as_value()
+            m.d.comb += [lanes[j].eq(words[j * steps * self._lane_bits:(j + 1) * steps * self._lane_bits]
+                                     .word_select(column_step, self._lane_bits)) for j in range(fetchers)]
+            adds = self.contributions(m, operand, lanes, pass_index, zp_run if p.has_zero_point else None)
+            served = [[acc[i].acc.as_value()[j * steps * self._acc_bits:(j + 1) * steps * self._acc_bits]
+                       .word_select(column_step, self._acc_bits) for j in range(fetchers)]
+                      for i in range(p.m_tile)]
+            next_acc = [[self.accumulate(m, served[i][j].as_signed(), adds[i][j]) for j in range(fetchers)]
+                        for i in range(p.m_tile)]
+        else:
+            adds = self.contributions(m, operand, self.w_stream.payload, pass_index,
+                                      zp_run if p.has_zero_point else None)
+            next_acc = [[self.accumulate(m, acc[i].acc[j], adds[i][j]) for j in range(p.n_tile)]
+                        for i in range(p.m_tile)]
+        sums = self.group_sums(m, opnd) if self._rowsum and not banked else None
         with m.If(consume):
-            m.d.sync += pass_index.eq(_next_index(pass_index, p.passes))
-            for i in range(p.m_tile):
-                for j in range(p.n_tile):
-                    m.d.sync += acc[i].acc[j].eq(next_acc[i][j])
-            if self._rowsum:
-                with m.If(pass_index == 0):
+            if steps == 1:
+                m.d.sync += pass_index.eq(_next_index(pass_index, p.passes))
+                for i in range(p.m_tile):
+                    for j in range(p.n_tile):
+                        m.d.sync += acc[i].acc[j].eq(next_acc[i][j])
+            else:
+                m.d.sync += column_step.eq(_next_index(column_step, steps))
+                with m.If(column_step == steps - 1):
+                    m.d.sync += pass_index.eq(_next_index(pass_index, p.passes))
+                for i in range(p.m_tile):
+                    for j in range(p.n_tile // steps):
+                        m.d.sync += served[i][j].eq(next_acc[i][j])
+            if sums is not None:           # once per group: its first beat's first step
+                first = (pass_index == 0) if steps == 1 else (pass_index == 0) & (column_step == 0)
+                with m.If(first):
                     for i in range(p.m_tile):
                         m.d.sync += acc[i].sum.eq(acc[i].sum + sums[i])
         # the clear is one signal and the last word on the accumulators, so synthesis sees a
@@ -270,7 +369,13 @@ class MpGemmEngine(wiring.Component):
 
         def begin_run():
             m.d.comb += clear.eq(1)
-            m.d.sync += [k_left.eq(self.k), more.eq(1), opnd_valid.eq(0), pass_index.eq(0)]
+            if banked:
+                m.d.sync += [k_left.eq(self.k), more.eq(1), full.eq(0), read_bank.eq(0), fill_bank.eq(0),
+                             pass_index.eq(0)]
+            else:
+                m.d.sync += [k_left.eq(self.k), more.eq(1), opnd_valid.eq(0), pass_index.eq(0)]
+            if steps > 1:
+                m.d.sync += column_step.eq(0)
             if p.has_zero_point:
                 m.d.sync += zp_run.eq(self.zero_point)
             m.next = "RUN"
@@ -285,6 +390,14 @@ class MpGemmEngine(wiring.Component):
                     m.next = "HANDOFF"
             handoff_state(m, self, accept, handoff, drain, begin_run)
         return m
+
+    def _banks(self, p):
+        """The two table banks' state: which hold a filled group (``full``) and whether it is
+        the run's last (``last``), the bank read and the bank the next fill takes, the bank
+        being written and the fill's cycles left."""
+        return (Signal(2, name="full"), Signal(2, name="last"), Signal(name="read_bank"),
+                Signal(name="fill_bank"), Signal(name="writing_bank"),
+                Signal(range(self._fill_cycles + 1), name="fill_left"))
 
 
 def _floor_sub(value, step: int):

@@ -40,20 +40,22 @@ class FieldSpec:
     range: IntRange | None = None
     optional: bool = False          # None is allowed and means "derived"
     search: bool = True             # the explorer varies this field
+    late: bool = False              # joined after results were cached: at its default it stays
+                                    # out of the digest, so those results keep their keys
 
 
 def int_field(default: int | None, lo: int, hi: int, *, doc: str, log: bool = False,
-              optional: bool = False, search: bool = True) -> Any:
+              optional: bool = False, search: bool = True, late: bool = False) -> Any:
     return field(default=default, metadata={_META: FieldSpec(
-        doc=doc, range=IntRange(lo, hi, log), optional=optional, search=search)})
+        doc=doc, range=IntRange(lo, hi, log), optional=optional, search=search, late=late)})
 
 
 def bool_field(default: bool, *, doc: str, search: bool = True) -> Any:
     return field(default=default, metadata={_META: FieldSpec(doc=doc, search=search)})
 
 
-def choice_field(default: enum.Enum, *, doc: str, search: bool = True) -> Any:
-    return field(default=default, metadata={_META: FieldSpec(doc=doc, search=search)})
+def choice_field(default: enum.Enum, *, doc: str, search: bool = True, late: bool = False) -> Any:
+    return field(default=default, metadata={_META: FieldSpec(doc=doc, search=search, late=late)})
 
 
 @dataclass(frozen=True)
@@ -307,9 +309,18 @@ class Params:
 
     # ------------------------------------------------------------------ names
     def digest(self) -> str:
-        """Stable 10-hex-digit hash of the family and its parameters."""
-        text = json.dumps({"family": self.family, "params": self.to_dict()}, sort_keys=True)
+        """Stable 10-hex-digit hash of the family and its parameters (:meth:`digest_values`)."""
+        text = json.dumps({"family": self.family, "params": self.digest_values()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def digest_values(self) -> dict[str, Any]:
+        """What the digest hashes: :meth:`to_dict` less every ``late`` field at its default, so
+        designs cached before such a field joined keep their names."""
+        values = self.to_dict()
+        for info in self.fields():
+            if info.spec.late and getattr(self, info.name) == info.default:
+                del values[info.name]
+        return values
 
     def top_name(self) -> str:
         """Verilog module name: derived from family and hash only, never from user text."""

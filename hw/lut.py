@@ -273,7 +273,54 @@ class SerialTableFill(wiring.Component):
         return m
 
 
-class LutDotUnit(wiring.Component):
+def _weigh(m: Module, term, entry, sign, weights: Sequence[Sequence[int]], pass_index, slot: int) -> None:
+    """Drive ``term`` (value, negate) from a slot's looked-up ``entry`` and its sign: shifted to the
+    plane the pass gives the slot, negated for a negative plane weight or a set sign."""
+    def weighted(w):
+        if not w:
+            return [term.value.eq(0), term.negate.eq(0)]
+        return [term.value.eq(entry << (abs(w).bit_length() - 1)), term.negate.eq(sign ^ int(w < 0))]
+
+    if len(weights) == 1:
+        m.d.comb += weighted(weights[0][slot])
+    else:
+        with m.Switch(pass_index):
+            for p, row in enumerate(weights):
+                with m.Case(p):
+                    m.d.comb += weighted(row[slot])
+
+
+def _term_layout(value_shape: Shape, slots: int) -> data.ArrayLayout:
+    return data.ArrayLayout(data.StructLayout({"value": value_shape, "negate": 1}), slots)
+
+
+class _LookupTerms(wiring.Component):
+    """What both lookup units share: ``slots`` code fields in, one term per slot out."""
+
+    def __init__(self, code_bits: int, symmetric: bool, plane_weights: Sequence[Sequence[int]],
+                 value_shape: Shape, *, before: dict | None = None, after: dict | None = None):
+        self._code_bits = code_bits
+        self._symmetric = symmetric
+        self._weights = tuple(tuple(row) for row in plane_weights)
+        slots = len(self._weights[0])
+        super().__init__({                  # the ports' order is the Verilog's (cached results key on it)
+            **(before or {}),
+            "code": In(code_bits * slots),
+            "pass_index": In(index_shape(len(self._weights))),
+            **(after or {}),
+            "terms": Out(_term_layout(value_shape, slots)),
+        })
+
+    def _slots(self):
+        """Per slot: its index into the table (``None`` for a one-entry table) and its sign."""
+        cb = self._code_bits
+        index_bits = cb - 1 if self._symmetric else cb
+        for slot in range(len(self._weights[0])):
+            field = self.code[slot * cb:(slot + 1) * cb]
+            yield slot, (field[:index_bits] if index_bits else None), (field[cb - 1] if self._symmetric else 0)
+
+
+class LutDotUnit(_LookupTerms):
     """One output element's share of a w_stream beat: ``slots`` table lookups.
 
     ``code`` holds ``slots`` fields of ``code_bits``; with ``symmetric`` the
@@ -288,37 +335,32 @@ class LutDotUnit(wiring.Component):
 
     def __init__(self, table_layout: data.ArrayLayout, code_bits: int, symmetric: bool,
                  plane_weights: Sequence[Sequence[int]], value_shape: Shape):
-        self._code_bits = code_bits
-        self._symmetric = symmetric
-        self._weights = tuple(tuple(row) for row in plane_weights)
-        slots = len(self._weights[0])
-        super().__init__({
-            "table": In(table_layout),
-            "code": In(code_bits * slots),
-            "pass_index": In(index_shape(len(self._weights))),
-            "terms": Out(data.ArrayLayout(data.StructLayout({"value": value_shape, "negate": 1}), slots)),
-        })
+        super().__init__(code_bits, symmetric, plane_weights, value_shape, before={"table": In(table_layout)})
 
     def elaborate(self, platform):
         m = Module()
-        cb = self._code_bits
-        index_bits = cb - 1 if self._symmetric else cb
-        for slot in range(len(self._weights[0])):
-            field = self.code[slot * cb:(slot + 1) * cb]
-            entry = self.table[field[:index_bits]] if index_bits else self.table[0]
-            sign = field[cb - 1] if self._symmetric else 0
-            term = self.terms[slot]
+        for slot, index, sign in self._slots():
+            entry = self.table[index] if index is not None else self.table[0]
+            _weigh(m, self.terms[slot], entry, sign, self._weights, self.pass_index, slot)
+        return m
 
-            def weighted(w):
-                if not w:
-                    return [term.value.eq(0), term.negate.eq(0)]
-                return [term.value.eq(entry << (abs(w).bit_length() - 1)), term.negate.eq(sign ^ int(w < 0))]
 
-            if len(self._weights) == 1:
-                m.d.comb += weighted(self._weights[0][slot])
-            else:
-                with m.Switch(self.pass_index):
-                    for p, weights in enumerate(self._weights):
-                        with m.Case(p):
-                            m.d.comb += weighted(weights[slot])
+class RamLookupUnit(_LookupTerms):
+    """:class:`LutDotUnit` for a table kept in distributed RAM: each slot's entry index leaves on
+    ``index`` for a read port of its own, and the entry read back (``entry``) is weighed the same
+    way; the RAM's read port is the multiplexer."""
+
+    def __init__(self, entries: int, entry_shape: Shape, code_bits: int, symmetric: bool,
+                 plane_weights: Sequence[Sequence[int]], value_shape: Shape):
+        slots = len(plane_weights[0])
+        super().__init__(code_bits, symmetric, plane_weights, value_shape,
+                         after={"index": Out(data.ArrayLayout(index_shape(entries), slots)),
+                                "entry": In(data.ArrayLayout(entry_shape, slots))})
+
+    def elaborate(self, platform):
+        m = Module()
+        for slot, index, sign in self._slots():
+            if index is not None:
+                m.d.comb += self.index[slot].eq(index)
+            _weigh(m, self.terms[slot], self.entry[slot], sign, self._weights, self.pass_index, slot)
         return m

@@ -179,7 +179,8 @@ def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
     assert parsed == manifest
     kept, dropped, buffer_port = model.register_bits(params)
-    assert flop_bits(artifact.verilog, artifact.top) == int(kept[0] + dropped[0] + 2 * buffer_port[0])
+    # the output buffer's read register is flip-flops; its memory array is RAM, not counted
+    assert flop_bits(artifact.verilog, artifact.top) == int(kept[0] + dropped[0] + buffer_port[0])
 
 
 @pytest.mark.synth

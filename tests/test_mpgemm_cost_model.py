@@ -17,7 +17,7 @@ from generators.lut_mpgemm import LutMpGemmParams, build as lut_build, table_coe
 from generators.mac_mpgemm import MacMpGemmParams, build as mac_build
 from generators.mpgemm import WeightFormat
 from tests.model_checks import assert_batch_equals_points
-from tests.test_mpgemm_sim import LUT_CONFIGS, MAC_CONFIGS, config_id
+from tests.test_mpgemm_sim import LONG_LOOKUP_CONFIGS, LOOKUP_CONFIGS, LUT_CONFIGS, MAC_CONFIGS, config_id
 
 
 @pytest.mark.parametrize("g", range(1, 6))
@@ -55,15 +55,58 @@ def test_gemm_cycles_match_a_run_by_run_sum():
     """The closed form equals issuing every run with the drain spacing, for many shapes."""
     rng = np.random.default_rng(0)
     for _ in range(300):
-        group, passes, mt, nt = (int(x) for x in rng.integers(1, 9, size=4))
+        group, passes, mt, nt, steps = (int(x) for x in rng.integers(1, 9, size=5))
+        fill = int(rng.integers(0, 20))
         k_max = int(rng.integers(1, 40))
         m, n, k = (int(x) for x in rng.integers(1, 50, size=3))
         runs = []
         for _tile in range(-(-m // mt) * -(-n // nt)):
             for k0 in range(0, k, k_max):
-                runs.append(int(frame.run_cycles(group, passes, min(k_max, k - k0))))
+                runs.append(int(frame.run_cycles(group, passes, min(k_max, k - k0), steps, fill)))
         expected = runs[0] + sum(max(r, mt + 1) for r in runs[1:]) + mt
-        assert frame.gemm_cycles(group, passes, mt, nt, k_max, m, n, k) == expected
+        assert frame.gemm_cycles(group, passes, mt, nt, k_max, m, n, k, steps, fill) == expected
+
+
+def test_a_run_with_filled_tables_is_bound_by_the_slower_of_fill_and_lookup():
+    """No fill: ``G L + 2``. A fill: the first table's, then one group per ``max(fill, L)``."""
+    assert frame.run_cycles(4, 2, 12) == 3 * 2 + 2
+    assert frame.run_cycles(4, 2, 12, steps=3, fill=0) == 3 * 6 + 2
+    assert frame.run_cycles(4, 2, 12, steps=3, fill=14) == 14 + 2 + 2 * 14 + 6      # fill-bound
+    assert frame.run_cycles(4, 2, 12, steps=8, fill=14) == 14 + 2 + 2 * 16 + 16     # lookup-bound
+    assert frame.run_cycles(4, 2, 4, steps=8, fill=14) == 14 + 2 + 16               # one group
+
+
+def test_the_fill_takes_one_cycle_per_entry_and_the_walk_to_a_half_table_s_first():
+    """``fill_cycles`` (what the cost model prices) is the serial fill's own schedule length."""
+    from generators.lut_mpgemm import fill_cycles
+    from hw.lut import fill_schedule
+
+    for fmt, sym, g in itertools.product(("uint", "ternary"), (False, True), range(1, 6)):
+        p = LutMpGemmParams(weight_format=fmt, w_bits=2, g=g, symmetric=sym, table_store="lutram")
+        steps = len(fill_schedule(table_coefficients(fmt == "ternary", sym, g)))
+        assert p.fill_cycles == steps == int(fill_cycles(p.fmt_code, g, sym))
+        assert steps == p.entries + (g - 1 if sym and fmt != "ternary" else 0)
+
+
+def test_distributed_ram_counts_reproduce_the_measured_tables():
+    """:func:`cost_models.memory.read_ported_lutram` against every table ``bench/table_store.py``
+    synthesized into distributed RAM (counted, never fitted, so it must be exact)."""
+    from pathlib import Path
+    import json
+    from cost_models.memory import read_ported_lutram
+
+    rows = json.loads((Path(__file__).parents[1] / "bench/results/table_store.json").read_text())["rows"]
+    checked = 0
+    for row in rows:
+        for flow, tech in (("xilinx-7-fabric", "xilinx"), ("ecp5-85k-fabric", "ecp5")):
+            measured = row[flow]["lutram"]["lutram"]
+            if measured == 0:                  # kept in logic (the 8-entry table with 8 readers)
+                continue
+            got = read_ported_lutram(row["entry_bits"], row["entries"], row["fetchers"], tech)["lutram"]
+            assert int(got) == measured, (row["table"], row["fetchers"], flow)
+            checked += 1
+    assert checked >= 20
+    assert read_ported_lutram(10, 28, 4, "generic")["lutram"] == 0
 
 
 def test_estimates_are_vectorised_and_match_single_points():
@@ -85,6 +128,10 @@ def test_invalid_combinations_never_fit():
         LutMpGemmParams(w_bits=2, planes_per_cycle=4)
     with pytest.raises(ValueError, match="w_bits must be 2 when weight_format is 'ternary'"):
         LutMpGemmParams(weight_format=WeightFormat.TERNARY, w_bits=3)
+    with pytest.raises(ValueError, match=r"lut_mpgemm.column_steps must be a divisor of n_tile \(12\), not 5"):
+        LutMpGemmParams(n_tile=12, column_steps=5)
+    with pytest.raises(ValueError, match="table_store must be 'registers' when table_source is 'external'"):
+        LutMpGemmParams(table_source="external", table_store="lutram")
 
 
 def test_mac_dsp_count_follows_the_rule():
@@ -95,7 +142,7 @@ def test_mac_dsp_count_follows_the_rule():
     assert est["dsp"][0] == 0
 
 
-@pytest.mark.parametrize("params", LUT_CONFIGS + MAC_CONFIGS, ids=config_id)
+@pytest.mark.parametrize("params", LUT_CONFIGS + LOOKUP_CONFIGS + LONG_LOOKUP_CONFIGS + MAC_CONFIGS, ids=config_id)
 def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     """pyverilog's view of the RTL: the manifest's ports, and exactly the model's register bits."""
     lut = params.family == "lut_mpgemm"
@@ -104,7 +151,9 @@ def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     manifest = {(p["name"], p["width"], p["direction"]) for p in artifact.manifest()["ports"]}
     assert parsed == manifest
     if lut:
-        regs = lut_model.features(lut_model.prepare(params), 0)["cmos"]["reg"]
+        c = lut_model.prepare(params)
+        memory = 2 * c["m_tile"] * c["k_groups"] * c["entries"] * c["entry_bits"] * c["lutram"]
+        regs = lut_model.features(c, 0, "cmos")["cmos"]["reg"] - memory
     else:
         c = mac_model.prepare(params)
         regs = mac_model.features(c, np.zeros(1, dtype=bool))["cmos"]["reg"]
