@@ -13,6 +13,11 @@ ternary). The closed forms of the notes (section 1.3) are exact here:
 * lookups per output element: ``planes * ceil(K/g)``, each followed by an
   accumulate.
 
+With ``column_steps`` a weight beat takes that many cycles, and with tables in
+distributed RAM a group takes ``max(fill, passes * column_steps)`` once the
+first table is filled (:func:`cost_models.mpgemm.run_cycles`); their RAM is
+counted (:func:`table_memories`), never fitted.
+
 Resources, area and energy are structural counts times coefficients kept
 in ``cost_models/data/lut_mpgemm.json`` (fitted by ``accelforge calibrate``).
 """
@@ -226,7 +231,8 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
                            c["out"])
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"] * c["k_groups"]),
-             "lookups": lookups, "macs_per_cycle": units * c["group"] * c["ppc"] / c["planes"]}
+             "lookups": lookups,
+             "macs_per_cycle": units * c["group"] / np.maximum(c["fill"], c["passes"] * c["steps"])}
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]) + lutram, lutram=lutram, ff=weighted(fab.ff, feats["ff"]),
                  dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),

@@ -33,6 +33,12 @@ Tensor Core's offline weight reinterpretation). A ternary field is
 ``idx = sum_t (w_t + 1) 3^t``, symmetric: ``sign << (code_bits-1) | |idx - c|``
 with the sign set when ``idx < c``.
 
+``column_steps`` holds each w_stream beat that many cycles, its columns served ``n_tile /
+column_steps`` at a time (the fetchers per table); ``table_store=lutram`` keeps each table in
+distributed RAM, two banks of one memory, filled one entry per cycle by
+:class:`hw.lut.SerialTableFill` while the other bank is read, one read port per fetcher and
+slot. Neither changes the streams (see :mod:`generators.mpgemm` for the cycles).
+
 With ``table_source=external`` the a_stream carries the tables themselves
 (per beat, row and group, the ``entries`` values of ``entry_bits``, as
 :func:`pack_tables` builds them from A): the operator-fusion variant of
@@ -303,7 +309,7 @@ class LutMpGemmEngine(MpGemmEngine):
                 builder = SerialTableFill(coefficients, p.a_bits, signed(p.entry_bits))
                 assert builder.cycles == p.fill_cycles, "the frame counts the fill's cycles"
                 memory = Memory(shape=signed(p.entry_bits), depth=2 * p.entries, init=[],
-                                attrs={"ram_style": "distributed"})    # never flip-flops
+                                attrs={"ram_style": "distributed"})    # LUT RAM, never logic
                 m.submodules[self._name(f"fill{i}", q)] = builder
                 m.submodules[self._name(f"table{i}", q)] = memory
                 write = memory.write_port()
