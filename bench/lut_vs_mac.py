@@ -17,7 +17,8 @@ Throughput is structural: ``m_tile * n_tile * g / w_bits`` products per
 cycle for the bit-serial LUT engine (``g`` for ternary), ``m_tile *
 n_tile * k_lanes`` for MAC. ``--store lutram`` keeps the tables in
 distributed RAM, each weight beat held the fewest cycles that hide the next
-table's serial fill (``column_steps``), and divides by that time instead. The ratio LUT/MAC below 1 means lookup wins.
+table's serial fill (``column_steps``), and divides by that time instead.
+The ratio LUT/MAC below 1 means lookup wins.
 ``--quick`` keeps ``n_tile`` 4 and 64 and ``g = 4``. Results go through
 the synthesis cache, so a second run is instant.
 """
@@ -119,7 +120,8 @@ def main() -> None:
     table = lut.merge(mac[keys + [f"{k}_per_mac" for k in metrics]], on=keys, suffixes=("", "_mac"))
     for k in metrics:
         table[f"{k}_ratio"] = table[f"{k}_per_mac"] / table[f"{k}_per_mac_mac"]
-    shown = keys + ["g", "column_steps"] + [c for k in metrics for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
+    shown = keys + ["g", "column_steps"] + [c for k in metrics
+                                             for c in (f"{k}_per_mac", f"{k}_per_mac_mac", f"{k}_ratio")]
     pd.set_option("display.width", 200)
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     for k in metrics:
