@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cost_models.mpgemm import group_cycles
 from flows.calibrate import synthesize_all
 from generators import lut_mpgemm, mac_mpgemm
 from verif.runner import cache_root
@@ -66,7 +67,7 @@ def products_per_cycle(p) -> float:
     cycle of the group's steady-state time (LUT: ``max(fill, passes * column_steps)``)."""
     if p.family == "mac_mpgemm":
         return p.m_tile * p.n_tile * p.k_lanes
-    return p.m_tile * p.n_tile * p.group / max(p.fill_cycles, p.passes * p.column_steps)
+    return p.m_tile * p.n_tile * p.group / int(group_cycles(p.passes, p.column_steps, p.fill_cycles))
 
 
 FABRICS = ("xilinx-7-fabric", "ecp5-85k-fabric")

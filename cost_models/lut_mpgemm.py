@@ -30,10 +30,10 @@ import numpy as np
 
 from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coefficients, provenance, weighted
 from cost_models.memory import read_ported_lutram
-from cost_models.mpgemm import tiling
+from cost_models.mpgemm import group_cycles, tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
-from cost_models.targets import Target, TargetKind
+from cost_models.targets import Target
 from generators import lut_mpgemm as gen
 from generators.mpgemm import TERNARY_CODE, UINT_CODE, out_bits, rowsum_bits
 from generators.widths import bits_for
@@ -150,7 +150,8 @@ def table_memories(c: Mapping[str, np.ndarray], tech: str) -> dict[str, np.ndarr
     return {"lutram": tables * one["lutram"], "stack_mux": tables * one["stack_mux"]}
 
 
-def features(c: Mapping[str, np.ndarray], unit_luts, tech: str) -> dict[str, dict[str, np.ndarray]]:
+def features(c: Mapping[str, np.ndarray], unit_luts, memories: Mapping[str, np.ndarray]
+             ) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the generated RTL, grouped by the figure they price.
 
     Read off mapped netlists (``accelforge synth lut_mpgemm --breakdown``), block by block:
@@ -161,7 +162,8 @@ def features(c: Mapping[str, np.ndarray], unit_luts, tech: str) -> dict[str, dic
     A unit is a fetcher (``n_tile / column_steps`` per row); with ``column_steps`` > 1 each
     selects its weight lane and accumulator per step (``column_select``). Tables in distributed
     RAM have no entry mux (a read port each: the RAM's LUTs are counted, not fitted, beside the
-    multiplexers over stacked primitives, ``ram_mux``) and fill with one adder (``table_fill``).
+    multiplexers over stacked primitives, ``ram_mux``, of :func:`table_memories`) and fill with
+    one adder (``table_fill``).
     """
     mt, nt, e, eb, kg = c["m_tile"], c["n_tile"], c["entries"], c["entry_bits"], c["k_groups"]
     ram, regs = c["lutram"], ~c["lutram"]
@@ -190,14 +192,13 @@ def features(c: Mapping[str, np.ndarray], unit_luts, tech: str) -> dict[str, dic
     kept_table = np.where(c["external"] | ram, table_reg,
                           tables * _KEPT[(c["fmt"] == TERNARY_CODE).astype(np.int64), c["sym"].astype(np.int64),
                                      c["g"], c["a_bits"]])
-    ram_mux = table_memories(c, tech)["stack_mux"]
     return {
         "lut": {"const": one, "lookup": np.where(regs, units * slots * eb * (e - 1), 0), "pass_mux": pass_mux,
                 "unit": np.where(regs & (c["steps"] == 1), units * slots * unit_luts, 0),
                 "stepped_unit": np.where(regs & (c["steps"] > 1), units * slots * unit_luts, 0),
                 "adders": adders, "rowsum": tables * c["rowsum"], "table_build": build,
                 "drain": (mt - 1) * (nt * c["acc"] + c["rowsum"]), "correction": correction,
-                "column_select": select, "table_fill": fill, "ram_mux": ram_mux},
+                "column_select": select, "table_fill": fill, "ram_mux": memories["stack_mux"]},
         "ff": {"const": one, "registers": registers - table_reg + kept_table},
         "period_ns": {"const": one, "lookup_levels": np.log2(np.maximum(np.where(ram, 1, e), 2)),
                       "acc_bit": c["acc"], "table_levels": np.where(c["external"] | ram, 0, c["g"]),
@@ -215,9 +216,10 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     c = prepare(points)
     fab = coefficients("lut_mpgemm", target.tech, FabricCoefficients)
     cmos = coefficients("lut_mpgemm", "cmos", CmosCoefficients)
-    feats = features(c, _unit_luts(fab.tables, c), target.tech)
+    memories = table_memories(c, target.tech)                 # zeros for an ASIC technology
+    feats = features(c, _unit_luts(fab.tables, c), memories)
     counts = tiling(c["group"], c["passes"], c["m_tile"], c["n_tile"], c["k_max"], gemm, c["steps"], c["fill"])
-    lutram = table_memories(c, target.tech)["lutram"] if target.kind is TargetKind.FPGA else np.zeros_like(c["g"])
+    lutram = memories["lutram"]
     units = c["m_tile"] * c["n_tile"]
     lookups = counts["beats"] * units * c["ppc"] * c["k_groups"]
     builds = np.where(c["external"], 0, counts["groups"] * c["m_tile"] * c["k_groups"] * c["adders"])
@@ -232,7 +234,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     extra = {"acc_bits": c["acc"], "out_bits": c["out"], "entries": c["entries"],
              "table_bits": table_storage_bits(c["fmt"], c["g"], c["sym"], c["a_bits"], c["m_tile"] * c["k_groups"]),
              "lookups": lookups,
-             "macs_per_cycle": units * c["group"] / np.maximum(c["fill"], c["passes"] * c["steps"])}
+             "macs_per_cycle": units * c["group"] / group_cycles(c["passes"], c["steps"], c["fill"])}
     return price(ops=gemm.ops, target=target, fab=fab, counts=counts,
                  lut=weighted(fab.lut, feats["lut"]) + lutram, lutram=lutram, ff=weighted(fab.ff, feats["ff"]),
                  dsp=np.zeros_like(units), area=weighted(cmos.transistors, feats["cmos"]),
@@ -256,7 +258,7 @@ limit) on a 2-core machine; this box keeps designs to about a quarter of that.""
 def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, _unit_luts(tables, c), target.tech)
+    return features(c, _unit_luts(tables, c), table_memories(c, target.tech))
 
 
 def placed_memories(points: Points, tech: str) -> dict[str, np.ndarray]:

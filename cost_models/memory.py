@@ -43,18 +43,22 @@ ROM_LOGIC_COST_PER_BIT = {"xilinx": 1 / 64, "ecp5": 1 / 16}
 LUT4 logic costs more per bit)."""
 
 
-def _cheapest(w, d, shapes, mux) -> tuple[np.ndarray, np.ndarray]:
-    """(cost, primitives) of a ``w x d`` memory built from the cheapest of ``shapes`` ((width,
-    depth, cost) of one primitive), the read mux of stacked ones (``mux`` per bit and extra
-    stack) included."""
-    best_cost, prims = np.full(np.shape(w), np.inf), np.zeros(np.shape(w), dtype=np.int64)
-    for width, depth, each in shapes:
+def _cheapest(w, d, shapes, mux, reads=1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost, primitives, stacks) of a ``w x d`` memory with ``reads`` read ports built from the
+    cheapest of ``shapes`` ((width, depth, cost) of one primitive with one read port, or (width,
+    depth, cost, read ports)): copied for more reads, stacked for depth, the read mux of stacked
+    ones (``mux`` per bit and extra stack, per copy) included."""
+    best_cost = np.full(np.shape(w), np.inf)
+    prims, best_stacks = np.zeros(np.shape(w), dtype=np.int64), np.ones(np.shape(w), dtype=np.int64)
+    for width, depth, each, *ports in shapes:
         stacks = ceil_div(d, depth)
-        n = ceil_div(w, width) * stacks
-        total = n * each + mux * w * (stacks - 1)
+        copies = ceil_div(reads, ports[0] if ports else 1)
+        n = copies * ceil_div(w, width) * stacks
+        total = n * each + mux * w * (stacks - 1) * copies
         better = total < best_cost
         best_cost, prims = np.where(better, total, best_cost), np.where(better, n, prims)
-    return best_cost, prims
+        best_stacks = np.where(better, stacks, best_stacks)
+    return best_cost, prims, best_stacks
 
 
 def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shape,
@@ -76,16 +80,16 @@ def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shap
         top = np.where(d > 0, 1 << np.maximum(bit_length(d) - 1, 0), 0)
         for aspects, cost, per_block in choices["bram"]:
             shapes = [(aw, ad, cost) for aw, ad in aspects]
-            whole_cost, whole = _cheapest(w, d, shapes, mux)
-            top_cost, top_blocks = _cheapest(w, top, shapes, mux)
-            rest_cost, rest_blocks = _cheapest(w, np.maximum(d - top, 1), shapes, mux)
+            whole_cost, whole, _ = _cheapest(w, d, shapes, mux)
+            top_cost, top_blocks, _ = _cheapest(w, top, shapes, mux)
+            rest_cost, rest_blocks, _ = _cheapest(w, np.maximum(d - top, 1), shapes, mux)
             split = (d > top) & (top_cost + rest_cost + mux * w < whole_cost)
             options.append((np.where(split, top_cost + rest_cost + mux * w, whole_cost), zero,
                             np.where(split, top_blocks + rest_blocks, whole) / per_block))
         if name.startswith("rom"):
             options.append((w * d * ROM_LOGIC_COST_PER_BIT[tech], zero, zero))
         else:
-            cost, prims = _cheapest(w, d, lut_shapes, mux)
+            cost, prims, _ = _cheapest(w, d, lut_shapes, mux)
             options.append((cost + READ_ENABLE_COST[tech] * w * (name in read_enabled), LUTS_PER_LUTRAM * prims,
                             zero))
         costs = np.stack([np.asarray(o[0], dtype=np.float64) * np.ones(np.shape(w)) for o in options])
@@ -96,33 +100,23 @@ def placement(mems: Mapping[str, tuple[np.ndarray, np.ndarray]], tech: str, shap
     return {"bram": np.ceil(brams - 1e-9).astype(np.int64), "lutram": lutram.astype(np.int64)}
 
 
-READ_PORTED_LUTRAM = {
-    "xilinx": ((32, 6, 1, 8), (64, 3, 1, 8), (32, 2, 3, 7), (64, 1, 3, 7)),
-    "ecp5": ((16, 4, 1, 8),),
-}
-"""Distributed-RAM primitives for a memory with one write port and several asynchronous read
-ports, as Yosys's ``memory_libmap`` library lists them: (depth, bits per read port, read ports,
-cost). Xilinx RAM32M / RAM64M as simple dual port (one read, 6 or 3 bits) or quad port (three
-reads, 2 or 1 bits); ECP5 TRELLIS_DPR16X4 (one read, 4 bits). A memory with more reads is
-copied, a deeper one stacked (a read multiplexer in logic), whichever costs least."""
+QUAD_PORT_LUTRAM = {"xilinx": ((2, 32, 7, 3), (1, 64, 7, 3))}
+"""LUT RAM primitives with several asynchronous read ports beside their write port, as Yosys's
+``memory_libmap`` library lists them ((width per read port, depth, cost, read ports)): Xilinx
+RAM32M / RAM64M as quad port, three reads of 2 or 1 bits. Every primitive of
+:data:`RAM_CHOICES` serves one read (ECP5's TRELLIS_DPR16X4 only that)."""
 
 
 def read_ported_lutram(width, depth, reads, tech: str) -> dict[str, np.ndarray]:
     """LUTs of distributed RAM (``lutram``, counted: 4 per primitive) and the read multiplexers'
     inputs over stacked primitives (``stack_mux``: per read port, bits times extra stacks) of a
-    ``width x depth`` memory with ``reads`` asynchronous read ports; zeros without LUT RAM."""
+    ``width x depth`` memory with ``reads`` asynchronous read ports, built the cheapest way (a
+    memory with more reads than a primitive has is copied, a deeper one stacked); zeros without
+    LUT RAM."""
     w, d, r = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (width, depth, reads)))
-    if tech not in READ_PORTED_LUTRAM:
+    if tech not in RAM_CHOICES:
         return {"lutram": np.zeros(w.shape, dtype=np.int64), "stack_mux": np.zeros(w.shape, dtype=np.int64)}
-    best = np.full(w.shape, np.inf)
-    prims, mux = np.zeros(w.shape, dtype=np.int64), np.zeros(w.shape, dtype=np.int64)
-    for p_depth, p_bits, p_reads, cost in READ_PORTED_LUTRAM[tech]:
-        stacks = ceil_div(d, p_depth)
-        copies = ceil_div(r, p_reads)
-        n = copies * ceil_div(w, p_bits) * stacks
-        total = n * cost + STACK_MUX_COST[tech] * w * (stacks - 1) * copies
-        better = total < best
-        best, prims = np.where(better, total, best), np.where(better, n, prims)
-        mux = np.where(better, r * w * (stacks - 1), mux)
+    shapes = [(bits, rows, each) for rows, bits, each in RAM_CHOICES[tech]["lutram"]]
+    _, prims, stacks = _cheapest(w, d, shapes + list(QUAD_PORT_LUTRAM.get(tech, ())), STACK_MUX_COST[tech], r)
     present = d > 0
-    return {"lutram": present * LUTS_PER_LUTRAM * prims, "stack_mux": present * mux}
+    return {"lutram": present * LUTS_PER_LUTRAM * prims, "stack_mux": present * r * w * (stacks - 1)}

@@ -28,13 +28,19 @@ from cost_models.ops import Gemm
 from generators.widths import ceil_div
 
 
+def group_cycles(passes, steps=1, fill=0):
+    """Cycles one activation group takes once the first table is filled: its weight beats
+    (``passes``, each held ``steps`` cycles) or the next table's ``fill``, whichever is longer."""
+    return np.maximum(np.asarray(fill, dtype=np.int64),
+                      np.asarray(passes, dtype=np.int64) * np.asarray(steps, dtype=np.int64))
+
+
 def run_cycles(group, passes, k, steps=1, fill=0):
     """Cycles from the accepted ``start`` to ``done`` for one run of depth ``k``: ``steps``
     cycles per weight beat, tables filled over ``fill`` cycles (0: loaded in one)."""
     groups = ceil_div(k, group)
     per_group = np.asarray(passes, dtype=np.int64) * np.asarray(steps, dtype=np.int64)
-    fill = np.asarray(fill, dtype=np.int64)
-    return fill + 2 + (groups - 1) * np.maximum(fill, per_group) + per_group
+    return np.asarray(fill, dtype=np.int64) + 2 + (groups - 1) * group_cycles(passes, steps, fill) + per_group
 
 
 def run_to_last_y(group, passes, m_tile, k, steps=1, fill=0):

@@ -81,10 +81,6 @@ class TableStore(enum.Enum):
     LUTRAM = "lutram"         # distributed RAM, two banks, filled one entry per cycle, a read port per lookup
 
 
-def _index_bits(count: int) -> int:
-    return max(1, (count - 1).bit_length())
-
-
 # ---------------------------------------------------------------------- closed forms (vectorised)
 def planes(fmt, w_bits):
     """Weight bit-planes a group is looked up in: ``w_bits``, or 1 base-3 code for ternary."""
@@ -274,8 +270,7 @@ class LutMpGemmEngine(MpGemmEngine):
         else:
             a_payload = operand
         super().__init__(p, operand, a_payload, p.k_groups * p.planes_per_cycle * p.code_bits, p.acc_bits,
-                         rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point,
-                         column_steps=p.column_steps, fill_cycles=p.fill_cycles)
+                         rowsum=p.keeps_rowsum, tile_zero_point=p.has_zero_point)
         self._memories: list = []
 
     def _name(self, base: str, q: int) -> str:

@@ -157,21 +157,18 @@ class MpGemmEngine(wiring.Component):
     one contribution per output element. The next group loads in the cycle
     its predecessor's last pass is consumed, so groups follow back to back.
 
-    ``column_steps`` > 1 holds each ``w_stream`` beat that many cycles, its columns served
-    ``n_tile / column_steps`` at a time (fewer fetchers, each with its accumulators' read mux).
-    ``fill_cycles`` > 0 replaces the operand register by two table banks the subclass fills
+    ``beat_cycles`` > 1 (the params') holds each ``w_stream`` beat that many cycles, its columns
+    served ``n_tile / beat_cycles`` at a time (fewer fetchers, each with its accumulators' read
+    mux). ``fill_cycles`` > 0 replaces the operand register by two table banks the subclass fills
     (:meth:`fill`) over that many cycles while the other is read, so a group takes
-    ``max(fill_cycles, passes * column_steps)`` cycles once the first is filled.
+    ``max(fill_cycles, passes * beat_cycles)`` cycles once the first is filled. With neither, the
+    netlist is the one both engines had before them, statement for statement, so cached
+    synthesis results keep their keys: hence the separate branches below.
     """
 
     def __init__(self, params: MpGemmParams, operand_layout: data.Layout, a_payload: data.Layout,
-                 w_lane_bits: int, acc_bits: int, *, rowsum: bool, tile_zero_point: bool,
-                 column_steps: int = 1, fill_cycles: int = 0):
+                 w_lane_bits: int, acc_bits: int, *, rowsum: bool, tile_zero_point: bool):
         self.params = p = params
-        if column_steps < 1 or p.n_tile % column_steps:
-            raise ValueError(f"column_steps must divide n_tile ({p.n_tile}), not {column_steps!r}")
-        self._column_steps = column_steps
-        self._fill_cycles = fill_cycles
         self._lane_bits = w_lane_bits
         self._operand_layout = operand_layout
         self._acc_bits = acc_bits
@@ -236,7 +233,7 @@ class MpGemmEngine(wiring.Component):
         zp_shape = data.ArrayLayout(unsigned(p.w_bits), p.n_tile)
         zp_run = Signal(zp_shape)
         zp_tile = Signal(zp_shape)
-        banked = self._fill_cycles > 0
+        banked = p.fill_cycles > 0
         if not banked:
             opnd = Signal(self._operand_layout)
             opnd_valid = Signal()
@@ -265,9 +262,14 @@ class MpGemmEngine(wiring.Component):
         group_end = Signal()
         load = Signal()
         running = Signal()
-        steps = self._column_steps
-        if banked:
-            full, last, read_bank, fill_bank, writing_bank, fill_left = self._banks(p)
+        steps = p.beat_cycles
+        if banked:                         # which banks hold a filled group, and the run's last
+            full = Signal(2)
+            last = Signal(2)
+            read_bank = Signal()
+            fill_bank = Signal()
+            writing_bank = Signal()
+            fill_left = Signal(range(p.fill_cycles + 1))    # cycles the running fill has left
             opnd_valid, opnd_last = full.bit_select(read_bank, 1), last.bit_select(read_bank, 1)
         if steps > 1:
             column_step = Signal(range(steps))
@@ -299,7 +301,7 @@ class MpGemmEngine(wiring.Component):
                 m.d.sync += [full.bit_select(read_bank, 1).eq(0), read_bank.eq(~read_bank)]
             with m.If(load):
                 m.d.sync += [
-                    fill_left.eq(self._fill_cycles),
+                    fill_left.eq(p.fill_cycles),
                     writing_bank.eq(fill_bank),
                     fill_bank.eq(~fill_bank),
                     last.bit_select(fill_bank, 1).eq(k_left <= p.group),
@@ -390,14 +392,6 @@ class MpGemmEngine(wiring.Component):
                     m.next = "HANDOFF"
             handoff_state(m, self, accept, handoff, drain, begin_run)
         return m
-
-    def _banks(self, p):
-        """The two table banks' state: which hold a filled group (``full``) and whether it is
-        the run's last (``last``), the bank read and the bank the next fill takes, the bank
-        being written and the fill's cycles left."""
-        return (Signal(2, name="full"), Signal(2, name="last"), Signal(name="read_bank"),
-                Signal(name="fill_bank"), Signal(name="writing_bank"),
-                Signal(range(self._fill_cycles + 1), name="fill_left"))
 
 
 def _floor_sub(value, step: int):

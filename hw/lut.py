@@ -273,27 +273,6 @@ class SerialTableFill(wiring.Component):
         return m
 
 
-def _weigh(m: Module, term, entry, sign, weights: Sequence[Sequence[int]], pass_index, slot: int) -> None:
-    """Drive ``term`` (value, negate) from a slot's looked-up ``entry`` and its sign: shifted to the
-    plane the pass gives the slot, negated for a negative plane weight or a set sign."""
-    def weighted(w):
-        if not w:
-            return [term.value.eq(0), term.negate.eq(0)]
-        return [term.value.eq(entry << (abs(w).bit_length() - 1)), term.negate.eq(sign ^ int(w < 0))]
-
-    if len(weights) == 1:
-        m.d.comb += weighted(weights[0][slot])
-    else:
-        with m.Switch(pass_index):
-            for p, row in enumerate(weights):
-                with m.Case(p):
-                    m.d.comb += weighted(row[slot])
-
-
-def _term_layout(value_shape: Shape, slots: int) -> data.ArrayLayout:
-    return data.ArrayLayout(data.StructLayout({"value": value_shape, "negate": 1}), slots)
-
-
 class _LookupTerms(wiring.Component):
     """What both lookup units share: ``slots`` code fields in, one term per slot out."""
 
@@ -308,7 +287,7 @@ class _LookupTerms(wiring.Component):
             "code": In(code_bits * slots),
             "pass_index": In(index_shape(len(self._weights))),
             **(after or {}),
-            "terms": Out(_term_layout(value_shape, slots)),
+            "terms": Out(data.ArrayLayout(data.StructLayout({"value": value_shape, "negate": 1}), slots)),
         })
 
     def _slots(self):
@@ -318,6 +297,24 @@ class _LookupTerms(wiring.Component):
         for slot in range(len(self._weights[0])):
             field = self.code[slot * cb:(slot + 1) * cb]
             yield slot, (field[:index_bits] if index_bits else None), (field[cb - 1] if self._symmetric else 0)
+
+    def _weigh(self, m: Module, slot: int, entry, sign) -> None:
+        """Drive the slot's term from its looked-up ``entry`` and sign: shifted to the plane the
+        pass gives the slot, negated for a negative plane weight or a set sign."""
+        term = self.terms[slot]
+
+        def weighted(w):
+            if not w:
+                return [term.value.eq(0), term.negate.eq(0)]
+            return [term.value.eq(entry << (abs(w).bit_length() - 1)), term.negate.eq(sign ^ int(w < 0))]
+
+        if len(self._weights) == 1:
+            m.d.comb += weighted(self._weights[0][slot])
+        else:
+            with m.Switch(self.pass_index):
+                for p, row in enumerate(self._weights):
+                    with m.Case(p):
+                        m.d.comb += weighted(row[slot])
 
 
 class LutDotUnit(_LookupTerms):
@@ -341,7 +338,7 @@ class LutDotUnit(_LookupTerms):
         m = Module()
         for slot, index, sign in self._slots():
             entry = self.table[index] if index is not None else self.table[0]
-            _weigh(m, self.terms[slot], entry, sign, self._weights, self.pass_index, slot)
+            self._weigh(m, slot, entry, sign)
         return m
 
 
@@ -362,5 +359,5 @@ class RamLookupUnit(_LookupTerms):
         for slot, index, sign in self._slots():
             if index is not None:
                 m.d.comb += self.index[slot].eq(index)
-            _weigh(m, self.terms[slot], self.entry[slot], sign, self._weights, self.pass_index, slot)
+            self._weigh(m, slot, self.entry[slot], sign)
         return m

@@ -153,7 +153,7 @@ def test_manifest_ports_and_registers_match_the_parsed_verilog(params):
     if lut:
         c = lut_model.prepare(params)
         memory = 2 * c["m_tile"] * c["k_groups"] * c["entries"] * c["entry_bits"] * c["lutram"]
-        regs = lut_model.features(c, 0, "cmos")["cmos"]["reg"] - memory
+        regs = lut_model.features(c, 0, lut_model.table_memories(c, "cmos"))["cmos"]["reg"] - memory
     else:
         c = mac_model.prepare(params)
         regs = mac_model.features(c, np.zeros(1, dtype=bool))["cmos"]["reg"]
