@@ -7,7 +7,7 @@ prints the largest |O_fixed - O_float| in V's units for each, the worst as a fra
 full scale, and the guaranteed bound the tests assert. ``--write`` records the figures as the
 reference the accuracy check of ``make test`` holds each variant to (within 2x).
 
-    python bench/attention_accuracy.py [--keys 128] [--write]
+    python bench/attention_accuracy.py [--keys 128] [--write] [--smoke]
 """
 from __future__ import annotations
 
@@ -27,14 +27,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=KEYS)
     parser.add_argument("--write", action="store_true", help=f"record the figures in {REFERENCE.name}")
+    parser.add_argument("--smoke", action="store_true", help="16 keys, the first variant: that the bench runs")
     args = parser.parse_args()
+    if args.smoke and args.write:
+        parser.error("--smoke figures are not the reference; leave out --write")
+    variants = list(VARIANTS)[:1] if args.smoke else list(VARIANTS)
+    if args.smoke:
+        args.keys = 16
     if args.write and args.keys != KEYS:
         parser.error(f"--write records the reference at --keys {KEYS}")
     print(f"head_dim 64, int8 Q/K/V, q_rows 4, {args.keys} keys; realistic: random codes at base-2 "
           f"spreads 1, 3, 8 and gaussian scores; adversarial: 7 shapes x 3 spreads x 2 V patterns")
     print(f"{'variant':<34} {'realistic':>10} {'adversarial':>12} {'/ full scale':>13} {'bound':>10}")
     figures = {}
-    for name in VARIANTS:
+    for name in variants:
         p = variant(name, args.keys)
         got = figures[name] = measure(p, args.keys)
         worst = max(got.values())

@@ -1,7 +1,7 @@
 """Design points per second the cost models evaluate: the systolic model on one GEMM shape,
 and whole accelerators on every op of a decode token.
 
-Usage: python bench/cost_model_speed.py [--points N] [--accelerators N] [--repeats R]
+Usage: python bench/cost_model_speed.py [--points N] [--accelerators N] [--repeats R] [--smoke]
 Prints the best of R timings of one vectorised call over random design points
 (columns, as the explorer passes them), on one core. The accelerator points are drawn
 from the explorer's own space (every GEMM kind, replicas, attention and vector unit);
@@ -22,14 +22,23 @@ from cost_models.ops import Gemm  # noqa: E402
 from cost_models.targets import get_target  # noqa: E402
 
 
-def random_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+def random_columns(params, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` random design points of ``params`` as model columns, every field drawn from its own
+    declaration (so a field added to the family is drawn too; points a rule rules out are
+    priced as invalid, as the explorer's would be)."""
     rng = np.random.default_rng(seed)
-    return {
-        "rows": rng.integers(1, 65, n), "cols": rng.integers(1, 65, n),
-        "a_bits": rng.integers(2, 17, n), "w_bits": rng.integers(2, 17, n),
-        "acc_bits": np.zeros(n, dtype=np.int64), "signed": rng.integers(0, 2, n).astype(bool),
-        "dataflow": rng.integers(0, 2, n), "k_max": 2 ** rng.integers(0, 17, n),
-    }
+    columns = {}
+    for info in params.fields():
+        if info.choices:
+            values = [info.choices[i] for i in rng.integers(0, len(info.choices), n)]
+        elif info.spec.optional:
+            values = [None] * n                        # unset: derived by the family
+        else:
+            lo, hi = info.spec.range.lo, info.spec.range.hi
+            values = (np.exp(rng.uniform(np.log(lo), np.log(hi + 1), n)).astype(np.int64).clip(lo, hi)
+                      if info.spec.range.log else rng.integers(lo, hi + 1, n)).tolist()
+        columns[info.name] = info.encode(values)
+    return columns
 
 
 def main() -> None:
@@ -37,9 +46,13 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--accelerators", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="a few points, once (seconds): that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.points, args.accelerators, args.repeats = 1000, 200, 1
     accelerator_speed(args.accelerators, args.repeats)
-    columns = random_columns(args.points)
+    from generators.systolic import SystolicParams
+    columns = random_columns(SystolicParams, args.points)
     gemm = Gemm(m=128, n=4096, k=4096, name="llama2-7b q_proj, 128-token prefill")
     for target in ("ecp5-85k", "asic-45nm"):
         best = float("inf")

@@ -1,6 +1,6 @@
 """Where does table lookup beat multiply-accumulate? Synthesized area per unit throughput.
 
-Usage: python bench/lut_vs_mac.py [--quick] [--fabric [TARGETS]] [--store registers|lutram] [--m-tile 1]
+Usage: python bench/lut_vs_mac.py [--quick | --smoke] [--fabric [TARGETS]] [--store registers|lutram] [--m-tile 1]
                                   [--png FILE] [--csv FILE]
 
 Synthesizes the LUT engine (bit-serial, symmetric half tables, tables built
@@ -39,11 +39,12 @@ from verif.runner import cache_root
 WEIGHTS = (("uint", 1), ("uint", 2), ("uint", 4), ("ternary", 2))
 
 
-def designs(quick: bool, m_tile: int, k_lanes: int, store: str = "registers"):
-    n_tiles = (4, 64) if quick else (4, 16, 64)
-    groups = (4,) if quick else (2, 3, 4)
+def designs(quick: bool, m_tile: int, k_lanes: int, store: str = "registers", smoke: bool = False):
+    n_tiles = (4,) if smoke else (4, 64) if quick else (4, 16, 64)
+    groups = (4,) if quick or smoke else (2, 3, 4)
+    weights, a_widths = (WEIGHTS[-1:], (8,)) if smoke else (WEIGHTS, (8, 16))
     lut, mac = [], []
-    for (fmt, w_bits), a_bits, n_tile in itertools.product(WEIGHTS, (8, 16), n_tiles):
+    for (fmt, w_bits), a_bits, n_tile in itertools.product(weights, a_widths, n_tiles):
         common = dict(m_tile=m_tile, n_tile=n_tile, a_bits=a_bits, w_bits=w_bits, weight_format=fmt,
                       k_max=256)
         mac.append(mac_mpgemm.MacMpGemmParams(k_lanes=k_lanes, **common))
@@ -91,6 +92,7 @@ def measure(points, build, targets):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="one ternary int8 cell (seconds from the cache)")
     parser.add_argument("--fabric", nargs="?", const=",".join(FABRICS), default="",
                         help=f"also FPGA LUTs without DSPs: {', '.join(FABRICS)}")
     parser.add_argument("--store", choices=("registers", "lutram"), default="registers",
@@ -106,7 +108,7 @@ def main() -> None:
         parser.error(f"--fabric takes a comma-separated list of {', '.join(FABRICS)}, not {args.fabric!r}")
     targets = ["generic"] + fabrics
     try:
-        lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes, args.store)
+        lut_points, mac_points = designs(args.quick, args.m_tile, args.k_lanes, args.store, args.smoke)
     except ValueError as exc:
         parser.error(str(exc))
     lut = measure(lut_points, lut_mpgemm.build, targets)
@@ -156,7 +158,8 @@ def crossover_markdown(table: pd.DataFrame, metrics: list[tuple[str, str]]) -> s
                 f"**{text}**" if row[f"{k}_ratio"] < 1 else text)
     header = ["weights", "a_bits"] + [f"{label} n_tile {n}" for _, label in metrics for n in n_tiles]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for fmt, w_bits in WEIGHTS:
+    present = set(zip(table["weight_format"], table["w_bits"]))
+    for fmt, w_bits in (w for w in WEIGHTS if w in present):
         for a_bits in sorted(table["a_bits"].unique()):
             name = "ternary" if fmt == "ternary" else f"{fmt}{w_bits}"
             row = [cells[(fmt, w_bits, a_bits, label, n)] for _, label in metrics for n in n_tiles]

@@ -8,7 +8,7 @@ family the killed, surviving and invalid (not compiling) mutants and the kill ra
 survivor: a gap in the bench or an equivalent mutant, to be explained. ``--out FILE`` also
 writes every outcome as JSON.
 
-    python bench/mutants.py [--family F ...] [--mutants 30] [--seed 0] [--out FILE]
+    python bench/mutants.py [--family F ...] [--mutants 30] [--seed 0] [--out FILE] [--smoke]
 """
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def main() -> int:
     ap.add_argument("--mutants", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--smoke", action="store_true", help="one mutant of the systolic bench: that it runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.mutants, args.family = 1, args.family or ["systolic"]
     if args.mutants < 1:
         ap.error("--mutants must be a positive integer")
     report = {}

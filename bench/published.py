@@ -1,6 +1,6 @@
 """Published FPGA LLM accelerators beside the best accelerator our models find on the same board.
 
-Usage: python bench/published.py [--designs N] [--seed S]
+Usage: python bench/published.py [--designs N] [--seed S] [--smoke]
 For each published system: its device and model are pinned, N random whole-accelerator
 designs are drawn from the explorer's own space and priced on every op of a token, and
 the best one that fits the device is printed with the published figure and the roofline
@@ -84,7 +84,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="200 designs per row (seconds): that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.designs = 200
+    if not 1 <= args.designs <= 10_000_000:
+        parser.error(f"--designs must be an integer in 1..10000000, not {args.designs}")
     print(f"best of {args.designs:,} random accelerators per row (seed {args.seed}), fitting the device\n")
     print("| system | model, phase | published | ours (predicted) | roofline | our design |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -1,10 +1,11 @@
 """How close the explorer's samplers get to the exact Pareto front, by hypervolume.
 
-Usage: python bench/search_quality.py [--nsga2 500,2000,10000] [--tpe 500,2000] [--seed 0]
+Usage: python bench/search_quality.py [--nsga2 500,2000,10000] [--tpe 500,2000] [--seed 0] [--smoke]
 
 Space: the systolic family for BitNet b1.58 3B decode on ecp5-85k (a_bits,
-w_bits and signed pinned by the workload), rows and cols 1..64, both
-dataflows, k_max 1..256: 2,097,152 designs. Objectives: latency and LUTs,
+w_bits and signed pinned by the workload, m_tile at its default), rows and
+cols 1..64, both dataflows, k_max 1..256: 2,097,152 designs (``--smoke``: rows and cols
+1..8, k_max 1..16, 200 trials of each sampler; seconds, to show that it runs). Objectives: latency and LUTs,
 designs that do not fit the device excluded. The exact front comes from
 evaluating every design with the vectorised model; each sampler then runs
 through the real explorer (SQLite storage, batches of 50, resumed between
@@ -25,9 +26,11 @@ import numpy as np
 from dse.evaluate import constraint_values, evaluate, pareto_mask
 from dse.explorer import ExploreConfig, Explorer
 from dse.report import trials_frame
+from generators.systolic import SystolicParams
 
 SPACE = dict(family="systolic", workload="bitnet-b1.58-3b-decode", target="ecp5-85k",
-             objectives=("latency", "area"), ranges={"k_max": (1, 256)})
+             objectives=("latency", "area"), ranges={"k_max": (1, 256)},
+             pins={"m_tile": str(SystolicParams.field_info("m_tile").default)})
 
 
 def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
@@ -46,10 +49,15 @@ def main() -> None:
     parser.add_argument("--nsga2", default="500,2000,10000")
     parser.add_argument("--tpe", default="500,2000")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a small space and few trials (seconds)")
     args = parser.parse_args()
+    space = dict(SPACE)
+    if args.smoke:
+        space["ranges"] = {"rows": (1, 8), "cols": (1, 8), "k_max": (1, 16)}
+        args.nsga2, args.tpe = "200", "200"
 
     with tempfile.TemporaryDirectory() as scratch:
-        grid = Explorer(ExploreConfig(**SPACE, trials=1, sampler="grid", out=f"{scratch}/grid"))
+        grid = Explorer(ExploreConfig(**space, trials=1, sampler="grid", out=f"{scratch}/grid"))
         start = time.perf_counter()
         cols, _ = grid.space.grid_columns()
         metrics = evaluate(grid.family, cols, grid.workload, grid.target)
@@ -64,7 +72,7 @@ def main() -> None:
             out = Path(scratch) / sampler
             elapsed = 0.0
             for trials in (int(t) for t in checkpoints.split(",") if t):
-                explorer = Explorer(ExploreConfig(**SPACE, trials=trials, sampler=sampler, seed=args.seed,
+                explorer = Explorer(ExploreConfig(**space, trials=trials, sampler=sampler, seed=args.seed,
                                                   out=str(out)))
                 start = time.perf_counter()
                 explorer.run()

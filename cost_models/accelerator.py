@@ -33,7 +33,7 @@ GEMM_MODELS: dict[GemmKind, Callable[..., dict[str, np.ndarray]]] = {
     GemmKind.LUT_MPGEMM: lut_model.estimate,
     GemmKind.MAC_MPGEMM: mac_model.estimate,
 }
-RESOURCES = ("lut", "ff", "dsp", "bram", "area_transistors")
+RESOURCES = ("lut", "ff", "dsp", "bram", "lutram", "area_transistors")
 
 
 class _Ledger:
@@ -127,7 +127,7 @@ def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target:
     _attention(led, col, ops, target)
     vec = vector_model.resources(lanes, target)
     for k in RESOURCES:
-        led.res[k] += vec[k]
+        led.res[k] += vec.get(k, 0)                   # the stated vector model has no distributed RAM
     led.fmax = np.minimum(led.fmax, vec["fmax_mhz"])
     led.w_static += vec["w_static"]
     for i, (op, _) in enumerate(ops):
@@ -148,7 +148,7 @@ def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target:
     energy = ((counts * led.energy).sum(axis=0) + offchip * 8 * target.dram_pj_per_bit * 1e-12
               + led.w_static * latency)
     res = led.res
-    fits = led.valid & target.fits(res["lut"], res["ff"], res["dsp"], res["bram"])
+    fits = led.valid & target.fits(res["lut"], res["ff"], res["dsp"], res["bram"], res["lutram"])
     roofline = tokens * bandwidth / min_offchip_bytes
     out: dict[str, Any] = {
         "latency_s": latency, "tokens_per_s": tokens / latency, "energy_per_token_j": energy / tokens,

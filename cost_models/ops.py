@@ -4,7 +4,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from generators.params import parse_int
 from generators.widths import ceil_div
+
+
+MAX_OP_WORK = 1 << 48
+"""The most multiply-accumulates one op may hold (2.8e14, some 10x a 70B model's largest
+prefill GEMM of 128k tokens). The cost models count cycles, bytes and energy of an op in
+int64 and float64 arrays; under this bound no count can wrap, whatever the design."""
+
+
+def _bounded_work(what: str, formula: str, work: int) -> None:
+    if work > MAX_OP_WORK:
+        raise ValueError(f"{what}: {formula} must be at most 2^48 ({MAX_OP_WORK:,}) multiply-accumulates "
+                         f"per op, not {work:,}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +34,7 @@ class Gemm:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 24:
                 raise ValueError(f"gemm.{name} must be an integer in 1..{1 << 24}, not {value!r}")
+        _bounded_work(f"gemm {self.name}", "m*n*k", self.m * self.n * self.k)
 
     @property
     def ops(self) -> int:
@@ -42,7 +56,7 @@ class Gemm:
         if len(parts) != 3:
             raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}")
         try:
-            m, n, k = (int(p) for p in parts)
+            m, n, k = (parse_int(p) for p in parts)
         except ValueError:
             raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}") from None
         return cls(m=m, n=n, k=k)
@@ -76,6 +90,8 @@ class AttentionOp:
             raise ValueError(f"attention.kv_heads must divide heads ({self.heads}), not {self.kv_heads}")
         if self.n_q > self.n_kv:
             raise ValueError(f"attention.n_q must be at most n_kv ({self.n_kv}), not {self.n_q}")
+        _bounded_work(f"attention {self.name}", "batch*heads*n_q*n_kv*head_dim",
+                      self.batch * self.heads * self.n_q * self.n_kv * self.head_dim)
 
     @property
     def pairs(self) -> int:
@@ -105,7 +121,7 @@ class AttentionOp:
                                          not in ("dense", "0", "false")):
             raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}")
         try:
-            b, h, hkv, nq, nkv, d = (int(p) for p in parts[:6])
+            b, h, hkv, nq, nkv, d = (parse_int(p) for p in parts[:6])
         except ValueError:
             raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
         return cls(batch=b, heads=h, kv_heads=hkv, n_q=nq, n_kv=nkv, head_dim=d, causal=causal)

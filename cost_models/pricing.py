@@ -38,7 +38,7 @@ def price(*, ops: float, target: Target, fab: FabricCoefficients, counts: Mappin
         "fmax_mhz": fmax, "clock_mhz": clock, "tiles": counts["tiles"], "runs": counts["runs"],
         "offchip_bytes": offchip / 8,
     }
-    out["fits"] = target.fits(out["lut"], ff, out["dsp"], out["bram"]) & valid
+    out["fits"] = target.fits(out["lut"], ff, out["dsp"], out["bram"], out["lutram"]) & valid
     out.update(extra)
     out["valid"] = valid
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))

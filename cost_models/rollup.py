@@ -41,7 +41,7 @@ def rollup(estimate: Callable[..., dict[str, np.ndarray]], op_type: type, family
         offchip = offchip + count * est["offchip_bytes"]
         valid = valid & est["valid"]
     assert resources is not None
-    out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "area_transistors", "fmax_mhz",
+    out = {k: resources[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "area_transistors", "fmax_mhz",
                                      "clock_mhz", "fits")}
     out.update({
         "latency_s": latency, "tokens_per_s": workload.tokens / latency,

@@ -2,6 +2,14 @@
 
 Budgets are the vendors' published device totals; ``clock_mhz`` is the default
 clock constraint a design is priced at (capped by its estimated Fmax).
+
+Distributed-RAM budgets (``lutrams``, in LUTs) are each device's published distributed RAM
+over the bits one LUT holds: ECP5 data sheet FPGA-DS-02012 (194 and 669 kbit, 16 bits per
+LUT4: half the LUT4s, those of the two RAM-capable slices of a PFU); Xilinx 7-series
+DS180 (XC7A100T: 1,188 Kb, 64 bits per SLICEM LUT6, which Vivado reports as 19,000 "LUT as
+Memory"); Kintex UltraScale DS890 (XCKU040: 7.0 Mb, 114,688 LUT6); Zynq UltraScale+ DS891
+(XCK26 = ZU5EV fabric: 3.5 Mb, reported as 57,600); Virtex UltraScale+ DS923 (XCU280: 36.7
+Mb, 600,960).
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ class Target:
     dsps: int = 0
     brams: int = 0            # block RAM primitives (DP16KD on ECP5, RAMB36 on Xilinx)
     urams: int = 0            # UltraRAM blocks (UltraScale+); no engine model uses them yet
+    lutrams: int = 0          # LUTs that can be distributed RAM (SLICEM on Xilinx, half of ECP5's)
     dsp_a_bits: int = 0       # widest operands one DSP multiplier takes
     dsp_b_bits: int = 0
     dsp_slice_bits: int = 0   # width of the slices a wider operand is cut into (0: dsp_a_bits)
@@ -47,12 +56,13 @@ class Target:
                            for k in keys], dtype=np.int64)
         return counts[where].reshape(a.shape)
 
-    def fits(self, lut, ff, dsp, bram=0) -> np.ndarray:
-        """Per design, whether LUT, FF, DSP and block-RAM use are all within the device budget."""
+    def fits(self, lut, ff, dsp, bram=0, lutram=0) -> np.ndarray:
+        """Per design, whether LUT, FF, DSP, block-RAM and distributed-RAM use are all within
+        the device budget (distributed RAM only fits the LUTs that can hold it)."""
         if self.kind is not TargetKind.FPGA:
             return np.ones(np.shape(lut), dtype=bool)
         return ((np.asarray(lut) <= self.luts) & (np.asarray(ff) <= self.ffs) & (np.asarray(dsp) <= self.dsps)
-                & (np.asarray(bram) <= self.brams))
+                & (np.asarray(bram) <= self.brams) & (np.asarray(lutram) <= self.lutrams))
 
     def utilisation(self, lut, ff, dsp, bram=0) -> np.ndarray:
         """Per design, the LUT, FF, DSP and block-RAM use as fractions of the device (FPGA)."""
@@ -60,11 +70,14 @@ class Target:
         return np.stack([np.asarray(lut) / self.luts, np.asarray(ff) / self.ffs,
                          np.asarray(dsp) / max(self.dsps, 1), np.asarray(bram) / max(self.brams, 1)], axis=-1)
 
-    def over_budget(self, lut, ff, dsp, bram=0) -> np.ndarray:
-        """Per design, LUT, FF, DSP and block-RAM use over the device budget as fractions (<= 0 fits)."""
+    def over_budget(self, lut, ff, dsp, bram=0, lutram=0) -> np.ndarray:
+        """Per design, LUT, FF, DSP, block-RAM and distributed-RAM use over the device budget
+        as fractions (<= 0 fits)."""
         if self.kind is not TargetKind.FPGA:
-            return np.zeros(np.shape(lut) + (4,))
-        return self.utilisation(lut, ff, dsp, bram) - 1
+            return np.zeros(np.shape(lut) + (5,))
+        lutram = np.broadcast_to(np.asarray(lutram, dtype=np.float64), np.shape(lut))
+        return np.concatenate([self.utilisation(lut, ff, dsp, bram),
+                               (lutram / max(self.lutrams, 1))[..., None]], axis=-1) - 1
 
     def area(self, lut, ff, dsp, bram, transistors) -> np.ndarray:
         """The ``area`` objective. On an FPGA the device utilisation: the largest of the LUT, FF,
@@ -114,32 +127,32 @@ def on_hard_multiplier(a_bits, w_bits, rule: tuple[int, int]):
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target(name="ecp5-25k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
-           luts=24288, ffs=24288, dsps=28, brams=56, dsp_a_bits=18, dsp_b_bits=18,
+           luts=24288, ffs=24288, dsps=28, brams=56, lutrams=12144, dsp_a_bits=18, dsp_b_bits=18,
            offchip_gbytes_s=0.8, dram_pj_per_bit=20.0,
            description="Lattice LFE5U-25F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-400 (0.8 GB/s)"),
     Target(name="ecp5-85k", kind=TargetKind.FPGA, tech="ecp5", clock_mhz=100.0, lut_inputs=4,
-           luts=83640, ffs=83640, dsps=156, brams=208, dsp_a_bits=18, dsp_b_bits=18,
+           luts=83640, ffs=83640, dsps=156, brams=208, lutrams=41820, dsp_a_bits=18, dsp_b_bits=18,
            offchip_gbytes_s=1.6, dram_pj_per_bit=20.0,
            description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-800 (1.6 GB/s)"),
     Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
-           luts=63400, ffs=126800, dsps=240, brams=135, dsp_a_bits=25, dsp_b_bits=18,
+           luts=63400, ffs=126800, dsps=240, brams=135, lutrams=19000, dsp_a_bits=25, dsp_b_bits=18,
            dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=2.6, dram_pj_per_bit=20.0,
            description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1; 16-bit DDR3-1333 (2.6 GB/s)"),
     Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=242400, ffs=484800, dsps=1920, brams=600, dsp_a_bits=27, dsp_b_bits=18,
+           luts=242400, ffs=484800, dsps=1920, brams=600, lutrams=114688, dsp_a_bits=27, dsp_b_bits=18,
            dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
     Target(name="kv260", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, dsp_a_bits=27, dsp_b_bits=18,
+           luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, lutrams=57600, dsp_a_bits=27, dsp_b_bits=18,
            dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kria KV260 (Zynq UltraScale+ K26 SOM, XCK26): 117,120 LUT6, 234,240 FF, "
                        "1,248 DSP48E2, 144 RAMB36, 64 URAM (K26 data sheet DS987); 64-bit DDR4-2400, "
                        "19.2 GB/s peak"),
     Target(name="u280", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
-           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, dsp_a_bits=27, dsp_b_bits=18,
+           luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, lutrams=600960, dsp_a_bits=27, dsp_b_bits=18,
            dsp_slice_bits=18, dsp_signed_only=True,
            offchip_gbytes_s=460.0, dram_pj_per_bit=4.0,
            description="AMD Alveo U280 (XCU280): 1,303,680 LUT6, 2,607,360 FF, 9,024 DSP48E2, "

@@ -28,6 +28,7 @@ class SimBackend:
         self.lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, register_map["control"]), dut.aclk, dut.aresetn,
                                   reset_active_level=False)
         prng = random.Random(seed)
+        self._stall, self._stall_seeds = stall, {}
         self.sources, self.sinks = {}, {}
         for s in register_map["streams"]:
             bus = AxiStreamBus.from_prefix(dut, s["port"])
@@ -39,8 +40,12 @@ class SimBackend:
             else:
                 port = self.sinks[s["port"]] = AxiStreamSink(bus, dut.aclk, dut.aresetn,
                                                              reset_active_level=False)
-                if stall:
-                    port.set_pause_generator(_pauses(random.Random(prng.random()), stall))
+                self._stall_seeds[id(port)] = random.Random(prng.random()) if stall else None
+                port.set_pause_generator(self.stalls(port))
+
+    def stalls(self, sink):
+        """``sink``'s seeded stall pattern (tready low with probability ``stall``), or ``None``."""
+        return _pauses(self._stall_seeds[id(sink)], self._stall) if self._stall else None
 
     async def write(self, offset: int, value: int) -> None:
         await self.lite.write_dword(offset, value)

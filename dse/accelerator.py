@@ -18,9 +18,10 @@ import numpy as np
 import optuna
 
 from cost_models import accelerator as model
-from dse.space import Dimension, PinConflict, SearchSpace, derive
+from dse.space import Dimension, PinConflict, SearchSpace, derive, fitted_defaults
 from generators.accelerator import GEMM_ENGINES, AcceleratorParams, GemmKind
 from generators.attention import AttentionParams
+from generators.params import nested_errors
 
 
 @dataclass(frozen=True)
@@ -142,15 +143,23 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
     return AcceleratorSpace(top=top, kinds=spaces, attention=attention)
 
 
-def design(families: Mapping[str, Any], workload, user: Mapping[str, str]) -> AcceleratorParams:
-    """One accelerator for ``workload``: the user's ``--set`` items over the workload's pins."""
+def design(families: Mapping[str, Any], workload,
+           user: Mapping[str, str]) -> tuple[AcceleratorParams, dict[str, Any]]:
+    """One accelerator for ``workload``: the user's ``--set`` items over the workload's pins,
+    and the engines' unset fields whose defaults the workload rules out, with the values taken."""
     top_user, nested = AcceleratorParams.split(user)
     values = AcceleratorParams.parse_strings(top_user)
     kind = AcceleratorParams.kind_of(values)
-    values.update({f"gemm.{k}": v for k, v in _kind_pins(families, kind, workload, nested["gemm"]).items()})
-    values.update({f"attention.{k}": v for k, v in families["attention"].pins_for(
-        workload, nested["attention"], path="accelerator.attention").items()})
-    return AcceleratorParams.from_dict(values)
+    fitted: dict[str, Any] = {}
+    parts = (("gemm", GEMM_ENGINES[kind][0], _kind_pins(families, kind, workload, nested["gemm"])),
+             ("attention", AttentionParams, families["attention"].pins_for(
+                 workload, nested["attention"], path="accelerator.attention")))
+    for prefix, cls, pins in parts:
+        with nested_errors(f"accelerator.{prefix}", cls):
+            part_fitted = fitted_defaults(cls, pins)
+        values.update({f"{prefix}.{k}": v for k, v in {**pins, **part_fitted}.items()})
+        fitted.update({f"{prefix}.{k}": v for k, v in part_fitted.items()})
+    return AcceleratorParams.from_dict(values), fitted
 
 
 def price(columns: Mapping[str, np.ndarray], workload, target, *, breakdown: bool = False) -> dict[str, Any]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,7 +25,7 @@ from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
 from generators.artifact import render, write
 from generators.axi import INTERFACES, render_as
-from generators.params import Params
+from generators.params import Params, parse_int
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -114,22 +118,24 @@ def _status(message: str, quiet: bool):
 def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
     target = get_target(args.target)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
+    out = _out_folder(args.out)
+    if args.workload and (args.gemm or args.attention):
+        raise UsageError("--workload designs for a whole workload; leave out --gemm and --attention")
     if args.workload:
         from dse.workloads import load
         workload = load(args.workload)
-        params = family.design(workload, _settings(args.set))
+        params, fitted = family.fitted_design(workload, _settings(args.set))
         table = family.price(family.params.columns([params]), workload, target)
         prediction = {"target": target.name, "workload": workload.name,
-                      **{k: _jsonable(v[0]) for k, v in table.items()}, "model": family.model_info()}
+                      **{k: _jsonable(v[0]) for k, v in table.items()}, "model": family.model_info(),
+                      **({"fitted_defaults": fitted} if fitted else {})}
     else:
         params = _params(family, args.set)
         gemm = _op(family, params, args)
         prediction = {"target": target.name, **_describe_op(gemm),
                       **_estimate_row(family, params, gemm, target.name),
                       "model": family.model_info()}
+    _check_clock(args.clock_mhz)
     if args.flow == "vivado" and not args.part:
         raise UsageError("--flow vivado needs --part, for example --part xc7a100tcsg324-1")
     if args.part and args.flow != "vivado":
@@ -139,6 +145,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.flow == "vivado":
         from flows.vivado import vivado_project
         project = vivado_project(artifact, part=args.part, clock_mhz=args.clock_mhz or 200.0)
+    _check_writable(out)
     files = write(artifact, out)
     if args.interface == "axi":
         from generators.axi import write_register_map
@@ -148,12 +155,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if project is not None:
         from flows.vivado import write_vivado
         files.update(write_vivado(project, artifact, out))
+    fitted = prediction.get("fitted_defaults", {})
     if args.json:
         _print_json({"top": artifact.top, "files": {k: str(v) for k, v in files.items()},
-                     "hash": params.digest()})
+                     "hash": params.digest(), **({"fitted_defaults": fitted} if fitted else {})})
     else:
         print(f"{artifact.top}: wrote " + ", ".join(str(p) for p in files.values()))
+        for line in _fitted_notes(family, fitted):
+            print(f"note: {line}")
     return 0
+
+
+def _check_clock(clock_mhz: float | None) -> None:
+    if clock_mhz is not None and not 1.0 <= clock_mhz <= 2000.0:
+        raise UsageError(f"--clock-mhz must be a number of MHz in 1..2000, not {clock_mhz:g}")
+
+
+def _fitted_notes(family: Family, fitted: dict[str, Any]) -> list[str]:
+    """What a design took in place of defaults that the workload rules out."""
+    return [f"{family.name}.{key} set to {value}: its default does not fit the workload"
+            for key, value in fitted.items()]
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -184,7 +205,7 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
         raise UsageError("--workload prices a whole workload; leave out --gemm and --attention")
     workload = load(args.workload)
     target = get_target(args.target)
-    params = family.design(workload, _settings(args.set))
+    params, fitted = family.fitted_design(workload, _settings(args.set))
     table = family.price(family.params.columns([params]), workload, target, breakdown=True)
     row = {k: _jsonable(v[0]) for k, v in table.items() if k != "ops"}
     headline = ({"ttft_s": row["latency_s"]} if workload.phase is Phase.PREFILL
@@ -193,17 +214,19 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             "bound": _jsonable(o["bound"][0])} for o in table.get("ops", [])]
     document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
                 "target": target.name, "workload": workload.name, "tokens": workload.tokens,
-                **headline, **row, "ops": ops, "model": family.model_info()}
+                **headline, **row, "ops": ops, "model": family.model_info(),
+                **({"fitted_defaults": fitted} if fitted else {})}
     if args.json:
         _print_json(document)
         return 0
     print(f"{family.name} {params.digest()} on {target.name}, {workload.name} ({workload.tokens} tokens)")
     keys = [*headline, "latency_s", "roofline_tokens_per_s", "roofline_fraction", "energy_per_token_j",
-            "fits", "lut", "ff", "dsp", "bram", "clock_mhz"]
+            "fits", "lut", "ff", "dsp", "bram", "lutram", "clock_mhz"]
+    budgets = {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "brams", "lutram": "lutrams"}
     for key in dict.fromkeys(k for k in keys if k in document):
         value = document[key]
-        if key in ("lut", "ff", "dsp", "bram"):
-            budget = getattr(target, {"lut": "luts", "ff": "ffs", "dsp": "dsps", "bram": "brams"}[key])
+        if key in budgets:
+            budget = getattr(target, budgets[key])
             print(f"  {key:<22}  {value:,.0f}" + (f" of {budget:,}" if budget else ""))
         else:
             print(f"  {key:<22}  {value:.4g}" if isinstance(value, float) else f"  {key:<22}  {value}")
@@ -214,7 +237,7 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             t = o["count"] * o["seconds"]
             print(f"  {o['name']:<22} {o['engine']:<10} {o['count']:>6} {o['seconds']:>11.4g} {t:>10.4g} "
                   f"{t / total:>6.1%}  {o['bound']}")
-    notes = _model_notes(document["model"])
+    notes = _fitted_notes(family, fitted) + _model_notes(document["model"])
     if family.op_type is not None:
         notes.append(f"only the workload's {family.op_type.label} are priced; the rest of a token is left "
                      f"out (the accelerator family prices every op)")
@@ -282,6 +305,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     target = get_synth_target(args.target)
     if args.breakdown and target.flow == "generic":
         raise UsageError("--breakdown needs an FPGA target (ecp5-*, xilinx-*): the generic flow has no LUTs")
+    _check_clock(args.clock_mhz)
     if not 1.0 <= args.timeout <= 86400.0:
         raise UsageError(f"--timeout must be a number of seconds in 1..86400, not {args.timeout:g}")
     artifact = render_as(args.interface, params, family.build)
@@ -407,8 +431,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from dse.space import parse_ranges
     from dse.report import distinct_designs, pareto_frame, summary_table, trials_frame, write_outputs
 
-    if not args.out.strip():
-        raise UsageError("--out must name a run folder, not an empty string")
+    out = _out_folder(args.out)
     pins = _settings(args.set)
     for flag in ("verify_top", "synth_top", "top"):
         value = getattr(args, flag)
@@ -417,19 +440,24 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.synth_top and get_family(args.family).estimate is None:
         raise UsageError(f"--synth-top: {args.family} designs are synthesized engine by engine "
                          f"(accelforge synth <engine family> ...)")
-    cfg = ExploreConfig(family=args.family, workload=args.workload, target=args.target, trials=args.trials,
+    from dse.workloads import canonical
+    cfg = ExploreConfig(family=args.family, workload=canonical(args.workload), target=args.target, trials=args.trials,
                         out=args.out, sampler=args.sampler, objectives=parse_objectives(args.objectives),
                         seed=args.seed, batch=args.batch, workers=args.workers, storage=args.storage,
                         pins=pins, ranges=parse_ranges(args.range))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, not the file {str(out)!r}")
     explorer = Explorer(cfg)
-    if cfg.storage:
-        make_storage(cfg.storage)                 # a bad URL or a silent server fails before anything is written
-    _check_writable(out)
+    cfg = explorer.cfg                            # with the workload's content digest
+    if cfg.storage:                               # a bad URL, a silent server or another run's study is
+        explorer.check_settings(make_storage(cfg.storage), adopt=False)   # refused before --out is made
     _check_run_folder(out, cfg)
-    explorer.run(progress=not args.json)
+    new_folder = not out.exists()
+    _check_writable(out)
+    try:
+        explorer.run(progress=not args.json)
+    except (UsageError, ValueError):
+        if new_folder:                            # refused before any trial: leave no folder behind
+            _remove_new_run_folder(out)
+        raise
     frame = trials_frame(explorer)
     front = pareto_frame(explorer, frame)
     if args.verify_top or args.synth_top:
@@ -459,6 +487,38 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_folder(text: str, flag: str = "--out") -> Path:
+    """``text`` as an output folder, refused (a usage error) when it cannot be one: empty,
+    the file system's root, not encodable as UTF-8, a dangling link or an existing file."""
+    if not text.strip():
+        raise UsageError(f"{flag} must name a folder, not an empty string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag} must be a UTF-8 path, not {text!r}") from None
+    out = Path(text)
+    try:
+        if out.is_symlink() and not out.exists():
+            raise UsageError(f"{flag} {text!r} is a link to {os.readlink(out)!r}, which does not exist")
+        if out.exists() and out.resolve() == Path(out.resolve().anchor):
+            raise UsageError(f"{flag} must not be the file system's root; name a folder for the outputs")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{flag} must be a folder, not the file {text!r}")
+    except OSError as exc:                           # a name too long, a loop of links, ...
+        raise UsageError(f"{flag} {text!r} cannot be written: {exc.strerror or exc}") from None
+    return out
+
+
+def _remove_new_run_folder(out: Path) -> None:
+    """Undo a refused run's new folder: its lock files, then the folder if nothing else is in it."""
+    from dse.explorer import WORKERS_LOCK
+    for name in (".lock", WORKERS_LOCK):
+        with contextlib.suppress(OSError):
+            (out / name).unlink()
+    with contextlib.suppress(OSError):
+        out.rmdir()
+
+
 def _check_writable(out: Path) -> None:
     """Refuse an ``--out`` that cannot be written (a read-only file system, an immutable or
     foreign folder) before anything is written; folders made for the probe are removed."""
@@ -480,10 +540,20 @@ def _check_run_folder(out: Path, cfg) -> None:
     study's) results over the ones its run.json describes."""
     try:
         stored = json.loads((out / "run.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return
-    mine = cfg.to_dict()
-    clash = [k for k in ("family", "workload", "target", "storage") if stored.get(k) != mine[k]]
+    if not isinstance(stored, dict):
+        return
+    from dse.explorer import settings_differ
+    mine = {k: v for k, v in cfg.to_dict().items() if k in ("family", "workload", "target", "storage",
+                                                           "workload_digest")}
+    clash = settings_differ(stored, mine, skip=("workload_digest",))
+    if stored.get("workload_digest") not in (None, mine["workload_digest"]):
+        if not clash and stored.get("workload") == mine["workload"]:
+            raise UsageError(f"workload {mine['workload']!r} has changed since the run in {str(out)!r} began "
+                             f"(content {stored['workload_digest']} then, {mine['workload_digest']} now); "
+                             f"restore it or use a new --out folder")
+        clash.append("workload_digest")
     if clash:
         what = ", ".join(f"{k} {stored.get(k)!r}" for k in clash)
         raise UsageError(f"--out {str(out)!r} holds another exploration ({what}); use a new --out folder")
@@ -499,15 +569,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not run.is_file():
         raise UsageError(f"{args.dir} is not an explore run folder (no run.json)")
     try:
-        stored = json.loads(run.read_text())
+        stored = json.loads(run.read_text(encoding="utf-8"))
+        if not isinstance(stored, dict):
+            raise ValueError("it must hold a table of settings")
         cfg = ExploreConfig.from_dict({**stored, "out": args.dir,
                                        **({"storage": args.storage} if args.storage else {})})
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"{run} is not a valid run file ({type(exc).__name__}: {exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise UsageError(f"{run} is not a valid run file: {exc}") from None
     if cfg.storage is None and not (Path(args.dir) / "study.db").is_file():
         raise UsageError(f"{args.dir} holds no study.db: nothing to report")
-    explorer = Explorer(cfg)
-    explorer.check_settings(explorer.open_study(), adopt=False)    # another run's study is not reported here
+    explorer = Explorer(cfg, read_only=True)     # a report reads the study; it never creates or repairs it
+    explorer.open_study()                         # another run's study is not reported here
     _check_writable(Path(args.dir))
     paths = write_outputs(explorer, top=args.top)
     print(f"report: {paths['report.html']}")
@@ -553,6 +625,26 @@ def _add_interface_arg(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--interface", choices=INTERFACES, default="engine", help=text)
 
 
+def _integer(text: str) -> int:
+    """An integer flag, spelled as ``--set`` values are (ASCII digits; argparse's own ``int``
+    would take ``1_000`` and other scripts' digits)."""
+    try:
+        return parse_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+
+
+def _number(text: str) -> float:
+    """A finite number flag (``nan`` and ``inf`` are not clocks or time limits)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(value) or not re.fullmatch(r"[+-]?[0-9.eE+-]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="accelforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -563,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--flow", choices=["vivado"], help="also write a Vivado project script and XDC")
     p.add_argument("--part", help="Xilinx part for --flow vivado, e.g. xc7a100tcsg324-1")
-    p.add_argument("--clock-mhz", type=float, help="clock constraint for --flow vivado (default 200)")
+    p.add_argument("--clock-mhz", type=_number, help="clock constraint for --flow vivado (default 200)")
     _add_interface_arg(p, "the engine's own ports, or an AXI wrapper (AXI4-Stream data, AXI4-Lite "
                           "registers, one set per engine of a composed design; also writes the "
                           "register map as <top>_regs.h and <top>_regs.py)")
@@ -576,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="simulate one design with cocotb on Verilator or Icarus")
     _add_design_args(p)
-    p.add_argument("--seed", type=int, default=1, help="random seed of the testbench")
+    p.add_argument("--seed", type=_integer, default=1, help="random seed of the testbench")
     p.add_argument("--waves", action="store_true", help="dump a VCD of the run")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="verilator (two-state, default) or icarus (four-state: an X on a sampled "
@@ -589,8 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_design_args(p)
     p.add_argument("--target", default="ecp5-85k",
                    help="ecp5-25k, ecp5-85k, xilinx-7, xilinx-us or generic")
-    p.add_argument("--clock-mhz", type=float, help="clock constraint (ECP5 flows; default 100)")
-    p.add_argument("--timeout", type=float, default=1800.0, help="time limit per tool call, s")
+    p.add_argument("--clock-mhz", type=_number, help="clock constraint (ECP5 flows; default 100)")
+    p.add_argument("--timeout", type=_number, default=1800.0, help="time limit per tool call, s")
     _add_interface_arg(p, "the engine alone, or wrapped in AXI (what the wrapper adds shows in "
                           "--breakdown as the top level's own logic)")
     p.add_argument("--breakdown", action="store_true",
@@ -600,9 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the cost model's coefficients to synthesis")
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
     p.add_argument("--target", default="ecp5-85k", help="ecp5-85k, xilinx-7, generic, ...")
-    p.add_argument("--samples", type=int, default=40, help="designs to synthesize (16..1000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=None, help="parallel syntheses (default: cores)")
+    p.add_argument("--samples", type=_integer, default=40, help="designs to synthesize (16..1000)")
+    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--jobs", type=_integer, default=None, help="parallel syntheses (default: cores)")
     p.add_argument("--out", help="coefficient file to write (default: the package's own)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
@@ -611,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", required=True, help=f"one of: {', '.join(FAMILIES)}")
     p.add_argument("--workload", required=True, help="preset name (e.g. bitnet-b1.58-3b-decode) or .toml/.yaml")
     p.add_argument("--target", default="ecp5-85k", help=f"one of: {', '.join(TARGETS)}")
-    p.add_argument("--trials", type=int, default=1000, help="completed trials the study should hold")
+    p.add_argument("--trials", type=_integer, default=1000, help="completed trials the study should hold")
     p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe, random or grid")
     p.add_argument("--objectives", default="latency,energy,area",
                    help="1-3 of latency, tokens_per_s, energy, area (FPGA: device utilisation, the largest "
@@ -619,20 +711,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="pin a parameter")
     p.add_argument("--range", action="append", metavar="KEY=LO..HI", default=[],
                    help="narrow an integer parameter's search range")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=50, help="trials asked and priced together")
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the study")
+    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--batch", type=_integer, default=50, help="trials asked and priced together")
+    p.add_argument("--workers", type=_integer, default=1, help="processes sharing the study")
     p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite study.db in --out)")
-    p.add_argument("--top", type=int, default=3, help="write Verilog for this many front designs")
-    p.add_argument("--verify-top", type=int, default=0, help="cocotb-verify the N best designs")
-    p.add_argument("--synth-top", type=int, default=0, help="synthesize the N best designs")
+    p.add_argument("--top", type=_integer, default=3, help="write Verilog for this many front designs")
+    p.add_argument("--verify-top", type=_integer, default=0, help="cocotb-verify the N best designs")
+    p.add_argument("--synth-top", type=_integer, default=0, help="synthesize the N best designs")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("report", help="rebuild an explore run's report from its storage")
     p.add_argument("dir", help="the run folder")
-    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--top", type=_integer, default=3)
     p.add_argument("--storage", help="the study's SQLAlchemy URL when it is not the stored one (run.json keeps "
                                      "it without a password: PGPASSWORD or ~/.pgpass supply that)")
     p.set_defaults(func=cmd_report)
@@ -644,28 +736,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ERROR_LINE_LIMIT = 400
+
+
+def _error_line(exc: BaseException) -> str:
+    """An error as one readable line: its first line, cut to ``ERROR_LINE_LIMIT`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= ERROR_LINE_LIMIT else text[:ERROR_LINE_LIMIT] + f"... ({len(text):,} characters)"
+
+
+class _Interrupts:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual and is also remembered, so an interrupt
+    that a library swallowed (one raised inside a finalizer is only printed) still ends the
+    command with status 130 instead of 0."""
+
+    def __init__(self):
+        self.seen = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
+    with _Interrupts() as interrupts:
+        status = _run(argv, interrupts)
+    return status
+
+
+def _interrupted(args) -> int:
+    resume = ("; run the same command again to resume from what is stored"
+              if getattr(args, "command", None) == "explore" else "")
+    print(f"accelforge: interrupted{resume}", file=sys.stderr)
+    return 130
+
+
+def _run(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
+    from dse.explorer import WorkersFailed
+    from dse.storage import StorageFault, storage_fault
+
     args = None
     try:
         args = build_parser().parse_args(argv)
         status = args.func(args)
         sys.stdout.flush()                        # a closed pipe shows here, not at exit
-        return status
+        return _interrupted(args) if interrupts.seen else status
     except (UsageError, ValueError) as exc:
-        print(f"accelforge: error: {exc}", file=sys.stderr)
+        fault = storage_fault(exc)
+        if fault:
+            print(f"accelforge: error: {fault}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"accelforge: error: {_error_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        resume = ("; run the same command again to resume from what is stored"
-                  if getattr(args, "command", None) == "explore" else "")
-        print(f"accelforge: interrupted{resume}", file=sys.stderr)
-        return 130
+        return _interrupted(args)
+    except (StorageFault, WorkersFailed) as exc:  # a worker failed; it said why
+        print(f"accelforge: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:                       # `accelforge ... | head -1`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:                        # a disk that fills or a folder that goes away mid-run
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"accelforge: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
+    except Exception as exc:
+        fault = storage_fault(exc)                # the study's database failed: say which fault, in one line
+        if fault is None:
+            raise
+        print(f"accelforge: error: {fault}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -44,10 +44,11 @@ def evaluate(family: Family, columns: dict[str, np.ndarray], workload: Workload,
 
 
 def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndarray:
-    """Per design, the LUT, FF, DSP and block-RAM use over budget as fractions, then 1 for a
-    design that cannot run the workload or a combination the family rules out (every value
-    <= 0 means it fits)."""
-    over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"], metrics["bram"])
+    """Per design, the LUT, FF, DSP, block-RAM and distributed-RAM use over budget as
+    fractions, then 1 for a design that cannot run the workload or a combination the family
+    rules out (every value <= 0 means it fits)."""
+    over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"], metrics["bram"],
+                              metrics.get("lutram", 0))
     invalid = np.where(np.asarray(metrics["valid"]), 0.0, 1.0)
     return np.concatenate([over, np.broadcast_to(invalid, over.shape[:-1])[..., None]], axis=-1)
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -35,15 +38,15 @@ from cost_models.targets import Target, get_target
 from dse.evaluate import DEFAULT_OBJECTIVES, OBJECTIVES, constraint_values, evaluate, pareto_mask
 from dse.families import Family, get_family
 from dse.space import SearchSpace
-from dse.storage import CONSTRAINTS_ATTR, make_storage, public_url, store_batch
+from dse.storage import CONSTRAINTS_ATTR, make_storage, public_url, storage_fault, store_batch
 from dse.workloads import Workload, load
 from generators.artifact import write_atomic
 
 STUDY_NAME = "accelforge"
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 GRID_LIMIT = 5_000_000
-CONSTRAINTS = ("lut", "ff", "dsp", "bram", "params")   # over budget as a fraction; 1 = cannot run
-KEPT_METRICS = ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram",
+CONSTRAINTS = ("lut", "ff", "dsp", "bram", "lutram", "params")   # over budget as a fraction; 1 = cannot run
+KEPT_METRICS = ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram", "lutram",
                 "area_transistors", "fmax_mhz", "clock_mhz", "memory_bound", "offchip_bytes",
                 "roofline_tokens_per_s", "roofline_fraction", "memory_bound_fraction")
 
@@ -63,6 +66,7 @@ class ExploreConfig:
     storage: str | None = None
     pins: Mapping[str, str] = field(default_factory=dict)
     ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    workload_digest: str | None = None      # the workload's content, so an edited file is noticed
 
     def __post_init__(self) -> None:
         checks = (("trials", self.trials, 1, 1_000_000), ("batch", self.batch, 1, 10_000),
@@ -75,6 +79,21 @@ class ExploreConfig:
         if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
             raise ValueError(f"explore.objectives must be names from {', '.join(OBJECTIVES)}, "
                              f"not {self.objectives!r}")
+        for name in ("family", "workload", "target", "out"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"explore.{name} must be a string, not {getattr(self, name)!r}")
+        if self.storage is not None and not isinstance(self.storage, str):
+            raise ValueError(f"explore.storage must be a URL string, not {self.storage!r}")
+        if self.workload_digest is not None and not isinstance(self.workload_digest, str):
+            raise ValueError(f"explore.workload_digest must be a string, not {self.workload_digest!r}")
+        if not isinstance(self.pins, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in self.pins.items()):
+            raise ValueError(f"explore.pins must map field names to value strings, not {self.pins!r}")
+        if not isinstance(self.ranges, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, tuple) and len(v) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+                for k, v in self.ranges.items()):
+            raise ValueError(f"explore.ranges must map field names to [lo, hi] integer pairs, not {self.ranges!r}")
 
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
@@ -90,8 +109,42 @@ class ExploreConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ExploreConfig":
-        return cls(**{**d, "objectives": tuple(d["objectives"]), "pins": dict(d["pins"]),
-                      "ranges": {k: tuple(v) for k, v in d.get("ranges", {}).items()}})
+        """The settings as ``to_dict`` wrote them; a field of the wrong type (a hand-edited
+        run.json) is a ``ValueError`` naming it."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"explore settings must be a table of fields, not {d!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"explore.{unknown[0]} is not a setting; allowed: {', '.join(sorted(known))}")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in d
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ValueError(f"explore.{missing[0]} is missing")
+        objectives, ranges = d.get("objectives", DEFAULT_OBJECTIVES), d.get("ranges", {})
+        if isinstance(objectives, str) or not isinstance(objectives, (list, tuple)):
+            raise ValueError(f"explore.objectives must be a list of names, not {objectives!r}")
+        if not isinstance(ranges, Mapping) or not all(isinstance(v, (list, tuple)) for v in ranges.values()):
+            raise ValueError(f"explore.ranges must map field names to [lo, hi] pairs, not {ranges!r}")
+        return cls(**{**d, "objectives": tuple(objectives), "pins": d.get("pins", {}),
+                      "ranges": {k: tuple(v) for k, v in ranges.items()}})
+
+
+def workload_digest(workload: Workload) -> str:
+    """A short content hash of a workload (its model shape, phase and sizes): a run is keyed on
+    what its workload says, not on the file's name or path."""
+    text = repr((workload.model, workload.phase.value, workload.batch, workload.seq_len))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_differ(stored: Mapping[str, Any], mine: Mapping[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """The settings in which a stored run and this one differ. A setting the stored run does
+    not record (an older run) is not compared; with both content digests at hand the
+    workload is compared by content, so a file named by another path is the same run."""
+    skipped = set(skip)
+    if stored.get("workload_digest") and mine.get("workload_digest"):
+        skipped.add("workload")
+    return [k for k in mine if k not in skipped and k in stored and stored[k] != mine[k]]
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -112,10 +165,17 @@ class Priced(NamedTuple):
 class Explorer:
     """One exploration: a family, a workload, a target and a study in storage."""
 
-    def __init__(self, cfg: ExploreConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: ExploreConfig, *, read_only: bool = False):
         self.family: Family = get_family(cfg.family)
         self.workload: Workload = load(cfg.workload)
+        digest = workload_digest(self.workload)
+        if cfg.workload_digest is None:
+            cfg = dataclasses.replace(cfg, workload_digest=digest)
+        elif cfg.workload_digest != digest:
+            raise ValueError(f"workload {cfg.workload!r} has changed since the run began (content "
+                             f"{cfg.workload_digest} then, {digest} now); restore it or use a new --out folder")
+        self.cfg = cfg
+        self.read_only = read_only                  # report: open the study without writing to it
         self.target: Target = get_target(cfg.target)
         self.space: SearchSpace = self.family.space(self.workload, dict(cfg.pins), cfg.ranges)
         self.objectives = [OBJECTIVES[o] for o in cfg.objectives]
@@ -129,11 +189,19 @@ class Explorer:
 
     # ------------------------------------------------------------------ storage
     def open_study(self, seed: int | None = None) -> optuna.Study:
+        """The run's study, created on first use (never by a read-only explorer); a stored
+        study of other objectives or settings is refused before anything is written."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(study_name=STUDY_NAME, storage=make_storage(self.cfg.storage_url()),
-                                    directions=list(self.directions),
-                                    sampler=make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed),
-                                    load_if_exists=True)
+        storage = make_storage(self.cfg.storage_url(), read_only=self.read_only)
+        self.check_settings(storage, adopt=False)
+        sampler = make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed)
+        if self.read_only:
+            try:
+                return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+            except KeyError:
+                raise ValueError(f"{public_url(self.cfg.storage_url())} holds no accelforge study") from None
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=list(self.directions),
+                                    sampler=sampler, load_if_exists=True)
         names = [o.column for o in self.objectives]
         if study.user_attrs.get("constraint_names") != list(CONSTRAINTS):
             study.set_user_attr("constraint_names", list(CONSTRAINTS))   # what each stored constraint is
@@ -143,18 +211,43 @@ class Explorer:
                 study.set_metric_names(names)
         return study
 
-    def check_settings(self, study: optuna.Study, *, adopt: bool) -> None:
-        """Refuse a study run with other settings; ``adopt`` stores ours in a study without any."""
-        stored = study.user_attrs.get("config")
-        mine = {k: v for k, v in self.cfg.to_dict().items() if k not in ("trials", "workers", "out", "batch")}
+    def study_settings(self) -> dict[str, Any]:
+        """The settings a study is keyed on (those that change what its trials mean)."""
+        return {k: v for k, v in self.cfg.to_dict().items() if k not in ("trials", "workers", "out", "batch")}
+
+    def check_settings(self, where: optuna.Study | optuna.storages.BaseStorage, *, adopt: bool) -> None:
+        """Refuse a stored study run with other settings or objectives, naming both; ``adopt``
+        stores ours in a study without any. ``where`` is the study or its storage (checked
+        before the study is opened, so a refusal writes nothing)."""
+        if isinstance(where, optuna.Study):
+            stored, directions = where.user_attrs.get("config"), where.directions
+        else:
+            try:
+                study_id = where.get_study_id_from_name(STUDY_NAME)
+            except KeyError:
+                return                                  # a new study: nothing to compare
+            stored = where.get_study_user_attrs(study_id).get("config")
+            directions = where.get_study_directions(study_id)
+        url = public_url(self.cfg.storage_url())
+        mine = self.study_settings()
         if stored is None:
-            if adopt:
-                study.set_user_attr("config", mine)
+            if len(directions) != len(self.directions):
+                raise ValueError(f"the study in {url} has {len(directions)} objectives; this run asks for "
+                                 f"{len(self.directions)} ({', '.join(self.cfg.objectives)})")
+            if adopt and isinstance(where, optuna.Study):
+                where.set_user_attr("config", mine)
             return
-        diff = [k for k in mine if stored.get(k) != mine[k] and k != "storage"]
+        if not isinstance(stored, Mapping):
+            raise ValueError(f"the study in {url} has a malformed 'config' attribute: {str(stored)[:80]!r}")
+        if list(stored.get("objectives", [])) != list(mine["objectives"]):
+            raise ValueError(f"the study in {url} was run with --objectives "
+                             f"{','.join(map(str, stored.get('objectives', [])))}; this run gives "
+                             f"{','.join(mine['objectives'])}: use the same objectives or a new --out folder")
+        diff = settings_differ(stored, mine, skip=("storage",))
         if diff:
-            raise ValueError(f"the study in {public_url(self.cfg.storage_url())} was run with other settings "
-                             f"({', '.join(diff)}); use a new --out folder or the same settings")
+            what = ", ".join(f"{k} {stored.get(k)!r}, not {mine.get(k)!r}" for k in diff)
+            raise ValueError(f"the study in {url} was run with other settings ({what}); use a new --out "
+                             f"folder or the same settings")
 
     def finished(self, study: optuna.Study) -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -196,13 +289,16 @@ class Explorer:
         mirrored: set[str] = set()
         done = batches = 0
         while done < quota:
-            for t in shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            stored = shared.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            for t in stored:
                 origin = t.user_attrs.get("origin", f"storage:{t.number}")
                 if origin not in mirrored:
                     mirrored.add(origin)
                     mirror.add_trial(t)
                     self._remember(t)
-            size = min(self.cfg.batch, quota - done)
+            size = min(self.cfg.batch, quota - done, self.cfg.trials - len(stored))
+            if size <= 0:
+                return                                  # other runs of this study filled it
             trials = [mirror.ask() for _ in range(size)]
             priced = self.evaluate_rows([self.space.suggest(t) for t in trials])
             finished = []
@@ -213,11 +309,14 @@ class Explorer:
                 trial.set_user_attr("origin", origin)
                 trial.set_user_attr("metrics", price.metrics)
                 finished.append(mirror.tell(trial, price.values))
-            store_batch(shared, finished)
+            kept = store_batch(shared, finished, limit=self.cfg.trials,
+                               trim=lambda kept: [_relabel(t, len(kept)) for t in kept])
             batches += 1
             done += size
             if on_batch:
-                on_batch(size)
+                on_batch(kept)
+            if kept < size:
+                return                                  # the study is full: another run stored the rest
 
     def run_grid(self) -> int:
         """Exhaustive vectorised evaluation; the feasible Pareto front goes into the study
@@ -278,15 +377,29 @@ class Explorer:
         cfg = {**self.cfg.to_dict(), "storage": self.cfg.storage}      # the workers need the password
         procs = [ctx.Process(target=_worker, args=(cfg, q, self.cfg.seed + base + 7919 * (i + 1), os.getpid()))
                  for i, q in enumerate(quotas)]
-        for p in procs:
-            p.start()
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
-            bar.set(self.finished(study))
-        bar.close()
+        try:
+            for p in procs:
+                p.start()
+            while any(p.is_alive() for p in procs):
+                time.sleep(0.5)
+                bar.set(self.finished(study))
+        finally:                      # interrupted or failed: no worker runs on without its parent
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()     # a batch in flight is rolled back, never half-stored
+            for p in procs:
+                if p.pid is not None:
+                    p.join()
+            bar.close()
         failed = [p.exitcode for p in procs if p.exitcode != 0]
         if failed:
-            raise RuntimeError(f"{len(failed)} explore worker(s) failed (exit codes {failed})")
+            raise WorkersFailed(f"{len(failed)} of {len(procs)} explore workers failed (exit codes {failed}; "
+                                f"each said why above); what they stored is whole: run the same command "
+                                f"again to resume")
+
+
+class WorkersFailed(RuntimeError):
+    """An explore worker process ended with an error (it printed the reason itself)."""
 
 
 WORKERS_LOCK = ".workers.lock"
@@ -304,7 +417,10 @@ def _no_workers_left(out: Path) -> None:
 
 
 def _worker(cfg: dict[str, Any], quota: int, seed: int, parent: int) -> None:
-    """One worker's quota; it dies with its parent, so a killed run leaves no writer behind."""
+    """One worker's quota; it dies with its parent, so a killed run leaves no writer behind.
+    Ctrl-C reaches the whole process group: the parent alone answers it (it stops the
+    workers), so a worker prints no traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     explorer = Explorer(ExploreConfig.from_dict(cfg))
     with open(Path(explorer.cfg.out) / WORKERS_LOCK, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_SH)
@@ -315,7 +431,22 @@ def _worker(cfg: dict[str, Any], quota: int, seed: int, parent: int) -> None:
             os._exit(3)
 
         threading.Thread(target=watch, daemon=True).start()
-        explorer.run_quota(quota, seed)
+        try:
+            explorer.run_quota(quota, seed)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise                                   # a bug: its traceback is the report
+            print(f"accelforge: explore worker {os.getpid()}: {fault}", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+
+def _relabel(trial: optuna.trial.FrozenTrial, size: int) -> optuna.trial.FrozenTrial:
+    """``trial`` with the batch size in its origin set to ``size`` (a batch cut short to fit
+    the study's quota is stored, and labelled, as the smaller batch it became)."""
+    head, number = trial.user_attrs["origin"].rsplit(":", 1)
+    trial.user_attrs = {**trial.user_attrs, "origin": f"{head.rsplit(':', 1)[0]}:{size}:{number}"}
+    return trial
 
 
 def _kept(metrics: Mapping[str, Any], i: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from cost_models.ops import AttentionOp, Gemm
 from cost_models.rollup import rollup
 from flows import characterize as lookup_units
 from flows.calibrate import Calibratable
-from dse.space import PinConflict, derive
+from dse.space import PinConflict, derive, fitted_defaults
 from generators.params import Params, nested_errors
 
 
@@ -77,9 +77,16 @@ class Family:
 
     def design(self, workload, user: Mapping[str, str]) -> Params:
         """One design for ``workload``: the user's items over the workload's pins."""
+        return self.fitted_design(workload, user)[0]
+
+    def fitted_design(self, workload, user: Mapping[str, str]) -> tuple[Params, dict[str, Any]]:
+        """:meth:`design`, and the unset fields whose defaults the workload rules out, each with
+        the nearest value it allows (which the design took)."""
         if self.make_design:
             return self.make_design(workload, user)
-        return self.params.from_dict(self.pins_for(workload, user))
+        pins = self.pins_for(workload, user)
+        fitted = fitted_defaults(self.params, pins)
+        return self.params.from_dict({**pins, **fitted}), fitted
 
     def price(self, columns, workload, target, *, breakdown: bool = False) -> dict[str, Any]:
         if self.price_workload:

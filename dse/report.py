@@ -25,13 +25,35 @@ from dse.explorer import Explorer, public_url
 from generators.artifact import write_atomic, write_if_changed
 
 
+def _stored_checks(path: Path) -> dict[str, Any]:
+    """The verification and synthesis checks an explore run kept, if any."""
+    if not path.exists():
+        return {}
+    try:
+        checks = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path} is not a valid checks file ({exc}); remove it or run explore again") from None
+    if not isinstance(checks, dict) or not all(isinstance(v, list) for v in checks.values()):
+        raise ValueError(f"{path} is not a valid checks file: it must map check kinds to lists")
+    return checks
+
+
 def trials_frame(explorer: Explorer) -> pd.DataFrame:
     study = explorer.open_study()
+    where = public_url(explorer.cfg.storage_url())
+    try:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    except json.JSONDecodeError as exc:            # an attribute edited or damaged in the database
+        raise ValueError(f"the study in {where} holds a trial attribute that is not JSON ({exc})") from None
     rows = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         row.update({**explorer.space.pinned, **t.params})
-        row.update(t.user_attrs.get("metrics", {}))
+        metrics = t.user_attrs.get("metrics", {})
+        if not isinstance(metrics, dict):
+            raise ValueError(f"trial {t.number} of the study in {where} has a malformed 'metrics' attribute "
+                             f"({str(metrics)[:60]!r}); it must be a table of figures")
+        row.update(metrics)
         row["feasible"] = bool(t.constraints) and all(c <= 0 for c in t.constraints.values())
         try:
             row["hash"] = explorer.space.point(t.params).digest()
@@ -278,7 +300,7 @@ def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
     extra_plots, per_op = breakdown_plots(explorer, front, out)
     paths.update(extra_plots)
     checks_file = out / "checks.json"
-    checks = json.loads(checks_file.read_text()) if checks_file.exists() else {}
+    checks = _stored_checks(checks_file)
     pngs = [paths["pareto.png"], paths["tradeoffs.png"], *extra_plots.values()]
     write_atomic(paths["report.html"], _html(explorer, frame, front, designs, checks, pngs, per_op))
     return paths

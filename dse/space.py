@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import optuna
 
-from generators.params import Params, ParamInfo
+from generators.params import ParamInfo, Params, parse_int
 
 
 class PinConflict(ValueError):
@@ -132,7 +132,7 @@ def parse_ranges(items: list[str] | tuple[str, ...]) -> dict[str, tuple[int, int
         key, sep, text = item.partition("=")
         lo, dots, hi = text.partition("..")
         try:
-            out[key.strip()] = (int(lo), int(hi))
+            out[key.strip()] = (parse_int(lo), parse_int(hi))
         except ValueError:
             raise ValueError(f"--range expects KEY=LO..HI with integers, not {item!r}") from None
         if not sep or not dots:
@@ -170,6 +170,29 @@ def derive(params: type[Params], pinned: Mapping[str, Any],
     if ranges:
         params.field_info(next(iter(ranges)))       # raises: unknown field
     return SearchSpace(params, tuple(dims), pinned)
+
+
+def fitted_defaults(params: type[Params], pinned: Mapping[str, Any]) -> dict[str, Any]:
+    """The unset fields whose default a rule over ``pinned`` fields rules out, each with the
+    allowed value nearest its default (the first allowed choice for a categorical field).
+    ``estimate``, ``generate`` and a composed design take these as the explorer's narrowed
+    space does, and say which they took: ``lanes`` 4 for a ``head_dim`` of 100, where the
+    default 8 does not divide it."""
+    fitted: dict[str, Any] = {}
+    pins = params.check_fields(dict(pinned))
+    for info in params.fields():
+        if info.name in pins or info.spec.optional or not any(
+                info.name in r.names and all(n == info.name or n in pins for n in r.names) for r in params.rules):
+            continue
+        choices = tuple(_plain(c) for c in info.choices) if info.choices else None
+        allowed = _narrowed(params, Dimension(info, choices), pins).values()
+        default = _plain(info.default)
+        if default in allowed:
+            continue
+        value = min(allowed, key=lambda v: (abs(v - default), v)) if choices is None else allowed[0]
+        fitted[info.name] = value
+        pins[info.name] = value
+    return fitted
 
 
 def _narrowed(params: type[Params], dim: Dimension, pinned: Mapping[str, Any]) -> Dimension:

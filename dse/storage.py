@@ -9,45 +9,109 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import optuna
-from optuna.trial import FrozenTrial
+import sqlalchemy
+from optuna.trial import FrozenTrial, TrialState
 
 CONSTRAINTS_ATTR = "constraints"      # where Optuna's samplers, best_trials and optuna-dashboard read them
 
 
+def _is_secret(key: str) -> bool:
+    """A query parameter that carries a credential: libpq's ``password`` and ``sslpassword``,
+    and any driver's ``*pass*``, ``*secret*`` or ``*token*`` option."""
+    key = key.lower()
+    return any(word in key for word in ("pass", "secret", "token")) and key != "passfile"
+
+
 def public_url(url: str) -> str:
-    """``url`` without its password, as it may be shown or stored (the password travels in
-    PGPASSWORD or ~/.pgpass, which PostgreSQL's client library reads by itself)."""
+    """``url`` without any credential, as it may be shown or stored: neither the password of
+    its user info nor a query parameter that carries one (the password travels in PGPASSWORD
+    or ~/.pgpass, which PostgreSQL's client library reads by itself)."""
     try:
         from sqlalchemy.engine import make_url
         parsed = make_url(url)
     except Exception:                               # not a URL at all: show none of it
         return "<storage URL>"
-    return parsed._replace(password=None).render_as_string(hide_password=False)
+    parsed = parsed._replace(password=None).difference_update_query(
+        [k for k in parsed.query if _is_secret(k)])
+    return parsed.render_as_string(hide_password=False)
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
+def _secrets(url: str) -> list[str]:
+    """Every credential ``url`` carries, to be masked wherever its text could be shown."""
+    try:
+        from sqlalchemy.engine import make_url
+        parsed = make_url(url)
+    except Exception:
+        return []
+    found = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if _is_secret(key):
+            found += [value] if isinstance(value, str) else list(value)
+    return [str(s) for s in found if str(s)]
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """``text`` with every credential of ``url`` replaced by ``***``."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def check_kept(url: str) -> None:
+    """Refuse a storage that keeps nothing once the process ends (an in-memory SQLite
+    database): every trial would be priced, then lost."""
+    try:
+        from sqlalchemy.engine import make_url
+        parsed = make_url(url)
+    except Exception:
+        return                                       # make_storage names the bad URL
+    if parsed.get_backend_name() == "sqlite" and (
+            parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"):
+        raise ValueError(f"explore.storage {public_url(url)!r} is an in-memory SQLite database, which keeps "
+                         f"nothing after the run; give a file (sqlite:///path/study.db) or a server URL")
+
+
+def make_storage(url: str, *, read_only: bool = False) -> optuna.storages.RDBStorage:
     """Optuna RDB storage at ``url``; a URL that does not parse, a driver that is missing or a
     server that does not answer is a ``ValueError`` naming the URL without its password.
+
+    ``read_only`` (what ``report`` uses) opens a SQLite file so that nothing can be written:
+    a missing file or table is an error, never created or repaired.
 
     Processes that open a new database at the same moment (workers on several machines, a
     report polling a starting run) race to create its tables; the losers retry, since the
     schema the winner made is the one they wanted."""
+    check_kept(url)
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    opened = _read_only_url(url) if read_only else url
     for attempt in itertools.count():
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            return optuna.storages.RDBStorage(opened, engine_kwargs=kwargs)
         except Exception as exc:                    # SQLAlchemy, the driver and the OS each raise their own
             if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
                 time.sleep(0.05 * (attempt + 1))
                 continue
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            secret = _password(url)
-            if secret:
-                reason = reason.replace(secret, "***")
+            reason = mask_secrets(reason, url)
+            if read_only and "readonly" in reason.replace("-", "").replace(" ", "").lower():
+                reason = "it is not a whole Optuna study (a table is missing; a report only reads)"
             raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
+
+
+def _read_only_url(url: str) -> str:
+    """A SQLite file URL opened read-only (SQLite's URI form); other URLs as they are."""
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    path = Path(parsed.database)
+    if not path.is_file():
+        raise ValueError(f"explore.storage {public_url(url)!r}: no such study file")
+    return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
 
 
 SCHEMA_RACE_RETRIES = 20
@@ -60,16 +124,14 @@ def _lost_schema_race(exc: Exception) -> bool:
     return any(sign in str(exc).lower() for sign in _SCHEMA_RACE_SIGNS)
 
 
-def _password(url: str) -> str | None:
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).password
-    except Exception:
-        return None
+def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial], *, limit: int | None = None,
+                trim: Callable[[Sequence[FrozenTrial]], Sequence[FrozenTrial]] | None = None) -> int:
+    """Add finished ``trials`` to ``study`` in one transaction: all of them or none; returns
+    how many were stored.
 
-
-def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
-    """Add finished ``trials`` to ``study`` in one transaction: all of them or none.
+    With ``limit`` the study never holds more than that many completed trials, however many
+    runs or workers write to it: the count is taken with the study row locked, and a batch
+    that would overshoot keeps only its first trials (``trim`` re-labels the kept ones).
 
     ``Study.add_trials`` commits trial by trial; this uses the RDB storage's own
     per-trial writer inside a single session, with the study row locked as Optuna
@@ -81,11 +143,78 @@ def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
     storage = study._storage
     rdb = getattr(storage, "_backend", storage)
     if not isinstance(rdb, optuna.storages.RDBStorage):
-        study.add_trials(trials)                    # in-memory storage: nothing can be half-written
-        return
+        if limit is not None:                       # in-memory storage: one process, nothing half-written
+            room = max(0, limit - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+            trials = _kept(trials, room, trim)
+        study.add_trials(trials)
+        return len(trials)
     for t in trials:
         t._validate()
     with _create_scoped_session(rdb.scoped_session) as session:
-        models.StudyModel.find_or_raise_by_id(study._study_id, session, for_update=True)
+        # A write first: it takes the database's write lock on SQLite (which ignores FOR UPDATE and
+        # starts a transaction only at the first write) and the study row's on PostgreSQL, so
+        # the count below and the inserts after it are one step that no other writer interleaves.
+        session.execute(sqlalchemy.update(models.StudyModel)
+                        .where(models.StudyModel.study_id == study._study_id)
+                        .values(study_name=models.StudyModel.study_name))
+        study_row = models.StudyModel.find_or_raise_by_id(study._study_id, session, for_update=True)
+        if limit is not None:
+            room = max(0, limit - models.TrialModel.count(session, study_row, TrialState.COMPLETE))
+            trials = _kept(trials, room, trim)
         for t in trials:
             rdb._get_prepared_new_trial(study._study_id, t, session)
+    return len(trials)
+
+
+def _kept(trials: Sequence[FrozenTrial], room: int, trim) -> Sequence[FrozenTrial]:
+    if len(trials) <= room:
+        return trials
+    return trim(trials[:room]) if trim else trials[:room]
+
+
+class StorageFault(RuntimeError):
+    """The study's database failed mid-run (a full disk, a server gone): not bad input."""
+
+
+_FAULT_SIGNS = (
+    (("database or disk is full", "no space left on device", "disk full", "could not extend file"),
+     "the disk holding the study is full; what was stored before it filled is whole (free space and "
+     "run the same command again to resume)"),
+    (("server closed the connection", "terminating connection", "connection refused", "connection to server",
+      "could not connect", "the database system is shutting down", "connection is closed",
+      "consuming input failed", "ssl syscall error"),
+     "the study's database server stopped answering; what was stored before is whole (run the same "
+     "command again once it is back)"),
+    (("attempt to write a readonly database", "readonly database", "read-only file system"),
+     "the study's database cannot be written (a read-only file or file system)"),
+    (("disk i/o error", "input/output error"), "the disk holding the study failed (an I/O error)"),
+)
+
+
+def storage_fault(exc: BaseException) -> str | None:
+    """One line saying which storage fault ``exc`` (or what caused it) was, or ``None`` when it
+    is not one: Optuna wraps the database's own error in a ``StorageInternalError`` whose text
+    guesses at a cause, so the chain is read for the real one."""
+    seen, chain = set(), []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else (
+            None if exc.__suppress_context__ else exc.__context__)   # `raise ... from None` ends it
+    storage_errors = (optuna.exceptions.StorageInternalError,)
+    try:
+        from sqlalchemy.exc import DBAPIError, OperationalError
+        storage_errors += (DBAPIError, OperationalError)
+    except ImportError:                               # pragma: no cover - SQLAlchemy comes with Optuna
+        pass
+    if not any(isinstance(e, storage_errors) for e in chain) and not any(
+            isinstance(e, OSError) and e.errno == 28 for e in chain):
+        return None
+    text = " ".join(str(e).lower() for e in chain)
+    if any(isinstance(e, OSError) and e.errno == 28 for e in chain):
+        return _FAULT_SIGNS[0][1]
+    for signs, line in _FAULT_SIGNS:
+        if any(sign in text for sign in signs):
+            return line
+    first = " ".join(str(chain[-1]).split())[:200]
+    return f"the study's database failed: {type(chain[-1]).__name__}: {first}"

@@ -326,25 +326,62 @@ def _from_mapping(doc: Any, origin: str) -> Workload:
         raise ValueError(f"{origin}: {exc}") from None
 
 
+WORKLOAD_FILE_BYTES = 64 * 1024      # a workload file is a handful of keys; more is not one
+MAX_NESTING = 8                      # collections inside collections a YAML file may open
+
+
+def _is_file_spec(spec: str) -> bool:
+    return Path(spec).suffix.lower() in (".toml", ".yaml", ".yml")
+
+
+def canonical(spec: str) -> str:
+    """``spec`` as a run stores it: a workload file by its absolute path (so the run can be
+    reported from any folder), a preset by its name."""
+    return str(Path(spec).resolve()) if _is_file_spec(spec) and Path(spec).is_file() else spec
+
+
+def _yaml_document(text: str, spec: str) -> Any:
+    """A YAML workload file's document. Anchors and aliases are refused before anything is
+    built: a few aliased lists expand to billions of nodes (a YAML "billion laughs")."""
+    import yaml
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ValueError(f"{spec}: YAML anchors and aliases are not allowed in a workload file")
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_NESTING:
+                raise ValueError(f"{spec}: nests more than {MAX_NESTING} levels deep; a workload file has two")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ValueError(f"{spec}:{where} {getattr(exc, 'problem', None) or exc}") from None
+
+
 def load(spec: str) -> Workload:
-    """A preset name, or a TOML/YAML file with ``model``, ``phase``, ``batch``, ``seq_len``."""
+    """A preset name, or a TOML/YAML file with ``model``, ``phase``, ``batch``, ``seq_len``
+    (UTF-8, at most ``WORKLOAD_FILE_BYTES``)."""
     path = Path(spec)
-    if path.suffix.lower() not in (".toml", ".yaml", ".yml"):
+    if not _is_file_spec(spec):
         return preset(spec)
     if not path.is_file():
         raise ValueError(f"workload file {spec!r} does not exist")
-    text = path.read_text()
+    size = path.stat().st_size
+    if size > WORKLOAD_FILE_BYTES:
+        raise ValueError(f"workload file {spec!r} has {size:,} bytes; a workload file holds at most "
+                         f"{WORKLOAD_FILE_BYTES:,}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"workload file {spec!r} is not UTF-8 text (byte {exc.start})") from None
     if path.suffix.lower() == ".toml":
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{spec}: {exc}") from None
+        except RecursionError:                        # tomllib parses nested arrays recursively
+            raise ValueError(f"{spec}: nests too deeply; a workload file has two levels") from None
     else:
-        import yaml
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ValueError(f"{spec}:{where} {getattr(exc, 'problem', exc)}") from None
+        doc = _yaml_document(text, spec)
     return _from_mapping(doc, spec)

@@ -219,6 +219,10 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
               command: str = "", progress: bool = False) -> CalibrationReport:
     if not isinstance(samples, int) or not 16 <= samples <= 1000:     # a fit needs more designs
         raise ValueError(f"samples must be an integer in 16..1000, not {samples!r}")  # than features
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256):
+        raise ValueError(f"calibrate.jobs must be an integer in 1..256, not {jobs!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2 ** 31 - 1:
+        raise ValueError(f"calibrate.seed must be an integer in 0..{2 ** 31 - 1}, not {seed!r}")
     synth_target = get_synth_target(target_name)
     model_target = get_target(synth_target.model_target)
     tech = "cmos" if synth_target.flow == "generic" else model_target.tech

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -304,8 +304,8 @@ class MpGemmEngine(wiring.Component):
                     fill_left.eq(p.fill_cycles),
                     writing_bank.eq(fill_bank),
                     fill_bank.eq(~fill_bank),
-                    last.bit_select(fill_bank, 1).eq(k_left <= p.group),
-                    more.eq(k_left > p.group),
+                    last.bit_select(fill_bank, 1).eq(_at_most(k_left, p.group)),
+                    more.eq(_above(k_left, p.group)),
                     k_left.eq(_floor_sub(k_left, p.group)),
                 ]
             operand = read_bank
@@ -320,8 +320,8 @@ class MpGemmEngine(wiring.Component):
                 m.d.sync += [
                     opnd.eq(next_opnd),
                     opnd_valid.eq(1),
-                    opnd_last.eq(k_left <= p.group),
-                    more.eq(k_left > p.group),
+                    opnd_last.eq(_at_most(k_left, p.group)),
+                    more.eq(_above(k_left, p.group)),
                     k_left.eq(_floor_sub(k_left, p.group)),
                 ]
             with m.Elif(group_end):
@@ -394,9 +394,20 @@ class MpGemmEngine(wiring.Component):
         return m
 
 
+def _above(value, step: int):
+    """``value > step``; a constant where ``value``'s width cannot exceed ``step`` (k_max <= g:
+    Verilator refuses a comparison its operand's range decides, CMPCONST)."""
+    return value > step if step < (1 << len(value)) - 1 else Const(0, 1)
+
+
+def _at_most(value, step: int):
+    """``value <= step``, a constant where ``value``'s width decides it (see :func:`_above`)."""
+    return value <= step if step < (1 << len(value)) - 1 else Const(1, 1)
+
+
 def _floor_sub(value, step: int):
     """``value - step`` floored at zero."""
-    return Mux(value > step, value - step, 0)
+    return Mux(_above(value, step), value - step, 0)
 
 
 def _next_index(index, count: int):

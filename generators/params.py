@@ -16,6 +16,7 @@ import functools
 import enum
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -131,9 +132,22 @@ class ParamInfo:
         if issubclass(self.kind, enum.Enum):
             return word.lower()
         try:
-            return int(word, 0)
+            return parse_int(word)
         except ValueError:
             return word
+
+
+_INTEGER = re.compile(r"[+-]?(?:[0-9]+|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+)")
+
+
+def parse_int(text: str) -> int:
+    """An integer as typed on a command line: plain ASCII decimal, or hex/octal/binary with a
+    ``0x``/``0o``/``0b`` prefix. Python's other spellings (``1_6``) and other scripts' digits
+    (``٤``, ``１６``) are refused: a value should read the same to every tool that sees it."""
+    word = text.strip()
+    if not _INTEGER.fullmatch(word):
+        raise ValueError(f"{text!r} is not an integer (ASCII digits, or 0x/0o/0b)")
+    return int(word, 0) if not re.fullmatch(r"[+-]?0+[0-9]+", word) else int(word, 10)
 
 
 @contextlib.contextmanager
@@ -161,6 +175,23 @@ class Params:
 
     family: ClassVar[str] = "params"
     rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @classmethod
+    def smallest(cls) -> "Params":
+        """The smallest legal design: each integer field, in declaration order, at the lowest
+        value of its range that the rules allow with the fields before it (a field no lower
+        value fits keeps its default). The edge every bench must pass."""
+        design = cls()
+        for info in cls.fields():
+            if info.spec.range is None or info.spec.optional:
+                continue
+            for value in range(info.spec.range.lo, getattr(design, info.name)):
+                try:
+                    design = design.replace(**{info.name: value})
+                    break
+                except ValueError:
+                    continue
+        return design
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:

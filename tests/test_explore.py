@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from cost_models.targets import get_target
 from dse.evaluate import pareto_mask
-from dse.explorer import STUDY_NAME, ExploreConfig, Explorer
+from dse.explorer import CONSTRAINTS, STUDY_NAME, ExploreConfig, Explorer
 from dse.space import derive
 from dse.workloads import load
 from generators.params import Params, int_field
@@ -382,7 +382,7 @@ def test_report_and_out_refuse_bad_input_without_writing(tmp_path):
     assert proc.returncode == 2 and "run.json is not a valid run file" in proc.stderr
     (broken / "run.json").write_text(json.dumps({"family": "systolic"}))
     proc = _cli("report", str(broken))
-    assert proc.returncode == 2 and "run.json is not a valid run file (KeyError" in proc.stderr
+    assert proc.returncode == 2 and "run.json is not a valid run file: explore.workload is missing" in proc.stderr
     nostudy = tmp_path / "nostudy"
     nostudy.mkdir()
     shutil.copy(run / "run.json", nostudy / "run.json")
@@ -390,7 +390,7 @@ def test_report_and_out_refuse_bad_input_without_writing(tmp_path):
     assert proc.returncode == 2 and "holds no study.db" in proc.stderr
     assert not (nostudy / "study.db").exists()
     proc = _cli(*BASE, "--trials", "5", "--out", "")
-    assert proc.returncode == 2 and "--out must name a run folder" in proc.stderr
+    assert proc.returncode == 2 and "--out must name a folder, not an empty string" in proc.stderr
 
 
 def test_grid_run_again_stores_its_front_once(tmp_path):
@@ -409,9 +409,9 @@ def test_the_dashboard_and_optuna_see_the_objectives_and_the_fit_constraints(tmp
                 "--out", str(out)).returncode == 0
     study = _study(f"sqlite:///{out / 'study.db'}")
     assert study.metric_names == ["latency_s", "area"]
-    assert study.user_attrs["constraint_names"] == ["lut", "ff", "dsp", "bram", "params"]
+    assert study.user_attrs["constraint_names"] == ["lut", "ff", "dsp", "bram", "lutram", "params"]
     trials = study.get_trials(deepcopy=False)
-    assert all(len(t.system_attrs["constraints"]) == 5 for t in trials)   # the list the dashboard reads
+    assert all(len(t.system_attrs["constraints"]) == 6 for t in trials)   # the list the dashboard reads
     frame = pd.read_parquet(out / "trials.parquet")
     assert 0 < frame["feasible"].sum() < len(frame), "the check needs designs that do not fit"
     front = pd.read_csv(out / "pareto.csv")
@@ -505,21 +505,36 @@ def test_a_storage_that_cannot_open_is_one_line_and_writes_nothing(tmp_path, url
     assert "s3cret-pw" not in proc.stderr and not out.exists()
 
 
-def test_the_storage_password_is_never_written_or_shown(postgres_url, tmp_path):
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_the_storage_password_is_never_written_or_shown(postgres_url, tmp_path, form):
+    public = postgres_url.replace(":s3cret-pw", "")
+    url = postgres_url if form == "userinfo" else public + "?password=s3cret-pw&sslpassword=s3cret-pw"
     out = tmp_path / "run"
-    proc = _cli(*BASE, "--trials", "20", "--batch", "10", "--top", "1", "--storage", postgres_url,
+    proc = _cli(*BASE, "--trials", "20", "--batch", "10", "--top", "1", "--storage", url,
                 "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["storage"] == postgres_url.replace(":s3cret-pw", "")
+    assert json.loads(proc.stdout)["storage"] == public
     report = _cli("report", str(out), "--top", "1")            # reopens the study from run.json
     assert report.returncode == 0, report.stderr
-    changed = _cli(*BASE, "--trials", "20", "--seed", "9", "--storage", postgres_url, "--out", str(out))
+    changed = _cli(*BASE, "--trials", "20", "--seed", "9", "--storage", url, "--out", str(out))
     assert changed.returncode == 2 and "other settings" in changed.stderr
-    texts = [proc.stdout, proc.stderr, report.stdout, report.stderr, changed.stderr]
+    other = _cli("explore", "--family", "lut_mpgemm", "--workload", "bitnet-b1.58-3b-decode", "--trials", "5",
+                 "--out", str(out))                            # a later user, with no credentials at all
+    assert other.returncode == 2 and "holds another exploration" in other.stderr
+    failed = _cli(*BASE, "--trials", "5", "--storage", url.replace(str(_port(url)), "1"),
+                  "--out", str(tmp_path / "never"))            # a failed connection's error line
+    assert failed.returncode == 2
+    texts = [proc.stdout, proc.stderr, report.stdout, report.stderr, changed.stderr, other.stderr, failed.stderr]
     texts += [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]
     assert not [t for t in texts if "s3cret-pw" in t]
-    stored = _study(postgres_url).user_attrs["config"]["storage"]
-    assert "s3cret-pw" not in stored
+    study = _study(public)
+    assert "s3cret-pw" not in json.dumps(study.user_attrs)
+    optuna.delete_study(study_name=STUDY_NAME, storage=public)
+
+
+def _port(url: str) -> int:
+    from sqlalchemy.engine import make_url
+    return make_url(url).port
 
 
 def test_a_run_says_how_many_distinct_designs_it_priced(tmp_path):
@@ -583,7 +598,7 @@ def test_random_kills_leave_no_lost_duplicated_or_half_written_trial(tmp_path):
         except KeyError:                        # killed before the study was created
             return 0
         assert all(t.state is TrialState.COMPLETE and t.values is not None for t in trials)
-        assert all(len(t.system_attrs["constraints"]) == 5 and "latency_s" in t.user_attrs["metrics"]
+        assert all(len(t.system_attrs["constraints"]) == len(CONSTRAINTS) and "latency_s" in t.user_attrs["metrics"]
                    for t in trials)
         assert sorted(t.number for t in trials) == list(range(len(trials)))
         origins = [t.user_attrs["origin"] for t in trials]

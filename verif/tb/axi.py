@@ -10,6 +10,7 @@ cycle of each run's last output beat (``tlast``) and the cycle ``irq`` rises.
 from __future__ import annotations
 
 import importlib
+import itertools
 from dataclasses import dataclass, field
 
 import cocotb
@@ -68,6 +69,16 @@ class Bench:
         self.driver = Driver(self.map, self.backend)
         out = next(s["port"] for s in self.map["streams"] if s["direction"] == "out")
         self.monitor = Monitor(dut, self.driver.offset("CTRL"), out, self.map["control"], self.map["irq"])
+
+    def hold_output(self, held: bool) -> None:
+        """Hold the output stream's tready low (``held``), or give it back its seeded stalls:
+        a run whose last beat cannot leave keeps the wrapper busy for as long as the bench needs,
+        however short the design's runs are."""
+        for sink in self.backend.sinks.values():
+            if held:
+                sink.set_pause_generator(itertools.repeat(True))
+            else:
+                sink.set_pause_generator(self.backend.stalls(sink))
 
     async def reset(self) -> None:
         dut = self.dut
@@ -132,11 +143,14 @@ async def back_to_back_under_backpressure(dut):
     for case in cases:
         await drv.queue_inputs(case.inputs)
     busy_starts = 0
-    for i, case in enumerate(cases):
+    bench.hold_output(True)             # the first run cannot finish before the second start is written,
+    for i, case in enumerate(cases):    # even on a design whose runs are shorter than a register read
         await drv.set_arguments(case.length, case.arguments)
         if i and (await drv.status())["BUSY"]:
             busy_starts += 1
         await drv.start()
+        if i:
+            bench.hold_output(False)
         await until_count(backend, drv.offset("STARTS"), i + 1)   # taken: the arguments are free
     for case in cases:
         case.check(await drv.receive())
@@ -175,7 +189,9 @@ async def refused_length_and_auto_restart(dut):
     await until_count(backend, drv.offset("STARTS"), 2)
     await backend.write(drv.offset("CTRL"), 0)              # stop restarting
     taken = await backend.read(drv.offset("STARTS"))
-    assert taken in (2, 3), taken
+    assert taken >= 2, taken          # a design faster than the register writes restarts more than once
+    for _ in range(taken - 3):        # before the stop lands: each restart it took gets its inputs
+        await drv.queue_inputs(case.inputs)
     for _ in range(taken):
         case.check(await drv.receive())
     await drv.wait_done()
