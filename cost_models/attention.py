@@ -36,7 +36,7 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.memory import placement
 from cost_models.ops import AttentionOp
 from cost_models.pricing import price
-from cost_models.targets import Target, TargetKind, on_hard_multiplier
+from cost_models.targets import Target, TargetKind
 from generators import attention as gen
 from generators import attention_units as units
 from generators.attention_units import index_bits, staged_bits
@@ -234,7 +234,7 @@ def estimate(points: Points, op: AttentionOp, target: Target) -> dict[str, np.nd
     fpga = target.kind is TargetKind.FPGA
     rule = (fab.dsp_min_bits, fab.dsp_min_product_bits)
     prods = products(c, target.dsp_signed_only)
-    on_dsp = {k: (on_hard_multiplier(a, b, rule) if fpga else np.zeros(np.shape(a), dtype=bool))
+    on_dsp = {k: (target.hard_multiplier(a, b, rule) if fpga else np.zeros(np.shape(a), dtype=bool))
               for k, (n, a, b) in prods.items()}
     dsp = sum(np.where(on_dsp[k], n * target.dsps_per_product(a, b), 0) for k, (n, a, b) in prods.items()) \
         if fpga else np.zeros(np.shape(c["lanes"]), dtype=np.int64)
@@ -290,5 +290,5 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Targ
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
     prods = products(c, target.dsp_signed_only)
-    on_dsp = {k: on_hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in prods.items()}
+    on_dsp = {k: target.hard_multiplier(a, b, dsp_rule) for k, (n, a, b) in prods.items()}
     return features(c, prods, on_dsp, buffer_bits(c)["buffers"])

@@ -19,7 +19,7 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.mpgemm import tiling
 from cost_models.pricing import price
 from cost_models.ops import Gemm
-from cost_models.targets import Target, TargetKind, on_hard_multiplier
+from cost_models.targets import Target, TargetKind
 from generators.mac_mpgemm import MacMpGemmParams, multiply_free, weight_operand_bits
 from generators.mpgemm import UINT_CODE, out_bits
 from generators.widths import bits_for
@@ -92,7 +92,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     cmos = coefficients("mac_mpgemm", "cmos", CmosCoefficients)
     wq = c["wq"]
     fpga = target.kind is TargetKind.FPGA
-    on_dsp = (on_hard_multiplier(c["a_bits"], wq, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
+    on_dsp = (target.hard_multiplier(c["a_bits"], wq, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
               else np.zeros(c["a_bits"].shape, dtype=bool)) & ~c["free"]
     feats = features(c, on_dsp)
     counts = tiling(c["lanes"], 1, c["m_tile"], c["n_tile"], c["k_max"], gemm)
@@ -123,7 +123,7 @@ FLOW_BOXES = {"ecp5": {"m_tile": (1, 2), "n_tile": (1, 8), "k_lanes": (1, 4), "k
 def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, on_hard_multiplier(c["a_bits"], c["wq"], dsp_rule))
+    return features(c, target.hard_multiplier(c["a_bits"], c["wq"], dsp_rule))
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

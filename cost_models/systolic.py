@@ -32,7 +32,7 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.memory import placement
 from cost_models.ops import Gemm
 from cost_models.pricing import price
-from cost_models.targets import Target, TargetKind, on_hard_multiplier
+from cost_models.targets import Target, TargetKind
 from generators.systolic import Dataflow, SystolicParams, acc_width
 from generators.widths import bits_for, ceil_div
 
@@ -257,7 +257,7 @@ def estimate(points: Points, gemm: Gemm, target: Target) -> dict[str, np.ndarray
     macs = tiles * rows * cols * steps
 
     fpga = target.kind is TargetKind.FPGA
-    on_dsp = (on_hard_multiplier(a_bits, w_bits, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
+    on_dsp = (target.hard_multiplier(a_bits, w_bits, (fab.dsp_min_bits, fab.dsp_min_product_bits)) if fpga
               else np.zeros(np.shape(a_bits), dtype=bool))
     feats = features(col, on_dsp, target.tech)
     pes = rows * cols
@@ -299,7 +299,7 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Targ
     product bits), on the fabric of ``target`` (the generic flow's model target has none)."""
     col = prepare(points)
     tech = target.tech if target.kind is TargetKind.FPGA else None
-    return features(col, on_hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule), tech)
+    return features(col, target.hard_multiplier(col["a_bits"], col["w_bits"], dsp_rule), tech)
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

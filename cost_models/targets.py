@@ -3,6 +3,11 @@
 Budgets are the vendors' published device totals; ``clock_mhz`` is the default
 clock constraint a design is priced at (capped by its estimated Fmax).
 
+On Xilinx targets a product narrower than 9 bits stays in LUTs: ``synth_xilinx`` passes
+``mul2dsp`` a minimum result width of 9 (measured with the project's Yosys: a 4x4 or 3x5
+signed product maps to LUTs, a 4x5, 3x6 or 2x7 one to a DSP48E1/E2); ECP5's flow maps every
+product with both operands of 2 bits or more to a MULT18X18D.
+
 Distributed-RAM budgets (``lutrams``, in LUTs) are each device's published distributed RAM
 over the bits one LUT holds: ECP5 data sheet FPGA-DS-02012 (194 and 669 kbit, 16 bits per
 LUT4: half the LUT4s, those of the two RAM-capable slices of a PFU); Xilinx 7-series
@@ -42,19 +47,27 @@ class Target:
     dsp_b_bits: int = 0
     dsp_slice_bits: int = 0   # width of the slices a wider operand is cut into (0: dsp_a_bits)
     dsp_signed_only: bool = False     # the DSP multiplies signed operands only (a bit per slice lost)
+    dsp_min_product_bits: int = 0     # narrower products stay in fabric (the flow's DSP_Y_MINWIDTH)
     offchip_gbytes_s: float = 0.0     # sustained off-chip bandwidth (a board assumption, see description)
     dram_pj_per_bit: float = 0.0      # off-chip access energy
     description: str = ""
 
     def dsps_per_product(self, a_bits, w_bits):
         """Hard multipliers one ``a_bits x w_bits`` product takes (FPGA targets): Yosys's
-        ``mul2dsp`` split, which cuts the wider operand into slices until each piece fits."""
+        ``mul2dsp`` split, which cuts the wider operand into slices until each piece fits; none
+        for a product narrower than ``dsp_min_product_bits``."""
         a, w = np.broadcast_arrays(np.asarray(a_bits, dtype=np.int64), np.asarray(w_bits, dtype=np.int64))
         keys, where = np.unique((a << 32) | w, return_inverse=True)      # a few distinct width pairs
         counts = np.array([_mul2dsp_split(int(k >> 32), int(k & 0xFFFFFFFF), self.dsp_a_bits, self.dsp_b_bits,
                                           self.dsp_slice_bits or self.dsp_a_bits, int(self.dsp_signed_only))
                            for k in keys], dtype=np.int64)
-        return counts[where].reshape(a.shape)
+        return np.where(a + w >= self.dsp_min_product_bits, counts[where].reshape(a.shape), 0)
+
+    def hard_multiplier(self, a_bits, w_bits, rule: tuple[int, int]):
+        """:func:`on_hard_multiplier` with the fitted ``rule``, and never for a product narrower
+        than the flow maps to a DSP (a fact of the flow, not a fit: a sample without such
+        products cannot teach it)."""
+        return on_hard_multiplier(a_bits, w_bits, (rule[0], max(rule[1], self.dsp_min_product_bits)))
 
     def fits(self, lut, ff, dsp, bram=0, lutram=0) -> np.ndarray:
         """Per design, whether LUT, FF, DSP, block-RAM and distributed-RAM use are all within
@@ -136,24 +149,24 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            description="Lattice LFE5U-85F: LUT4, MULT18X18D, DP16KD; 16-bit DDR3-800 (1.6 GB/s)"),
     Target(name="xilinx-7", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=200.0, lut_inputs=6,
            luts=63400, ffs=126800, dsps=240, brams=135, lutrams=19000, dsp_a_bits=25, dsp_b_bits=18,
-           dsp_slice_bits=18, dsp_signed_only=True,
+           dsp_slice_bits=18, dsp_signed_only=True, dsp_min_product_bits=9,
            offchip_gbytes_s=2.6, dram_pj_per_bit=20.0,
            description="AMD Artix-7 XC7A100T: LUT6, DSP48E1, RAMB36E1; 16-bit DDR3-1333 (2.6 GB/s)"),
     Target(name="xilinx-us", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
            luts=242400, ffs=484800, dsps=1920, brams=600, lutrams=114688, dsp_a_bits=27, dsp_b_bits=18,
-           dsp_slice_bits=18, dsp_signed_only=True,
+           dsp_slice_bits=18, dsp_signed_only=True, dsp_min_product_bits=9,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kintex UltraScale XCKU040: LUT6, DSP48E2, RAMB36E2; 64-bit DDR4-2400 (19.2 GB/s)"),
     Target(name="kv260", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
            luts=117120, ffs=234240, dsps=1248, brams=144, urams=64, lutrams=57600, dsp_a_bits=27, dsp_b_bits=18,
-           dsp_slice_bits=18, dsp_signed_only=True,
+           dsp_slice_bits=18, dsp_signed_only=True, dsp_min_product_bits=9,
            offchip_gbytes_s=19.2, dram_pj_per_bit=15.0,
            description="AMD Kria KV260 (Zynq UltraScale+ K26 SOM, XCK26): 117,120 LUT6, 234,240 FF, "
                        "1,248 DSP48E2, 144 RAMB36, 64 URAM (K26 data sheet DS987); 64-bit DDR4-2400, "
                        "19.2 GB/s peak"),
     Target(name="u280", kind=TargetKind.FPGA, tech="xilinx", clock_mhz=300.0, lut_inputs=6,
            luts=1303680, ffs=2607360, dsps=9024, brams=2016, urams=960, lutrams=600960, dsp_a_bits=27, dsp_b_bits=18,
-           dsp_slice_bits=18, dsp_signed_only=True,
+           dsp_slice_bits=18, dsp_signed_only=True, dsp_min_product_bits=9,
            offchip_gbytes_s=460.0, dram_pj_per_bit=4.0,
            description="AMD Alveo U280 (XCU280): 1,303,680 LUT6, 2,607,360 FF, 9,024 DSP48E2, "
                        "2,016 RAMB36, 960 URAM (Alveo U280 data sheet DS963); 8 GB HBM2, 460 GB/s"),

@@ -280,6 +280,25 @@ def test_dsp_count_matches_yosys_when_both_operands_are_wide(tmp_path, a_bits, b
     assert int(get_target("xilinx-7").dsps_per_product(a_bits, b_bits)) == int(found.group(1))
 
 
+@pytest.mark.synth
+@pytest.mark.parametrize("a_bits,b_bits", [(4, 4), (3, 5), (4, 5), (2, 7)])
+def test_a_product_narrower_than_9_bits_stays_in_xilinx_luts(tmp_path, a_bits, b_bits):
+    """``synth_xilinx`` gives ``mul2dsp`` a minimum result width of 9 bits, so a 4-bit x 4-bit
+    score product (4-bit q and k) is built in LUTs; every target's DSP count, and every model's
+    placement of products, holds that rule whatever the fitted one says. Counted by a real run."""
+    from cost_models.targets import get_target
+
+    top = _Product(a_bits, b_bits)
+    run_yosys(top, tmp_path, "synth_xilinx -family xc7 -top top -noiopad; tee -o stat.txt stat",
+              ports=[top.a, top.b, top.y])
+    found = re.search(r"^\s+(\d+)\s+DSP48E1$", (tmp_path / "stat.txt").read_text(), re.M)
+    measured = int(found.group(1)) if found else 0
+    xilinx = get_target("xilinx-7")
+    assert int(xilinx.dsps_per_product(a_bits, b_bits)) == measured == (a_bits + b_bits >= 9)
+    assert bool(xilinx.hard_multiplier(a_bits, b_bits, (1, 0))) == (measured > 0)
+    assert int(get_target("ecp5-85k").dsps_per_product(a_bits, b_bits)) == 1     # ECP5 takes them all
+
+
 def test_calibration_sample_gives_each_multiplier_regime_half():
     from dse.families import get_family
     from flows.calibrate import calibration_sample, sample_points
