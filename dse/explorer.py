@@ -310,7 +310,7 @@ class Explorer:
                 trial.set_user_attr("metrics", price.metrics)
                 finished.append(mirror.tell(trial, price.values))
             kept = store_batch(shared, finished, limit=self.cfg.trials,
-                               trim=lambda kept: [_relabel(t, len(kept)) for t in kept])
+                               trim=lambda batch: [_relabel(t, len(batch)) for t in batch])
             batches += 1
             done += size
             if on_batch:

@@ -145,7 +145,7 @@ def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial], *, limit: in
     if not isinstance(rdb, optuna.storages.RDBStorage):
         if limit is not None:                       # in-memory storage: one process, nothing half-written
             room = max(0, limit - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
-            trials = _kept(trials, room, trim)
+            trials = _within_room(trials, room, trim)
         study.add_trials(trials)
         return len(trials)
     for t in trials:
@@ -160,13 +160,13 @@ def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial], *, limit: in
         study_row = models.StudyModel.find_or_raise_by_id(study._study_id, session, for_update=True)
         if limit is not None:
             room = max(0, limit - models.TrialModel.count(session, study_row, TrialState.COMPLETE))
-            trials = _kept(trials, room, trim)
+            trials = _within_room(trials, room, trim)
         for t in trials:
             rdb._get_prepared_new_trial(study._study_id, t, session)
     return len(trials)
 
 
-def _kept(trials: Sequence[FrozenTrial], room: int, trim) -> Sequence[FrozenTrial]:
+def _within_room(trials: Sequence[FrozenTrial], room: int, trim) -> Sequence[FrozenTrial]:
     if len(trials) <= room:
         return trials
     return trim(trials[:room]) if trim else trials[:room]
