@@ -28,6 +28,9 @@ class Gemm:
     k: int
     name: str = "gemm"
     label: ClassVar[str] = "GEMMs"
+    flag: ClassVar[str] = "gemm"
+    metavar: ClassVar[str] = "M,N,K"
+    flag_help: ClassVar[str] = "GEMM to price (the GEMM engines; default: one tile at k_max)"
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "k"):
@@ -61,6 +64,12 @@ class Gemm:
             raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}") from None
         return cls(m=m, n=n, k=k)
 
+    def describe(self) -> dict[str, object]:
+        return {"gemm": [self.m, self.n, self.k]}
+
+    def text(self) -> str:
+        return f"GEMM {self.m}x{self.n}x{self.k}"
+
 
 @dataclass(frozen=True, kw_only=True)
 class AttentionOp:
@@ -79,6 +88,9 @@ class AttentionOp:
     causal: bool
     name: str = "attention"
     label: ClassVar[str] = "attention ops"
+    flag: ClassVar[str] = "attention"
+    metavar: ClassVar[str] = "B,H,HKV,NQ,NKV,D[,causal]"
+    flag_help: ClassVar[str] = "attention op to price (attention family; default: one run at max_seq_len)"
 
     def __post_init__(self) -> None:
         for name, hi in (("batch", 1 << 16), ("heads", 1 << 12), ("kv_heads", 1 << 12), ("n_q", 1 << 24),
@@ -126,18 +138,72 @@ class AttentionOp:
             raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
         return cls(batch=b, heads=h, kv_heads=hkv, n_q=nq, n_kv=nkv, head_dim=d, causal=causal)
 
+    def describe(self) -> dict[str, object]:
+        return {"attention": {"batch": self.batch, "heads": self.heads, "kv_heads": self.kv_heads,
+                              "n_q": self.n_q, "n_kv": self.n_kv, "head_dim": self.head_dim,
+                              "causal": self.causal}}
+
+    def text(self) -> str:
+        return (f"attention B{self.batch} H{self.heads}/{self.kv_heads} Nq{self.n_q} Nkv{self.n_kv} "
+                f"d{self.head_dim}" + (" causal" if self.causal else ""))
+
+
+# Lane operations per element of each kind of element-wise op, as the accelerator's stated
+# vector model prices them: RMSNorm square + accumulate + scale + gain; LayerNorm adds the
+# mean subtraction and the bias; RoPE two products and an add per element; SiLU a table
+# sigmoid and a product, relu2 a compare and a square (each then times `up` in a gated
+# FFN); quantization an absmax, a scale and a round; argmax a compare.
+OPS_PER_ELEMENT = {"rms_norm": 4, "layer_norm": 7, "rope": 3, "silu": 3, "relu2": 2, "relu": 1,
+                   "gate_mul": 1, "residual": 1, "bias": 1, "position": 1, "act_quant": 3,
+                   "group_scale": 2, "argmax": 1}
+
 
 @dataclass(frozen=True, kw_only=True)
 class VectorOp:
-    """Element-wise work (norms, activations, RoPE, residual adds, quantization): ``elements``
-    values of ``ops_per_element`` lane operations each, run on the accelerator's vector unit."""
-    name: str
+    """Element-wise work of one ``kind`` (:data:`OPS_PER_ELEMENT`: norms, activations, RoPE,
+    residual adds, quantization) over ``elements`` values, run on the vector unit."""
+    kind: str
     elements: int
-    ops_per_element: int
+    name: str = "vector"
+    label: ClassVar[str] = "element-wise ops"
+    flag: ClassVar[str] = "vector"
+    metavar: ClassVar[str] = "KIND,ELEMENTS"
+    flag_help: ClassVar[str] = ("element-wise op to price (vector family; KIND one of "
+                                + ", ".join(OPS_PER_ELEMENT) + "; default: one residual add of max_beats)")
+
+    def __post_init__(self) -> None:
+        if self.kind not in OPS_PER_ELEMENT:
+            raise ValueError(f"vector.kind must be one of {', '.join(OPS_PER_ELEMENT)}, not {self.kind!r}")
+        value = self.elements
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OP_WORK:
+            raise ValueError(f"vector.elements must be an integer in 1..{MAX_OP_WORK}, not {value!r}")
+
+    @property
+    def ops_per_element(self) -> int:
+        return OPS_PER_ELEMENT[self.kind]
 
     @property
     def ops(self) -> int:
         return self.elements * self.ops_per_element
+
+    @classmethod
+    def parse(cls, text: str) -> "VectorOp":
+        """``"KIND,ELEMENTS"`` as given on the command line."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 2:
+            raise ValueError(f"vector must be KIND,ELEMENTS (one of {', '.join(OPS_PER_ELEMENT)}, and an "
+                             f"integer), not {text!r}")
+        try:
+            elements = parse_int(parts[1])
+        except ValueError:
+            raise ValueError(f"vector must be KIND,ELEMENTS (ELEMENTS an integer), not {text!r}") from None
+        return cls(kind=parts[0], elements=elements)
+
+    def describe(self) -> dict[str, object]:
+        return {"vector": {"kind": self.kind, "elements": self.elements}}
+
+    def text(self) -> str:
+        return f"{self.kind} of {self.elements} elements"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,3 +216,7 @@ class TransferOp:
     @property
     def ops(self) -> int:
         return 0
+
+
+PRICED_OPS = (Gemm, AttentionOp, VectorOp)
+"""The op types an engine family prices one at a time; each brings its command-line flag."""

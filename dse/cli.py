@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cost_models.ops import AttentionOp, Gemm
+from cost_models.ops import PRICED_OPS, AttentionOp, Gemm, VectorOp
 from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
 from generators.artifact import render, write
@@ -71,36 +71,31 @@ def _params(family: Family, settings: Sequence[str]) -> Params:
     return family.params.from_strings(_settings(settings))
 
 
-def _op(family: Family, params: Params, args: argparse.Namespace) -> Gemm | AttentionOp:
-    """The op to price: ``--gemm`` for the GEMM engines, ``--attention`` for attention."""
-    given = {Gemm: getattr(args, "gemm", None), AttentionOp: getattr(args, "attention", None)}
-    flags = {Gemm: "--gemm M,N,K", AttentionOp: "--attention B,H,HKV,NQ,NKV,D[,causal]"}
+def _given_ops(args: argparse.Namespace) -> dict[type, str]:
+    """The ops named on the command line, by op type (``--gemm``, ``--attention``, ``--vector``)."""
+    return {kind: text for kind in PRICED_OPS if (text := getattr(args, kind.flag, None))}
+
+
+def _op(family: Family, params: Params, args: argparse.Namespace) -> Gemm | AttentionOp | VectorOp:
+    """The op to price: the one given with the family's op type's flag, else its default op."""
+    given = _given_ops(args)
     if family.op_type is None:
-        if any(given.values()):
+        if given:
             raise UsageError(f"{family.name} prices whole workloads: use --workload NAME|FILE")
         raise UsageError(f"{family.name} prices whole workloads: give --workload NAME|FILE")
-    for kind, text in given.items():
-        if text and kind is not family.op_type:
-            raise UsageError(f"{family.name} prices {family.op_type.label}: use {flags[family.op_type]}")
-    text = given[family.op_type]
+    for kind in given:
+        if kind is not family.op_type:
+            raise UsageError(f"{family.name} prices {family.op_type.label}: use --{family.op_type.flag} "
+                             f"{family.op_type.metavar}")
+    text = given.get(family.op_type)
     return family.parse_op(text) if text else family.default_op(params)
 
 
-def _describe_op(op: Gemm | AttentionOp) -> dict[str, Any]:
-    if isinstance(op, Gemm):
-        return {"gemm": [op.m, op.n, op.k]}
-    return {"attention": {"batch": op.batch, "heads": op.heads, "kv_heads": op.kv_heads, "n_q": op.n_q,
-                          "n_kv": op.n_kv, "head_dim": op.head_dim, "causal": op.causal}}
+def _one_op_flags() -> str:
+    return " and ".join(f"--{kind.flag}" for kind in PRICED_OPS)
 
 
-def _op_text(op: Gemm | AttentionOp) -> str:
-    if isinstance(op, Gemm):
-        return f"GEMM {op.m}x{op.n}x{op.k}"
-    return (f"attention B{op.batch} H{op.heads}/{op.kv_heads} Nq{op.n_q} Nkv{op.n_kv} d{op.head_dim}"
-            + (" causal" if op.causal else ""))
-
-
-def _estimate_row(family: Family, params: Params, op: Gemm | AttentionOp, target_name: str) -> dict[str, Any]:
+def _estimate_row(family: Family, params: Params, op: Gemm | AttentionOp | VectorOp, target_name: str) -> dict[str, Any]:
     table = family.estimate(params, op, get_target(target_name))
     return {key: _jsonable(column[0]) for key, column in table.items()}
 
@@ -119,8 +114,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     family = get_family(args.family)
     target = get_target(args.target)
     out = _out_folder(args.out)
-    if args.workload and (args.gemm or args.attention):
-        raise UsageError("--workload designs for a whole workload; leave out --gemm and --attention")
+    if args.workload and _given_ops(args):
+        raise UsageError(f"--workload designs for a whole workload; leave out {_one_op_flags()}")
     if args.workload:
         from dse.workloads import load
         workload = load(args.workload)
@@ -132,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         params = _params(family, args.set)
         gemm = _op(family, params, args)
-        prediction = {"target": target.name, **_describe_op(gemm),
+        prediction = {"target": target.name, **gemm.describe(),
                       **_estimate_row(family, params, gemm, target.name),
                       "model": family.model_info()}
     _check_clock(args.clock_mhz)
@@ -185,13 +180,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     gemm = _op(family, params, args)
     row = _estimate_row(family, params, gemm, args.target)
     document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
-                "target": args.target, **_describe_op(gemm), **row,
+                "target": args.target, **gemm.describe(), **row,
                 "model": family.model_info()}
     if args.json:
         _print_json(document)
     else:
         width = max(len(k) for k in row)
-        print(f"{family.name} {params.digest()} on {args.target}, {_op_text(gemm)}")
+        print(f"{family.name} {params.digest()} on {args.target}, {gemm.text()}")
         for key, value in row.items():
             print(f"  {key:<{width}}  {value:.6g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
     return 0
@@ -201,8 +196,8 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
     """One design priced on a whole workload (the design takes the workload's pins)."""
     from dse.workloads import Phase, load
 
-    if args.gemm or args.attention:
-        raise UsageError("--workload prices a whole workload; leave out --gemm and --attention")
+    if _given_ops(args):
+        raise UsageError(f"--workload prices a whole workload; leave out {_one_op_flags()}")
     workload = load(args.workload)
     target = get_target(args.target)
     params, fitted = family.fitted_design(workload, _settings(args.set))
@@ -595,9 +590,8 @@ def _add_design_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_workload_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gemm", metavar="M,N,K", help="GEMM to price (default: one tile at k_max)")
-    p.add_argument("--attention", metavar="B,H,HKV,NQ,NKV,D[,causal]",
-                   help="attention op to price (attention family; default: one run at max_seq_len)")
+    for kind in PRICED_OPS:
+        p.add_argument(f"--{kind.flag}", metavar=kind.metavar, help=kind.flag_help)
     p.add_argument("--workload", help="price a whole workload (preset name or .toml/.yaml) instead of one op; "
                                       "the design takes the workload's operand widths and shapes")
     p.add_argument("--target", default="ecp5-85k", help=f"one of: {', '.join(TARGETS)}")

@@ -15,11 +15,13 @@ import cost_models.lut_mpgemm as lut_model
 import cost_models.mac_mpgemm as mac_model
 import cost_models.mpgemm as mpgemm_model
 import cost_models.systolic as systolic_model
+import cost_models.vector as vector_model
 import generators.attention as attention_gen
 import generators.lut_mpgemm as lut_gen
 import generators.mac_mpgemm as mac_gen
 import generators.systolic as systolic_gen
-from cost_models.ops import AttentionOp, Gemm
+import generators.vector as vector_gen
+from cost_models.ops import AttentionOp, Gemm, VectorOp
 from cost_models.rollup import rollup
 from flows import characterize as lookup_units
 from flows.calibrate import Calibratable
@@ -182,6 +184,21 @@ def _attention_pins(workload) -> dict[str, Any]:
             "causal": op.causal and op.n_q > 1, "q_bits": bits, "k_bits": bits, "v_bits": bits}
 
 
+def _vector_record_model(p: vector_gen.VectorParams, record: Mapping[str, Any]) -> dict[str, int]:
+    """Model figures for one measured record of ``verif.tb.vector``."""
+    cycles = int(vector_model.run_cycles(vector_gen.VectorOpcode[record["op"]], record["n"]))
+    return {"start_to_done": cycles, "start_to_last_z": cycles}
+
+
+def _vector_pins(workload) -> dict[str, Any]:
+    """The vector unit fixes nothing of a workload, but runs only the element-wise kinds its RTL has."""
+    missing = sorted({op.kind for op, _ in workload.kind_ops(VectorOp)} - set(vector_model.RTL_OPS))
+    if missing:
+        raise ValueError(f"the vector unit's RTL does not run {', '.join(missing)} yet; workload "
+                         f"{workload.name} needs them")
+    return {}
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family(name="systolic", params=systolic_gen.SystolicParams, build=systolic_gen.build,
            testbench="verif.tb.systolic", estimate=systolic_model.estimate,
@@ -207,6 +224,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            calibration=Calibratable("attention", attention_gen.AttentionParams, attention_gen.build,
                                     attention_model.CALIBRATION_BOX, attention_model.calibration_features,
                                     attention_model.multipliers, attention_model.placed_memories)),
+    Family(name="vector", params=vector_gen.VectorParams, build=vector_gen.build, testbench="verif.tb.vector",
+           estimate=vector_model.estimate, model_info=vector_model.model_info,
+           record_model=_vector_record_model, op_type=VectorOp, workload_pins=_vector_pins,
+           default_op=lambda p: VectorOp(kind="residual", elements=p.lanes * p.max_beats, name="one-run"),
+           calibration=Calibratable("vector", vector_gen.VectorParams, vector_gen.build,
+                                    vector_model.CALIBRATION_BOX, vector_model.calibration_features,
+                                    vector_model.multipliers, None, flow_boxes=vector_model.FLOW_BOXES)),
 )}
 
 

@@ -47,14 +47,6 @@ class Norm(enum.Enum):
     LAYER = "layer"
 
 
-# Lane operations per element of each element-wise op (a stated model; the vector unit
-# prices them): RMSNorm square + accumulate + scale + gain; LayerNorm adds the mean
-# subtraction and the bias; RoPE two products and an add per element; SiLU a table
-# sigmoid and a product, relu2 a compare and a square (each then times `up` in a gated
-# FFN); quantization an absmax, a scale and a round.
-OPS_PER_ELEMENT = {"rms_norm": 4, "layer_norm": 7, "rope": 3, "silu": 3, "relu2": 2, "relu": 1,
-                   "gate_mul": 1, "residual": 1, "bias": 1, "position": 1, "act_quant": 3,
-                   "group_scale": 2}
 EMBEDDING_BYTES = 2        # an fp16 embedding row per token
 
 
@@ -205,7 +197,7 @@ def expand(model: ModelShape, phase: Phase, *, batch: int, seq_len: int) -> Work
     ops: list[tuple[Op, int]] = [(TransferOp(name="embedding", bytes=m * h * EMBEDDING_BYTES), 1)]
 
     def vector(name: str, kind: str, elements: int, count: int = layers) -> None:
-        ops.append((VectorOp(name=name, elements=elements, ops_per_element=OPS_PER_ELEMENT[kind]), count))
+        ops.append((VectorOp(name=name, kind=kind, elements=elements), count))
 
     def gemm(name: str, n: int, k: int, rows: int = m, count: int = layers) -> None:
         if not group or group >= k:

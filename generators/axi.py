@@ -182,10 +182,18 @@ def _split_members(engine: wiring.Component, run: RunSignature, prefix: str):
     return streams, arguments
 
 
+def frames_runs(engine: wiring.Component) -> bool:
+    """Whether the wrapper can frame ``engine``'s runs: it declares a fixed ``beats_per_run``."""
+    return getattr(engine, "beats_per_run", None) is not None
+
+
 def register_map(engine: wiring.Component, params: Params, *, prefix: str = "",
                  top: str | None = None) -> RegisterMap:
     """The register map of ``engine`` wrapped: control and status, identification, arguments.
     ``prefix`` and ``top`` place it inside a composed top."""
+    if not frames_runs(engine):
+        raise ValueError(f"{params.family} has no AXI wrapper: its runs make as many output beats as "
+                         f"their op asks, and the wrapper frames a run by a fixed count")
     run: RunSignature = engine.run_protocol
     streams, arguments = _split_members(engine, run, prefix)
     regs = [

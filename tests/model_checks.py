@@ -17,3 +17,12 @@ def assert_batch_equals_points(estimate: Callable, points: Sequence[Any], op: An
             one = estimate(p, op, TARGETS[target])
             for key, column in batch.items():
                 assert one[key][0] == pytest.approx(column[i]), (target, key)
+
+
+def wraps_in_axi(family) -> bool:
+    """Whether ``family``'s engine has an AXI wrapper (a fixed number of output beats per run)."""
+    from generators.axi import frames_runs
+
+    engine = family.build(family.params())
+    engine._MustUse__silence = True            # built for its attributes only, never elaborated
+    return frames_runs(engine)

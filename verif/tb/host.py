@@ -104,14 +104,18 @@ class LockStepHost:
             assert not self.sample(dut.busy, "busy"), f"a start with {self.length} = {length} was accepted"
 
     async def run(self, ks: Sequence[int], beats: Sequence[Sequence[int]], limit: int,
-                  on_start: Callable[[int], None] | None = None) -> list[Timing]:
+                  on_start: Callable[[int], None] | None = None,
+                  rows: Sequence[int] | None = None) -> list[Timing]:
         """Issue runs of depth ``ks`` back to back, feeding ``beats[i]`` to input stream ``i``.
 
-        ``on_start(r)`` drives the extra ports of run ``r`` while its start is offered.
+        ``on_start(r)`` drives the extra ports of run ``r`` while its start is offered;
+        ``rows[r]`` is the number of output beats run ``r`` makes (``rows_per_tile`` each
+        unless given).
         Raises if the engine stops before every run's tile has left, or leaves beats unread.
         """
         dut = self.dut
         timings = [Timing() for _ in ks]
+        rows = list(rows) if rows is not None else [self.rows] * len(ks)
         index = [0] * len(self.inputs)
         offered = [False] * len(self.inputs)
         started = finished = drained = 0
@@ -151,7 +155,7 @@ class LockStepHost:
             if out_ready and self.sample(self._port(self.output, "valid"), f"{self.output}.valid"):
                 t = timings[drained]
                 t.tile.append(self.sample(self._port(self.output, "payload"), f"{self.output}.payload"))
-                if len(t.tile) == self.rows:
+                if len(t.tile) == rows[drained]:
                     t.last_out = self.cycle
                     drained += 1
                     if drained == len(ks):

@@ -1,0 +1,189 @@
+"""cocotb testbench for the vector unit.
+
+The lock-step host (:mod:`verif.tb.host`) drives ``start``/``n`` with the held ``op`` and
+``shift``, feeds ``x`` and ``y`` beats and sinks ``z``; every run's output is checked against
+the golden model (:mod:`verif.golden.vector`) and its cycles are reported for the pytest
+side to hold against the cost model. Inputs mix uniform values with the extremes (the
+two's complement limits, zero, one, minus one), so saturation, ``|lo|`` and ties are reached
+in every test, and shifts cover the port's whole range.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from generators.lanes import pack_lanes, unpack_lanes
+from generators.vector import VectorOpcode, VectorParams
+from verif.golden.vector import elementwise, limits, reduce
+from verif.runner import bench_params, bench_report
+from verif.tb.host import LockStepHost, Timing
+
+
+@dataclass
+class Run:
+    """One run: ``x`` (and ``y`` for a binary op) are ``n x lanes``."""
+    op: VectorOpcode
+    shift: int
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def out_beats(self) -> int:
+        return 1 if self.op.reduction else self.n
+
+
+def _params() -> VectorParams:
+    return VectorParams.from_dict(bench_params()["params"])
+
+
+def _values(p: VectorParams, rng: np.random.Generator, shape) -> np.ndarray:
+    """Uniform values, a quarter of them replaced by the extremes."""
+    lo, hi = limits(p.bits)
+    values = rng.integers(lo, hi, size=shape, endpoint=True)
+    edges = np.array([lo, hi, 0, 1, -1, lo + 1, hi - 1])
+    pick = rng.random(shape) < 0.25
+    return np.where(pick, edges[rng.integers(0, len(edges), size=shape)], values)
+
+
+def _shift(p: VectorParams, rng: np.random.Generator) -> int:
+    top = (1 << (p.shift_limit - 1).bit_length()) - 1            # the port's largest value
+    picks = [0, 1, p.bits - 1, p.bits, p.wide_bits - 1, top]
+    return int(picks[rng.integers(len(picks))] if rng.random() < 0.5 else rng.integers(0, top + 1))
+
+
+def random_run(p: VectorParams, rng: np.random.Generator, op: VectorOpcode, n: int) -> Run:
+    x = _values(p, rng, (n, p.lanes))
+    return Run(op, _shift(p, rng), x, _values(p, rng, (n, p.lanes)) if op.binary else None)
+
+
+def expected(p: VectorParams, run: Run) -> list[int]:
+    """The run's ``z`` beats as the golden model has them."""
+    if run.op.reduction:
+        return [reduce(run.op, run.x.ravel())]
+    z = elementwise(run.op, run.x, run.y, run.shift, p.bits)
+    return pack_lanes(z, p.bits)
+
+
+class Host(LockStepHost):
+    """Issues vector runs back to back and checks every output beat against the golden model."""
+
+    def __init__(self, dut, params: VectorParams, *, seed: int, gap: float = 0.0, stall: float = 0.0):
+        super().__init__(dut, inputs=("x_stream", "y_stream"), output="z_stream", rows_per_tile=1, seed=seed,
+                         gaps=(gap, gap), stall=stall, held=("op", "shift"), length_port="n",
+                         maximum=params.max_beats)
+        self.p = params
+
+    async def execute(self, runs: list[Run]) -> list[Timing]:
+        p = self.p
+        x_beats = [w for r in runs for w in pack_lanes(r.x, p.bits)]
+        y_beats = [w for r in runs if r.y is not None for w in pack_lanes(r.y, p.bits)]
+
+        def held(index: int) -> None:
+            self.dut.op.value, self.dut.shift.value = int(runs[index].op), runs[index].shift
+        limit = 8 * sum(r.n + 4 for r in runs) + 200
+        timings = await self.run([r.n for r in runs], [x_beats, y_beats], limit, on_start=held,
+                                 rows=[r.out_beats for r in runs])
+        for i, (run, t) in enumerate(zip(runs, timings, strict=True)):
+            want = expected(p, run)
+            if t.tile != want:
+                got = [unpack_lanes(w, p.lanes, p.bits).tolist() for w in t.tile]
+                raise AssertionError(f"run {i} {run.op.name} n={run.n} shift={run.shift}: got {got[:4]} "
+                                     f"(raw {t.tile[:4]}), want raw {want[:4]}")
+        return timings
+
+
+def _report(test: str, runs: list[Run], timings: list[Timing], *, stalled: bool) -> None:
+    for run, t in zip(runs, timings, strict=True):
+        bench_report({"test": test, "op": run.op.name, "n": run.n, "start_to_done": t.done - t.start,
+                      "start_to_last_z": t.last_out - t.start, "stalled": stalled})
+
+
+async def _issue(dut, test: str, runs: list[Run], seed: int, **stalls) -> None:
+    p = _params()
+    host = Host(dut, p, seed=seed, **stalls)
+    await host.reset()
+    timings = await host.execute(runs)
+    _report(test, runs, timings, stalled=bool(stalls))
+
+
+@cocotb.test()
+async def every_op_at_both_lengths(dut):
+    """Each op alone on a one-beat row and on the longest row, on an idle unit."""
+    p = _params()
+    rng = np.random.default_rng(cocotb.RANDOM_SEED)
+    host = Host(dut, p, seed=cocotb.RANDOM_SEED)
+    await host.reset()
+    for op in VectorOpcode:
+        for n in dict.fromkeys((1, p.max_beats)):
+            run = random_run(p, rng, op, n)
+            _report("every_op_at_both_lengths", [run], await host.execute([run]), stalled=False)
+            await ClockCycles(dut.clk, 2)
+
+
+@cocotb.test()
+async def back_to_back(dut):
+    """Random ops and lengths issued back to back, each next start in the done cycle."""
+    p = _params()
+    rng = np.random.default_rng(cocotb.RANDOM_SEED + 1)
+    ops = list(VectorOpcode)
+    runs = [random_run(p, rng, ops[int(rng.integers(len(ops)))], int(rng.integers(1, min(p.max_beats, 16) + 1)))
+            for _ in range(14)]
+    await _issue(dut, "back_to_back", runs, cocotb.RANDOM_SEED)
+
+
+@cocotb.test()
+async def extremes(dut):
+    """Saturating sums and products (both limits), ``|lo|``, and ties: every element equal (the
+    first wins), and the row's largest value found first in a later lane than again later."""
+    p = _params()
+    lo, hi = limits(p.bits)
+    n = min(p.max_beats, 4)
+    full = lambda v: np.full((n, p.lanes), v)
+    tie = full(lo)
+    tie[0, -1] = tie[-1, 0] = hi                                   # first in beat 0, the last lane
+    runs = [Run(VectorOpcode.ADD, 0, full(hi), full(hi)), Run(VectorOpcode.ADD, 0, full(lo), full(lo)),
+            Run(VectorOpcode.MUL, 0, full(lo), full(lo)), Run(VectorOpcode.MUL, 0, full(lo), full(hi)),
+            Run(VectorOpcode.MUL, p.wide_bits - 1, full(lo), full(lo)),
+            Run(VectorOpcode.RELU2, 0, full(hi)), Run(VectorOpcode.RELU2, p.bits - 2, full(hi)),
+            Run(VectorOpcode.RELU, 1, full(lo)), Run(VectorOpcode.ABSMAX, 0, full(lo)),
+            Run(VectorOpcode.ABSMAX, 0, full(hi)), Run(VectorOpcode.ARGMAX, 0, full(7 % (hi + 1))),
+            Run(VectorOpcode.ARGMAX, 0, tie), Run(VectorOpcode.ARGMAX, 0, full(lo))]
+    await _issue(dut, "extremes", runs, cocotb.RANDOM_SEED)
+
+
+@cocotb.test()
+async def gaps_and_backpressure(dut):
+    """Random gaps on x and y and backpressure on z, back to back: values still right."""
+    p = _params()
+    rng = np.random.default_rng(cocotb.RANDOM_SEED + 2)
+    ops = list(VectorOpcode)
+    runs = [random_run(p, rng, ops[i % len(ops)], int(rng.integers(1, min(p.max_beats, 12) + 1)))
+            for i in range(12)]
+    await _issue(dut, "gaps_and_backpressure", runs, cocotb.RANDOM_SEED + 3, gap=0.3, stall=0.4)
+
+
+@cocotb.test()
+async def unknown_ops_are_refused(dut):
+    """A start whose ``op`` names no op (the port's spare codes) leaves the unit idle; a valid
+    run afterwards is still right."""
+    p = _params()
+    host = Host(dut, p, seed=cocotb.RANDOM_SEED)
+    await host.reset()
+    for code in range(len(VectorOpcode), 1 << len(dut.op)):
+        await FallingEdge(dut.clk)
+        dut.start.value, dut.n.value, dut.op.value = 1, 1, code
+        await ReadOnly()
+        await FallingEdge(dut.clk)
+        dut.start.value = 0
+        await ReadOnly()
+        assert not host.sample(dut.busy, "busy"), f"a start with op = {code} was accepted"
+    rng = np.random.default_rng(cocotb.RANDOM_SEED + 4)
+    run = random_run(p, rng, VectorOpcode.ADD, 1)
+    _report("unknown_ops_are_refused", [run], await host.execute([run]), stalled=False)
