@@ -1,8 +1,7 @@
 """PPA model of the vector unit (:mod:`generators.vector`), vectorised over design points.
 
 Cycles are exact: a run of ``n`` beats takes ``n`` plus the op's stated latency
-(:attr:`generators.vector.VectorOpcode.latency`) from its accepted start to ``done``, back to
-back, and a workload op of ``elements`` values is ``ceil(elements / lanes)`` beats in runs of
+(:func:`generators.vector.latency`) from its accepted start to ``done``, back to back, and a workload op of ``elements`` values is ``ceil(elements / lanes)`` beats in runs of
 at most ``max_beats``, one run per RTL op it needs (:data:`RTL_OPS`). Resources, Fmax, area
 and energy are structural counts of the RTL times the coefficients in
 ``cost_models/data/vector.json``.
@@ -17,7 +16,7 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.ops import VectorOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind
-from generators.vector import VectorOpcode, VectorParams, index_bits
+from generators.vector import VectorOpcode, VectorParams, divide_steps, index_bits, latency, root_steps, sum_bits
 from generators.widths import bits_for, ceil_div
 
 Points = Union[VectorParams, Sequence[VectorParams], Mapping[str, np.ndarray]]
@@ -26,11 +25,13 @@ RTL_OPS: dict[str, tuple[VectorOpcode, ...]] = {
     "residual": (VectorOpcode.ADD,), "bias": (VectorOpcode.ADD,), "position": (VectorOpcode.ADD,),
     "gate_mul": (VectorOpcode.MUL,), "group_scale": (VectorOpcode.MUL, VectorOpcode.ADD),
     "relu": (VectorOpcode.RELU,), "relu2": (VectorOpcode.RELU2,), "argmax": (VectorOpcode.ARGMAX,),
-    "absmax": (VectorOpcode.ABSMAX,),
+    "act_quant": (VectorOpcode.ABSMAX, VectorOpcode.SCALE),
+    "rms_norm": (VectorOpcode.RMS, VectorOpcode.SCALE, VectorOpcode.MUL),
 }
-"""The unit's runs for each kind of workload op it can execute (a W4 group's partial sums
-are scaled, then added); the norms, RoPE, SiLU and the quantization divide are not yet in
-the RTL."""
+"""The unit's runs for each kind of workload op it can execute, each a pass over the row: a
+W4 group's partial sums are scaled, then added; quantization finds the row's absmax, then
+scales; RMSNorm finds the factor, scales, then multiplies by the gain. LayerNorm, RoPE, SiLU
+and GELU are not yet in the RTL."""
 
 
 def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
@@ -40,16 +41,17 @@ def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
         raise ValueError(f"the vector unit runs {', '.join(RTL_OPS)}; {kind!r} is not in its RTL yet") from None
 
 
-def run_cycles(op: VectorOpcode, n) -> np.ndarray:
+def run_cycles(op: VectorOpcode, n, lanes, bits, max_beats) -> np.ndarray:
     """Cycles from a run's accepted start to its ``done`` (and its last ``z`` beat)."""
-    return np.asarray(n, dtype=np.int64) + op.latency
+    return np.asarray(n, dtype=np.int64) + latency(op, lanes, bits, max_beats)
 
 
-def op_cycles(lanes, max_beats, kind: str, elements: int) -> np.ndarray:
-    """Cycles of a workload op of ``elements`` values, its runs issued back to back."""
+def op_cycles(lanes, bits, max_beats, kind: str, elements: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cycles and runs of a workload op of ``elements`` values, its runs issued back to back."""
     beats = ceil_div(elements, lanes)
     runs = ceil_div(beats, max_beats)
-    return sum(beats + runs * op.latency for op in rtl_ops(kind)), runs * len(rtl_ops(kind))
+    cycles = sum(beats + runs * latency(op, lanes, bits, max_beats) for op in rtl_ops(kind))
+    return cycles, runs * len(rtl_ops(kind))
 
 
 def prepare(points: Points) -> dict[str, np.ndarray]:
@@ -64,33 +66,41 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
 
 def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the RTL, grouped by the figure they price: per lane an adder, a
-    multiplier (in fabric or on DSPs), the wide-value select, a rounding barrel shifter and a
-    saturating clamp, and the reduction's compare and select; across lanes the argmax tree."""
+    ``bits x (bits + 9)`` multiplier (in fabric or on DSPs), the wide-value select, a rounding
+    barrel shifter, a saturating clamp, the reduction's compare and select and its share of the
+    sum of squares; across lanes the argmax tree; once, the divider and square-root sequencer.
+    The flip-flop feature is the RTL's register bits."""
     lanes, bits, index = c["lanes"], c["bits"], c["index"]
-    wide = 2 * bits
+    wide = 2 * bits + 9                               # a lane times the scalar
+    sums = sum_bits(lanes, bits, c["max_beats"])      # RMS's sum of squares
+    steps, roots = divide_steps(lanes, bits, c["max_beats"]), root_steps(bits)
     hard = np.asarray(on_dsp, dtype=bool)
     count = bits_for(c["max_beats"] + 1)
     beat = bits_for(np.maximum(c["max_beats"], 2))
-    registers = lanes * (wide + bits + bits + 1 + beat) + 2 * count + beat + 3 + bits_for(wide) + 3
+    scalar = bits + 8
+    sequencer = sums + 2 * steps + sums + 4 * roots + 2 + bits_for(np.maximum(steps, 2 * roots) + 1) + 2
+    registers = (lanes * (wide + bits + bits + 1 + beat) + 3 * count + beat + 3 + bits_for(wide) + 3
+                 + scalar + sums + sequencer)
     one = np.ones_like(lanes)
     return {
         "lut": {"const": one, "adders": lanes * bits, "soft_products": ~hard * lanes * bits * bits,
                 "select": lanes * wide, "shifter": lanes * (wide + 1) * np.log2(wide + 1),
                 "clamp": lanes * bits, "reduce": lanes * (bits + 1 + beat),
-                "tree": (lanes - 1) * (bits + 1 + index), "control": 2 * count + beat},
+                "tree": (lanes - 1) * (bits + 1 + index), "sum": lanes * sums,
+                "sequencer": sequencer, "control": 3 * count + beat},
         "ff": {"const": one, "registers": registers},
         "period_ns": {"const": one, "dsp": hard.astype(np.float64), "soft_mult_level": ~hard * np.log2(bits),
                       "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes)},
         "cmos": {"const": one, "reg": registers, "mult": lanes * bits * bits,
-                 "adder": lanes * (bits + 2 * wide), "mux": lanes * (wide + 1) * np.log2(wide + 1)
-                 + (lanes - 1) * (bits + 1 + index)},
+                 "adder": lanes * (bits + 2 * wide + sums) + sequencer,
+                 "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index)},
     }
 
 
 def _on_dsp(c, target: Target, fab: FabricCoefficients) -> np.ndarray:
     if target.kind is not TargetKind.FPGA:
         return np.zeros(c["bits"].shape, dtype=bool)
-    return target.hard_multiplier(c["bits"], c["bits"], (fab.dsp_min_bits, fab.dsp_min_product_bits))
+    return target.hard_multiplier(c["bits"], c["bits"] + 9, (fab.dsp_min_bits, fab.dsp_min_product_bits))
 
 
 def estimate(points: Points, op: VectorOp, target: Target) -> dict[str, np.ndarray]:
@@ -100,20 +110,21 @@ def estimate(points: Points, op: VectorOp, target: Target) -> dict[str, np.ndarr
     cmos = coefficients("vector", "cmos", CmosCoefficients)
     on_dsp = _on_dsp(c, target, fab)
     feats = features(c, on_dsp)
-    cycles, runs = op_cycles(c["lanes"], c["max_beats"], op.kind, op.elements)
+    cycles, runs = op_cycles(c["lanes"], c["bits"], c["max_beats"], op.kind, op.elements)
     element_ops = op.elements * len(rtl_ops(op.kind))
     e = fab.energy
     e_compute = element_ops * (e["j_per_mult_bit2"] * c["bits"] ** 2 + e["j_per_adder_bit"] * 2 * c["bits"])
     fpga = target.kind is TargetKind.FPGA
-    dsp = np.where(on_dsp, c["lanes"] * target.dsps_per_product(c["bits"], c["bits"]) if fpga else 0, 0)
+    dsp = np.where(on_dsp, c["lanes"] * target.dsps_per_product(c["bits"], c["bits"] + 9) if fpga else 0, 0)
     operands = 2 if any(o.binary for o in rtl_ops(op.kind)) else 1
     traffic = (operands + 1) * op.elements * c["bits"]             # streamed in and out, in bits
+    valid = c["valid"] & ((c["bits"] >= 8) | (op.kind != "act_quant"))   # +-127 must fit a lane
     return price(ops=element_ops, target=target, fab=fab,
                  counts={"cycles": cycles, "tiles": runs, "runs": runs},
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
                  area=weighted(cmos.transistors, feats["cmos"]),
                  period_ns=weighted(fab.period_ns, feats["period_ns"]), reg_bits=feats["ff"]["registers"],
-                 e_compute=e_compute, offchip=traffic, valid=c["valid"],
+                 e_compute=e_compute, offchip=traffic, valid=valid,
                  extra={"elements_per_cycle": c["lanes"]})
 
 
@@ -129,10 +140,10 @@ FLOW_BOXES: dict[str, dict[str, tuple[int, int]]] = {}
 def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, target.hard_multiplier(c["bits"], c["bits"], dsp_rule))
+    return features(c, target.hard_multiplier(c["bits"], c["bits"] + 9, dsp_rule))
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One role: a ``bits x bits`` product per lane."""
+    """One role: a ``bits x (bits + 9)`` product per lane (a lane times ``y`` or the scalar)."""
     c = prepare(points)
-    return [(c["lanes"], c["bits"], c["bits"])]
+    return [(c["lanes"], c["bits"], c["bits"] + 9)]

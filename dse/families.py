@@ -186,7 +186,8 @@ def _attention_pins(workload) -> dict[str, Any]:
 
 def _vector_record_model(p: vector_gen.VectorParams, record: Mapping[str, Any]) -> dict[str, int]:
     """Model figures for one measured record of ``verif.tb.vector``."""
-    cycles = int(vector_model.run_cycles(vector_gen.VectorOpcode[record["op"]], record["n"]))
+    cycles = int(vector_model.run_cycles(vector_gen.VectorOpcode[record["op"]], record["n"], p.lanes, p.bits,
+                                         p.max_beats))
     return {"start_to_done": cycles, "start_to_last_z": cycles}
 
 

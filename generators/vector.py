@@ -4,20 +4,24 @@ A run applies one op (:class:`VectorOpcode`, sampled with ``start`` as ``op``, w
 rounding ``shift``) to a row of ``n`` beats of ``x_stream`` (and, for the binary ops, ``n``
 beats of ``y_stream``, taken in the same cycle as ``x``):
 
-* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``) compute a wide value ``w`` per
-  element, then ``z = sat(round(w / 2**shift))``, rounding half up and saturating to the
-  signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. Two pipeline stages
-  (:data:`ELEMENTWISE_LATENCY`): the wide value, then the shift and saturation.
-* reductions (``ABSMAX``, ``ARGMAX``) keep one running result per lane and emit one beat,
-  :data:`REDUCTION_LATENCY` cycle after the row's last beat: ``ABSMAX`` the largest
-  ``|x|`` (unsigned, in lane 0), ``ARGMAX`` the index of the first largest ``x`` (unsigned,
-  in the beat's low bits); the beat's other bits are zero.
+* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``) compute a wide value
+  ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the signed
+  ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the unit's
+  scalar, which the last ``ABSMAX`` or ``RMS`` set. Two pipeline stages: the wide value, then
+  the shift and saturation.
+* reductions (``ARGMAX``, ``ABSMAX``, ``RMS``) emit one beat: ``ARGMAX`` the index of the
+  first largest ``x`` (unsigned, in the beat's low bits); ``ABSMAX`` the largest ``|x|`` (in
+  lane 0), and sets the scalar to ``floor(127 * 2**(bits + 1) / absmax)`` so that ``SCALE``
+  at ``shift = bits + 1`` quantizes the row to [-127, 127]; ``RMS`` sets the scalar to
+  ``floor(2**(bits + 7) / sqrt(mean(x**2) + 1))``, so that ``SCALE`` normalizes the row (the
+  mean is over ``n * lanes`` elements; the ``+ 1`` is an epsilon of one unit squared), and
+  emits it (its low ``lanes * bits`` bits). The scalars come from a restoring divider and a
+  digit-by-digit square root, one quotient or root bit per cycle.
 
 ``done`` pulses in the cycle the run's last ``z`` beat leaves; the next start is taken in
-that cycle. A start whose ``op`` names no op is refused, as one with ``n`` outside
-1..max_beats is. With no stream stalling, a run of ``n`` beats takes ``n + latency`` cycles from
-its accepted start to ``done``, back to back: the stated latencies are the ones the cost
-model prices (:mod:`cost_models.vector`), held by the bench.
+that cycle. With no stream stalling, a run of ``n`` beats takes ``n + latency(op)`` cycles
+from its accepted start to ``done``, back to back (:func:`latency`): the stated latencies
+the cost model prices (:mod:`cost_models.vector`), held by the bench.
 """
 from __future__ import annotations
 
@@ -31,25 +35,25 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.params import Params, Rule, int_field
-from generators.widths import bit_length
+from generators.widths import bit_length, bits_for
 from hw.run_control import RunSignature
 
-__all__ = ["VectorOpcode", "VectorParams", "VectorUnit", "build", "ELEMENTWISE_LATENCY", "REDUCTION_LATENCY"]
+__all__ = ["VectorOpcode", "VectorParams", "VectorUnit", "build", "latency"]
 
-ELEMENTWISE_LATENCY = 2
-"""Cycles an element-wise run takes beyond its ``n`` beats (its two pipeline stages)."""
-REDUCTION_LATENCY = 1
-"""Cycles a reduction takes beyond its ``n`` beats (the lane tree's result beat)."""
+QUANT_LEVELS = 127
+"""``ABSMAX`` readies a symmetric int8 quantization: ``SCALE`` maps the row onto +-127."""
 
 
 class VectorOpcode(enum.IntEnum):
     """The op a run applies; its value is what ``op`` carries with ``start``."""
     ADD = 0       # x + y: residual and bias adds, group partial sums
-    MUL = 1       # x * y: gated product, dequantization by scales
+    MUL = 1       # x * y: gated product, dequantization by scales, RMSNorm's gain
     RELU = 2      # max(x, 0)
     RELU2 = 3     # max(x, 0) ** 2 (BitNet b1.58 2B4T's FFN)
-    ABSMAX = 4    # max |x| over the row: the per-token quantization scale
+    SCALE = 4     # x * scalar: quantization after ABSMAX, normalization after RMS
     ARGMAX = 5    # index of the first largest x: greedy decoding
+    ABSMAX = 6    # max |x| over the row: the per-token quantization scale
+    RMS = 7       # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
 
     @property
     def binary(self) -> bool:
@@ -57,16 +61,58 @@ class VectorOpcode(enum.IntEnum):
 
     @property
     def reduction(self) -> bool:
-        return self in (VectorOpcode.ABSMAX, VectorOpcode.ARGMAX)
-
-    @property
-    def latency(self) -> int:
-        return REDUCTION_LATENCY if self.reduction else ELEMENTWISE_LATENCY
+        return self >= VectorOpcode.ARGMAX
 
 
 def index_bits(max_beats, lanes) -> np.ndarray:
     """Width of an element index in a row of ``max_beats`` beats of ``lanes``."""
     return np.maximum(bit_length(np.asarray(max_beats, dtype=np.int64) * lanes - 1), 1)
+
+
+def quant_shift(bits):
+    """The ``shift`` at which ``SCALE`` quantizes after ``ABSMAX``."""
+    return np.asarray(bits) + 1
+
+
+def norm_shift(bits):
+    """``RMS``'s scalar is ``2**norm_shift / rms``: ``SCALE`` at ``norm_shift - f`` leaves ``f``
+    fractional bits."""
+    return np.asarray(bits) + 7
+
+
+def scalar_bits(bits):
+    """Unsigned width of the scalar: it holds ``127 * 2**(bits + 1)`` and ``2**(bits + 7)``."""
+    return np.asarray(bits) + 8
+
+
+def sum_bits(lanes, bits, max_beats):
+    """Width of ``RMS``'s sum of ``x**2 + 1`` over the longest row, ``N * (2**k + 1)`` with
+    ``N = max_beats * lanes`` elements and ``k = 2 * bits - 2``, in int64 arithmetic."""
+    n = np.asarray(max_beats, dtype=np.int64) * lanes
+    k = 2 * np.asarray(bits, dtype=np.int64) - 2
+    width = bit_length(n)
+    gap = np.left_shift(np.int64(1), width) - n                   # N * 2**k + N carries iff N >= gap * 2**k
+    carry = (k <= 24) & (n >= np.left_shift(gap, np.minimum(k, 24)))   # (N < 2**23: never for k > 24)
+    return width + k + carry
+
+
+def divide_steps(lanes, bits, max_beats):
+    """Quotient bits of the divider: ``RMS``'s dividend ``n * lanes * 2**(2 * norm_shift)``."""
+    return bits_for(np.asarray(max_beats, dtype=np.int64) * lanes + 1) + 2 * norm_shift(bits)
+
+
+def root_steps(bits):
+    """Root bits of the square root of ``RMS``'s quotient (at most ``2**(2 * norm_shift)``)."""
+    return norm_shift(bits) + 1
+
+
+def latency(op: VectorOpcode, lanes, bits, max_beats):
+    """Cycles a run takes beyond its ``n`` beats, unstalled: the element-wise pipeline's two
+    stages; a reduction's result beat after the divider (load, steps, hand-over) and for
+    ``RMS`` the drained square and the root."""
+    divide = 3 + divide_steps(lanes, bits, max_beats)
+    return {VectorOpcode.ARGMAX: 1 + 0 * divide, VectorOpcode.ABSMAX: divide,
+            VectorOpcode.RMS: divide + 2 + root_steps(bits)}.get(op, 2 + 0 * divide)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,13 +134,21 @@ class VectorParams(Params):
 
     @property
     def wide_bits(self) -> int:
-        """Signed width of an element-wise op's value before the shift: a product of two lanes."""
-        return 2 * self.bits
+        """Signed width of an element-wise op's value before the shift: a lane times the scalar."""
+        return self.bits + int(scalar_bits(self.bits)) + 1
 
     @property
     def shift_limit(self) -> int:
         """``shift`` takes 0..shift_limit - 1."""
         return self.wide_bits
+
+    @property
+    def sum_bits(self) -> int:
+        """Width of ``RMS``'s sum of ``x**2 + 1`` over the longest row."""
+        return int(sum_bits(self.lanes, self.bits, self.max_beats))
+
+    def latency(self, op: VectorOpcode) -> int:
+        return int(latency(op, self.lanes, self.bits, self.max_beats))
 
 
 class VectorUnit(wiring.Component):
@@ -117,46 +171,52 @@ class VectorUnit(wiring.Component):
         lo, hi = -(1 << (p.bits - 1)), (1 << (p.bits - 1)) - 1
         op = Signal(range(len(VectorOpcode)))
         shift = Signal(range(p.shift_limit))
+        count = Signal(range(p.max_beats + 1))              # the run's n
         feed_left = Signal(range(p.max_beats + 1))          # x beats still to take
         out_left = Signal(range(p.max_beats + 1))           # z beats still to give
         beat = Signal(range(max(p.max_beats, 2)))           # index of the next x beat
+        scalar = Signal(int(scalar_bits(p.bits)))           # SCALE's factor, set by ABSMAX and RMS
         accept = Signal()
-        binary = (op == VectorOpcode.ADD) | (op == VectorOpcode.MUL)
-        reduction = (op == VectorOpcode.ABSMAX) | (op == VectorOpcode.ARGMAX)
+        is_op = {code: op == code for code in VectorOpcode}
+        binary = is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL]
+        reduction = op >= VectorOpcode.ARGMAX
+        pipelined = ~reduction | is_op[VectorOpcode.RMS]    # RMS squares in the first stage
 
         # ---- the two element-wise stages: a stall moves neither
         v1, v2 = Signal(), Signal()
         w1 = [Signal(signed(p.wide_bits), name=f"w1_{i}") for i in range(p.lanes)]
         z2 = [Signal(signed(p.bits), name=f"z2_{i}") for i in range(p.lanes)]
         advance = ~v2 | self.z_stream.ready
-        feeding = self.busy & (feed_left != 0) & (self.y_stream.valid | ~binary) & (advance | reduction)
+        feeding = self.busy & (feed_left != 0) & (self.y_stream.valid | ~binary) & (advance | ~pipelined)
         take = feeding & self.x_stream.valid
         m.d.comb += [self.x_stream.ready.eq(feeding & (self.y_stream.valid | ~binary)),
                      self.y_stream.ready.eq(feeding & binary & self.x_stream.valid)]
         with m.If(advance):
-            m.d.sync += [v1.eq(take & ~reduction), v2.eq(v1)]
+            m.d.sync += [v1.eq(take & pipelined), v2.eq(v1 & ~reduction)]
+        factor = Cat(scalar, Const(0, 1)).as_signed()
+        square = is_op[VectorOpcode.RELU2]
         for i in range(p.lanes):
             x, y = self.x_stream.payload[i], self.y_stream.payload[i]
             relu = Mux(x[-1], 0, x)
-            square = op == VectorOpcode.RELU2
-            product = Mux(square, relu, x) * Mux(square, relu, y)
-            wide = Mux(op == VectorOpcode.ADD, x + y, Mux(op == VectorOpcode.RELU, relu, product))
+            other = Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, y))
+            product = Mux(square, relu, x) * Mux(square, relu, other)
+            wide = Mux(is_op[VectorOpcode.ADD], x + y, Mux(is_op[VectorOpcode.RELU], relu, product))
             halves = (w1[i] << 1) >> shift                  # floor(w / 2**(shift - 1))
             rounded = (halves + 1) >> 1                     # floor(w / 2**shift + 1/2)
             with m.If(advance):
                 m.d.sync += [w1[i].eq(wide),
                              z2[i].eq(Mux(rounded > hi, hi, Mux(rounded < lo, lo, rounded)))]
 
-        # ---- the reductions: a running result per lane, then a tree across lanes
+        # ---- ARGMAX and ABSMAX: a running result per lane, then a tree across lanes
         best = [Signal(signed(p.bits + 1), name=f"best_{i}") for i in range(p.lanes)]
         where = [Signal(range(max(p.max_beats, 2)), name=f"where_{i}") for i in range(p.lanes)]
-        absmax = op == VectorOpcode.ABSMAX
+        absmax = is_op[VectorOpcode.ABSMAX]
         for i in range(p.lanes):
             x = self.x_stream.payload[i]
             value = Mux(absmax & x[-1], -x, x)
             with m.If(accept):
-                m.d.sync += [best[i].eq(Mux(self.op == VectorOpcode.ABSMAX, 0, lo)), where[i].eq(0)]
-            with m.Elif(take & reduction & (value > best[i])):
+                m.d.sync += [best[i].eq(Mux(self.op == VectorOpcode.ARGMAX, lo, 0)), where[i].eq(0)]
+            with m.Elif(take & ~pipelined & (value > best[i])):
                 m.d.sync += [best[i].eq(value), where[i].eq(beat)]
         width = int(index_bits(p.max_beats, p.lanes))
         pairs = [(best[i], (where[i] * p.lanes + i)[:width]) for i in range(p.lanes)]
@@ -167,12 +227,55 @@ class VectorUnit(wiring.Component):
                 merged.append((Mux(later, vb, va), Mux(later, ib, ia)))
             pairs = merged + ([pairs[-1]] if len(pairs) % 2 else [])
         top, top_index = pairs[0]
-        result = Mux(absmax, top[:p.bits], top_index)
+
+        # ---- RMS: the sum of x**2 + 1 over the row, accumulated from the first stage
+        total = Signal(p.sum_bits)
+        with m.If(accept):
+            m.d.sync += total.eq(0)
+        with m.Elif(v1 & is_op[VectorOpcode.RMS]):
+            m.d.sync += total.eq(total + sum(w1[i].as_unsigned() for i in range(p.lanes)) + p.lanes)
+
+        # ---- the scalar: a restoring divider, then (RMS) a digit-by-digit square root
+        steps = int(divide_steps(p.lanes, p.bits, p.max_beats))
+        roots = int(root_steps(p.bits))
+        divisor = Signal(max(p.sum_bits, p.bits + 1))
+        dividend, quotient = Signal(steps), Signal(steps)
+        remainder = Signal(len(divisor))
+        radicand, root = Signal(2 * roots), Signal(roots)
+        root_rem = Signal(roots + 2)
+        left = Signal(range(max(steps, 2 * roots) + 1))
+        phase = Signal(2)                                   # 0 feed, 1 divide, 2 root, 3 result
+        fed = self.busy & (feed_left == 0)
+        with m.If(fed & (phase == 0) & ~is_op[VectorOpcode.ARGMAX] & reduction & ~v1):
+            numerator = Mux(absmax, QUANT_LEVELS << int(quant_shift(p.bits)),
+                            (count * p.lanes) << (2 * int(norm_shift(p.bits))))
+            m.d.sync += [divisor.eq(Mux(absmax, top, total)), dividend.eq(numerator), remainder.eq(0),
+                         quotient.eq(0), left.eq(steps), phase.eq(1)]
+        with m.If(phase == 1):
+            with m.If(left != 0):
+                trial = Cat(dividend[-1], remainder)
+                fits = trial >= divisor
+                m.d.sync += [remainder.eq(Mux(fits, trial - divisor, trial)), quotient.eq(Cat(fits, quotient)),
+                             dividend.eq(dividend << 1), left.eq(left - 1)]
+            with m.Elif(absmax):
+                m.d.sync += [scalar.eq(quotient), phase.eq(3)]
+            with m.Else():
+                m.d.sync += [radicand.eq(quotient), root.eq(0), root_rem.eq(0), left.eq(roots), phase.eq(2)]
+        with m.If(phase == 2):
+            with m.If(left != 0):
+                trial = Cat(radicand[-2:], root_rem)
+                odd = Cat(Const(1, 2), root)
+                fits = trial >= odd
+                m.d.sync += [root_rem.eq(Mux(fits, trial - odd, trial)), root.eq(Cat(fits, root)),
+                             radicand.eq(radicand << 2), left.eq(left - 1)]
+            with m.Else():
+                m.d.sync += [scalar.eq(root), phase.eq(3)]
+        result = Mux(is_op[VectorOpcode.ARGMAX], top_index, Mux(absmax, top[:p.bits], scalar))
 
         # ---- run control
-        out_valid = Mux(reduction, self.busy & (feed_left == 0), v2)
+        out_valid = Mux(reduction, fed & (is_op[VectorOpcode.ARGMAX] | (phase == 3)), v2)
         gives = out_valid & self.z_stream.ready
-        m.d.comb += [accept.eq(self.run_protocol.accepts(self) & (self.op < len(VectorOpcode))),
+        m.d.comb += [accept.eq(self.run_protocol.accepts(self)),
                      self.done.eq(gives & (out_left == 1)),
                      self.z_stream.valid.eq(out_valid),
                      self.z_stream.payload.eq(Mux(reduction, result, Cat(*z2)))]
@@ -183,10 +286,9 @@ class VectorUnit(wiring.Component):
         with m.If(self.done):
             m.d.sync += self.busy.eq(0)
         with m.If(accept):
-            n = self.n
-            is_reduction = (self.op == VectorOpcode.ABSMAX) | (self.op == VectorOpcode.ARGMAX)
-            m.d.sync += [self.busy.eq(1), op.eq(self.op), shift.eq(self.shift), feed_left.eq(n),
-                         out_left.eq(Mux(is_reduction, 1, n)), beat.eq(0)]
+            m.d.sync += [self.busy.eq(1), op.eq(self.op), shift.eq(self.shift), count.eq(self.n),
+                         feed_left.eq(self.n), out_left.eq(Mux(self.op >= VectorOpcode.ARGMAX, 1, self.n)),
+                         beat.eq(0), phase.eq(0)]
         return m
 
 

@@ -16,22 +16,25 @@ from cost_models.targets import get_target
 from dse import cli
 from generators.vector import VectorOpcode, VectorParams
 from tests.model_checks import assert_batch_equals_points
-from verif.golden.vector import ELEMENTWISE_BOUND, argmax, absmax, elementwise, limits, worst_error
+from generators.vector import norm_shift, quant_shift
+from verif.golden.vector import (ELEMENTWISE_BOUND, QUANT_BOUND, argmax, absmax, elementwise, limits,
+                                 norm_error_excess, quant_error, quant_scalar, rms_scalar, worst_error)
 
 ELEMENTWISE = [op for op in VectorOpcode if not op.reduction]
+SCALAR = 1000003                                    # a scalar for SCALE wider than any 4-bit lane
 
 
-def _definition(op: VectorOpcode, x: int, y: int, shift: int, bits: int) -> int:
+def _definition(op: VectorOpcode, x: int, y: int, shift: int, bits: int, scalar: int = SCALAR) -> int:
     """The unit's arithmetic written out in Python integers: the exact value, halved ``shift``
     times with rounding half up, clamped."""
     value = {VectorOpcode.ADD: x + y, VectorOpcode.MUL: x * y, VectorOpcode.RELU: max(x, 0),
-             VectorOpcode.RELU2: max(x, 0) ** 2}[op]
+             VectorOpcode.RELU2: max(x, 0) ** 2, VectorOpcode.SCALE: x * scalar}[op]
     lo, hi = limits(bits)
     return min(max(floor(Fraction(value, 1 << shift) + Fraction(1, 2)), lo), hi)
 
 
 def test_every_4_bit_input_and_shift_meets_the_definition_and_the_bound():
-    """Exhaustive at 4 bits: every (x, y) pair and every shift the port carries (0..7). The
+    """Exhaustive at 4 bits: every (x, y) pair and every shift the port carries (0..20). The
     bound is reached (rounding a half), so it is the tightest that holds."""
     bits = 4
     lo, hi = limits(bits)
@@ -40,25 +43,69 @@ def test_every_4_bit_input_and_shift_meets_the_definition_and_the_bound():
     worst = Fraction(0)
     for op in ELEMENTWISE:
         for shift in range(VectorParams(bits=bits, lanes=4, max_beats=1).shift_limit):
-            got = elementwise(op, x, y, shift, bits)
+            got = elementwise(op, x, y, shift, bits, SCALAR)
             want = [_definition(op, int(a), int(b), shift, bits) for a, b in pairs]
             assert got.tolist() == want, (op, shift)
-            worst = max(worst, worst_error(op, x, y, shift, bits))
+            worst = max(worst, worst_error(op, x, y, shift, bits, SCALAR))
     assert worst == ELEMENTWISE_BOUND
 
 
 def test_32_bit_extremes_meet_the_definition_and_the_bound():
-    """The widest lanes: products of the limits (2**62) at every shift up to 63, where int64
-    arithmetic would overflow if the golden model doubled the value first."""
+    """The widest lanes: products of the limits and the largest scalar (2**71) at every shift the
+    port carries, beyond what int64 holds."""
     bits = 32
     lo, hi = limits(bits)
     edges = [lo, lo + 1, -1, 0, 1, hi - 1, hi, 12345, -98765]
     pairs = np.array(list(itertools.product(edges, repeat=2)))
+    scalar = (1 << (bits + 8)) - 1
     for op in ELEMENTWISE:
-        for shift in range(64):
-            got = elementwise(op, pairs[:, 0], pairs[:, 1], shift, bits)
-            assert got.tolist() == [_definition(op, int(a), int(b), shift, bits) for a, b in pairs], (op, shift)
-            assert worst_error(op, pairs[:, 0], pairs[:, 1], shift, bits) <= ELEMENTWISE_BOUND
+        for shift in range(VectorParams(bits=bits).shift_limit):
+            got = elementwise(op, pairs[:, 0], pairs[:, 1], shift, bits, scalar)
+            assert got.tolist() == [_definition(op, int(a), int(b), shift, bits, scalar)
+                                    for a, b in pairs], (op, shift)
+            assert worst_error(op, pairs[:, 0], pairs[:, 1], shift, bits, scalar) <= ELEMENTWISE_BOUND
+
+
+@pytest.mark.parametrize("bits", [8, 9, 10])
+def test_quantization_is_within_its_bound_for_every_row_magnitude_and_value(bits):
+    """Exhaustive over every absmax and every value it allows (the row's error depends on nothing
+    else): within 3/4 of 127 * x / absmax, and never outside +-127, on lanes wide enough to hold
+    +-127 (a narrower design cannot run a quantization, and its estimate says so)."""
+    lo, hi = limits(bits)
+    worst = Fraction(0)
+    for amax in range(1, -lo + 1):
+        values = np.arange(-min(amax, hi + 1), min(amax, hi) + 1)
+        row = np.concatenate([values, [amax if amax <= hi else lo]])
+        assert absmax(row) == amax and quant_scalar(amax, bits) == (127 << (bits + 1)) // amax
+        got = elementwise(VectorOpcode.SCALE, row, None, int(quant_shift(bits)), bits, quant_scalar(amax, bits))
+        assert np.all(np.abs(got) <= min(127, hi + 1))
+        worst = max(worst, quant_error(row, bits))
+    assert Fraction(1, 2) < worst < QUANT_BOUND
+
+
+def _rows(bits: int, lanes: int, rng) -> list[np.ndarray]:
+    """Adversarial rows for the norms: zero, one unit, near-zero, the limits, one spike among
+    zeros, alternating limits, and uniform rows of every length up to 6 beats."""
+    lo, hi = limits(bits)
+    rows = [np.zeros(lanes, int), np.ones(lanes, int), np.full(lanes, -1), np.full(8 * lanes, lo),
+            np.full(8 * lanes, hi), np.array([lo] + [0] * (64 * lanes - 1)), np.resize([lo, hi], 4 * lanes)]
+    rows += [rng.integers(lo, hi, size=n * lanes, endpoint=True) for n in range(1, 7) for _ in range(20)]
+    rows += [rng.integers(-2, 3, size=n * lanes) for n in range(1, 7)]
+    return rows
+
+
+@pytest.mark.parametrize("bits", [4, 9, 16, 32])
+def test_the_rms_factor_is_the_exact_floor_and_normalization_keeps_its_bound(bits):
+    """``r = floor(2**R / sqrt(mean(x**2) + 1))`` exactly (``r**2 * S <= 4**R * N < (r + 1)**2 * S``
+    for the sum S of ``x**2 + 1`` over N elements), and every normalized element within
+    ``1/2 + |x| / 2**shift`` of the real value, at 0, 8 and R fractional bits."""
+    rng = np.random.default_rng(bits)
+    big = 1 << (2 * int(norm_shift(bits)))
+    for row in _rows(bits, 4, rng):
+        r, total = rms_scalar(row, bits), sum(int(v) ** 2 + 1 for v in row)
+        assert r * r * total <= big * len(row) < (r + 1) ** 2 * total
+        for frac in (0, 8, int(norm_shift(bits))):
+            assert norm_error_excess(row, bits, int(norm_shift(bits)) - frac) <= 1e-6 * 2.0 ** frac
 
 
 def test_reductions_take_the_first_largest_and_the_magnitude_of_the_lowest():
@@ -69,19 +116,22 @@ def test_reductions_take_the_first_largest_and_the_magnitude_of_the_lowest():
 
 def test_cycles_of_an_op_are_its_runs_back_to_back():
     """A workload op split as the machine would issue it: ceil(elements / lanes) beats in runs of
-    at most max_beats, each run n + latency; a W4 group scale is a MUL then an ADD."""
-    for lanes, max_beats, kind, elements in ((8, 512, "residual", 2560), (3, 7, "group_scale", 100),
-                                             (1, 1, "relu2", 5), (16, 64, "argmax", 128256)):
+    at most max_beats, each run n + the op's latency; a W4 group scale is a MUL then an ADD, an
+    RMSNorm an RMS, a SCALE and a MUL."""
+    for lanes, bits, max_beats, kind, elements in ((8, 16, 512, "residual", 2560), (3, 5, 7, "group_scale", 100),
+                                                   (1, 9, 1, "relu2", 5), (16, 16, 64, "argmax", 128256),
+                                                   (8, 16, 512, "rms_norm", 2560), (4, 12, 32, "act_quant", 6912)):
+        p = VectorParams(lanes=lanes, bits=bits, max_beats=max_beats)
         beats = -(-elements // lanes)
         sizes = [min(max_beats, beats - start) for start in range(0, beats, max_beats)]
-        want = sum(int(model.run_cycles(op, n)) for op in model.rtl_ops(kind) for n in sizes)
-        cycles, runs = model.op_cycles(np.array([lanes]), np.array([max_beats]), kind, elements)
+        want = sum(n + p.latency(op) for op in model.rtl_ops(kind) for n in sizes)
+        cycles, runs = model.op_cycles(np.array([lanes]), np.array([bits]), np.array([max_beats]), kind, elements)
         assert int(cycles[0]) == want and int(runs[0]) == len(sizes) * len(model.rtl_ops(kind))
 
 
 def test_an_op_the_rtl_lacks_is_refused_by_name():
-    with pytest.raises(ValueError, match="'rms_norm' is not in its RTL yet"):
-        model.estimate(VectorParams(), VectorOp(kind="rms_norm", elements=64), get_target("kv260"))
+    with pytest.raises(ValueError, match="'rope' is not in its RTL yet"):
+        model.estimate(VectorParams(), VectorOp(kind="rope", elements=64), get_target("kv260"))
     with pytest.raises(ValueError, match="vector.kind must be one of"):
         VectorOp(kind="softmax", elements=4)
     with pytest.raises(ValueError, match="vector must be KIND,ELEMENTS"):
@@ -94,11 +144,19 @@ def test_pricing_a_batch_equals_pricing_each_design():
                                ["kv260", "ecp5-85k", "asic-45nm"])
 
 
-def test_products_narrower_than_9_bits_stay_in_xilinx_luts():
-    kv260 = get_target("kv260")
-    narrow = model.estimate(VectorParams(bits=4), VectorOp(kind="residual", elements=8), kv260)
-    wide = model.estimate(VectorParams(bits=16), VectorOp(kind="residual", elements=8), kv260)
-    assert narrow["dsp"][0] == 0 and wide["dsp"][0] == 8 * kv260.dsps_per_product(16, 16)
+def test_one_lane_multiplier_of_bits_by_bits_plus_9_per_lane_and_none_on_an_asic():
+    for bits in (4, 16, 24):
+        p = VectorParams(lanes=8, bits=bits, max_beats=16)
+        kv260 = get_target("kv260")
+        est = model.estimate(p, VectorOp(kind="residual", elements=8), kv260)
+        assert est["dsp"][0] == 8 * kv260.dsps_per_product(bits, bits + 9)
+        assert model.estimate(p, VectorOp(kind="residual", elements=8), get_target("asic-45nm"))["dsp"][0] == 0
+
+
+def test_a_design_with_lanes_narrower_than_int8_cannot_quantize():
+    quant = VectorOp(kind="act_quant", elements=64)
+    assert not model.estimate(VectorParams(bits=7, max_beats=16), quant, get_target("kv260"))["fits"][0]
+    assert model.estimate(VectorParams(bits=8, max_beats=16), quant, get_target("kv260"))["fits"][0]
 
 
 def test_the_command_line_prices_generates_and_refuses(tmp_path, capsys):
@@ -127,4 +185,14 @@ def test_every_op_is_bit_exact_with_exact_cycles_on_verilator(settings, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] and doc["cycles_match"] and doc["tests"] == 5
     ops = {r["test"] for r in doc["model_cycles"] if r["exact"]}
-    assert ops == {"every_op_at_both_lengths", "back_to_back", "extremes", "unknown_ops_are_refused"}
+    assert ops == {"every_op_at_both_lengths", "back_to_back", "extremes", "quantize_and_normalize"}
+
+
+def test_the_sum_of_squares_register_is_exactly_as_wide_as_the_longest_row_needs():
+    for lanes, bits, max_beats in itertools.product([1, 2, 3, 8, 63, 64], [4, 5, 9, 16, 32],
+                                                    [1, 2, 7, 8, 512, 65535, 65536]):
+        try:
+            p = VectorParams(lanes=lanes, bits=bits, max_beats=max_beats)
+        except ValueError:
+            continue
+        assert p.sum_bits == (max_beats * lanes * ((1 << (2 * bits - 2)) + 1)).bit_length(), p
