@@ -27,11 +27,12 @@ RTL_OPS: dict[str, tuple[VectorOpcode, ...]] = {
     "relu": (VectorOpcode.RELU,), "relu2": (VectorOpcode.RELU2,), "argmax": (VectorOpcode.ARGMAX,),
     "act_quant": (VectorOpcode.ABSMAX, VectorOpcode.SCALE),
     "rms_norm": (VectorOpcode.RMS, VectorOpcode.SCALE, VectorOpcode.MUL),
+    "rope": (VectorOpcode.ROPE,),
 }
 """The unit's runs for each kind of workload op it can execute, each a pass over the row: a
 W4 group's partial sums are scaled, then added; quantization finds the row's absmax, then
-scales; RMSNorm finds the factor, scales, then multiplies by the gain. LayerNorm, RoPE, SiLU
-and GELU are not yet in the RTL."""
+scales; RMSNorm finds the factor, scales, then multiplies by the gain; RoPE rotates lane
+pairs by the (cos, sin) its y stream brings. LayerNorm, SiLU and GELU are not yet in the RTL."""
 
 
 def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
@@ -66,7 +67,8 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
 
 def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
     """Structural features of the RTL, grouped by the figure they price: per lane an adder, a
-    ``bits x (bits + 9)`` multiplier (in fabric or on DSPs), the wide-value select, a rounding
+    ``bits x (bits + 9)`` multiplier and RoPE's ``bits x bits`` one (in fabric or on DSPs),
+    the wide-value select, a rounding
     barrel shifter, a saturating clamp, the reduction's compare and select and its share of the
     sum of squares; across lanes the argmax tree; once, the divider and square-root sequencer.
     The flip-flop feature is the RTL's register bits."""
@@ -74,33 +76,37 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     wide = 2 * bits + 9                               # a lane times the scalar
     sums = sum_bits(lanes, bits, c["max_beats"])      # RMS's sum of squares
     steps, roots = divide_steps(lanes, bits, c["max_beats"]), root_steps(bits)
-    hard = np.asarray(on_dsp, dtype=bool)
+    hard, hard_rope = (np.asarray(h, dtype=bool) for h in on_dsp)
     count = bits_for(c["max_beats"] + 1)
     beat = bits_for(np.maximum(c["max_beats"], 2))
     scalar = bits + 8
     sequencer = sums + 2 * steps + sums + 4 * roots + 2 + bits_for(np.maximum(steps, 2 * roots) + 1) + 2
-    registers = (lanes * (wide + bits + bits + 1 + beat) + 3 * count + beat + 3 + bits_for(wide) + 3
+    registers = (lanes * (wide + bits + bits + 1 + beat) + 3 * count + beat + 4 + bits_for(wide) + 3
                  + scalar + sums + sequencer)
     one = np.ones_like(lanes)
     return {
-        "lut": {"const": one, "adders": lanes * bits, "soft_products": ~hard * lanes * bits * bits,
+        "lut": {"const": one, "adders": lanes * bits,
+                "soft_products": lanes * bits * (~hard * (bits + 9) + ~hard_rope * bits),
                 "select": lanes * wide, "shifter": lanes * (wide + 1) * np.log2(wide + 1),
                 "clamp": lanes * bits, "reduce": lanes * (bits + 1 + beat),
                 "tree": (lanes - 1) * (bits + 1 + index), "sum": lanes * sums,
                 "sequencer": sequencer, "control": 3 * count + beat},
         "ff": {"const": one, "registers": registers},
-        "period_ns": {"const": one, "dsp": hard.astype(np.float64), "soft_mult_level": ~hard * np.log2(bits),
+        "period_ns": {"const": one, "dsp": (hard | hard_rope).astype(np.float64),
+                      "soft_mult_level": ~hard * np.log2(bits),
                       "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes)},
-        "cmos": {"const": one, "reg": registers, "mult": lanes * bits * bits,
-                 "adder": lanes * (bits + 2 * wide + sums) + sequencer,
+        "cmos": {"const": one, "reg": registers, "mult": lanes * bits * (2 * bits + 9),
+                 "adder": lanes * (bits + 3 * wide + sums) + sequencer,
                  "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index)},
     }
 
 
-def _on_dsp(c, target: Target, fab: FabricCoefficients) -> np.ndarray:
+def _on_dsp(c, target: Target, rule: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each lane's two products go: (the main one, RoPE's)."""
     if target.kind is not TargetKind.FPGA:
-        return np.zeros(c["bits"].shape, dtype=bool)
-    return target.hard_multiplier(c["bits"], c["bits"] + 9, (fab.dsp_min_bits, fab.dsp_min_product_bits))
+        return np.zeros(c["bits"].shape, dtype=bool), np.zeros(c["bits"].shape, dtype=bool)
+    return (target.hard_multiplier(c["bits"], c["bits"] + 9, rule),
+            target.hard_multiplier(c["bits"], c["bits"], rule))
 
 
 def estimate(points: Points, op: VectorOp, target: Target) -> dict[str, np.ndarray]:
@@ -108,17 +114,21 @@ def estimate(points: Points, op: VectorOp, target: Target) -> dict[str, np.ndarr
     c = prepare(points)
     fab = coefficients("vector", target.tech, FabricCoefficients)
     cmos = coefficients("vector", "cmos", CmosCoefficients)
-    on_dsp = _on_dsp(c, target, fab)
+    on_dsp = _on_dsp(c, target, (fab.dsp_min_bits, fab.dsp_min_product_bits))
     feats = features(c, on_dsp)
     cycles, runs = op_cycles(c["lanes"], c["bits"], c["max_beats"], op.kind, op.elements)
     element_ops = op.elements * len(rtl_ops(op.kind))
     e = fab.energy
     e_compute = element_ops * (e["j_per_mult_bit2"] * c["bits"] ** 2 + e["j_per_adder_bit"] * 2 * c["bits"])
     fpga = target.kind is TargetKind.FPGA
-    dsp = np.where(on_dsp, c["lanes"] * target.dsps_per_product(c["bits"], c["bits"] + 9) if fpga else 0, 0)
+    dsp = (c["lanes"] * (np.where(on_dsp[0], target.dsps_per_product(c["bits"], c["bits"] + 9), 0)
+                         + np.where(on_dsp[1], target.dsps_per_product(c["bits"], c["bits"]), 0))
+           if fpga else np.zeros(c["bits"].shape, dtype=np.int64))
     operands = 2 if any(o.binary for o in rtl_ops(op.kind)) else 1
     traffic = (operands + 1) * op.elements * c["bits"]             # streamed in and out, in bits
     valid = c["valid"] & ((c["bits"] >= 8) | (op.kind != "act_quant"))   # +-127 must fit a lane
+    if op.kind == "rope":                                 # its pairs must not straddle beats
+        valid = valid & (c["lanes"] % 2 == 0)
     return price(ops=element_ops, target=target, fab=fab,
                  counts={"cycles": cycles, "tiles": runs, "runs": runs},
                  lut=weighted(fab.lut, feats["lut"]), ff=weighted(fab.ff, feats["ff"]), dsp=dsp,
@@ -140,10 +150,11 @@ FLOW_BOXES: dict[str, dict[str, tuple[int, int]]] = {}
 def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Target,
                          tables: Mapping[str, object]) -> dict[str, dict[str, np.ndarray]]:
     c = prepare(points)
-    return features(c, target.hard_multiplier(c["bits"], c["bits"] + 9, dsp_rule))
+    return features(c, _on_dsp(c, target, dsp_rule))
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One role: a ``bits x (bits + 9)`` product per lane (a lane times ``y`` or the scalar)."""
+    """Two roles per lane: a ``bits x (bits + 9)`` product (a lane times ``y`` or the scalar)
+    and RoPE's second, ``bits x bits``."""
     c = prepare(points)
-    return [(c["lanes"], c["bits"], c["bits"] + 9)]
+    return [(c["lanes"], c["bits"], c["bits"] + 9), (c["lanes"], c["bits"], c["bits"])]

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cost_models.coefficients import calibration_status
 from cost_models.ops import PRICED_OPS, AttentionOp, Gemm, VectorOp
 from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
@@ -179,9 +180,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     params = _params(family, args.set)
     gemm = _op(family, params, args)
     row = _estimate_row(family, params, gemm, args.target)
+    fit = calibration_status(family.name, get_target(args.target).tech)
     document = {"family": family.name, "params": params.to_dict(), "hash": params.digest(),
                 "target": args.target, **gemm.describe(), **row,
-                "model": family.model_info()}
+                "model": family.model_info(), "calibration": fit}
     if args.json:
         _print_json(document)
     else:
@@ -189,6 +191,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"{family.name} {params.digest()} on {args.target}, {gemm.text()}")
         for key, value in row.items():
             print(f"  {key:<{width}}  {value:.6g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+        for line in _unfitted_notes(family, get_target(args.target)):
+            print(f"  note: {line}")
     return 0
 
 
@@ -232,13 +236,23 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             t = o["count"] * o["seconds"]
             print(f"  {o['name']:<22} {o['engine']:<10} {o['count']:>6} {o['seconds']:>11.4g} {t:>10.4g} "
                   f"{t / total:>6.1%}  {o['bound']}")
-    notes = _fitted_notes(family, fitted) + _model_notes(document["model"])
+    notes = _fitted_notes(family, fitted) + _model_notes(document["model"]) + _unfitted_notes(family, target)
     if family.op_type is not None:
         notes.append(f"only the workload's {family.op_type.label} are priced; the rest of a token is left "
                      f"out (the accelerator family prices every op)")
     for line in notes:
         print(f"  note: {line}")
     return 0
+
+
+def _unfitted_notes(family: Family, target) -> list[str]:
+    """A line for an engine family whose coefficients for the target's technology were never
+    fitted (a composed family's engines say theirs in the report)."""
+    if family.op_type is None or not calibration_status(family.name, target.tech)["source"].startswith(
+            ("not fitted", "no coefficient")):
+        return []
+    what = "resources, Fmax and energy" if target.kind.value == "fpga" else "Fmax and energy"
+    return [f"{family.name}'s coefficients for {target.tech} are not fitted: its {what} are first guesses"]
 
 
 def _model_notes(info: dict[str, Any]) -> list[str]:

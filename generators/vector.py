@@ -4,10 +4,14 @@ A run applies one op (:class:`VectorOpcode`, sampled with ``start`` as ``op``, w
 rounding ``shift``) to a row of ``n`` beats of ``x_stream`` (and, for the binary ops, ``n``
 beats of ``y_stream``, taken in the same cycle as ``x``):
 
-* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``) compute a wide value
-  ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the signed
-  ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the unit's
-  scalar, which the last ``ABSMAX`` or ``RMS`` set. Two pipeline stages: the wide value, then
+* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``, ``ROPE``) compute a wide
+  value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
+  signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the
+  unit's scalar, which the last ``ABSMAX`` or ``RMS`` set. ``ROPE`` rotates each lane pair
+  ``(x[2i], x[2i+1])`` by ``(y[2i], y[2i+1]) = (cos, sin)`` of its position (the complex
+  product; with an odd ``lanes`` the last lane has no partner and is only scaled by its
+  ``y``): the interleaved convention, to which a compiler brings the rotate-half one by
+  permuting the Q and K projections' rows alike. Two pipeline stages: the wide value, then
   the shift and saturation.
 * reductions (``ARGMAX``, ``ABSMAX``, ``RMS``) emit one beat: ``ARGMAX`` the index of the
   first largest ``x`` (unsigned, in the beat's low bits); ``ABSMAX`` the largest ``|x|`` (in
@@ -19,7 +23,8 @@ beats of ``y_stream``, taken in the same cycle as ``x``):
   digit-by-digit square root, one quotient or root bit per cycle.
 
 ``done`` pulses in the cycle the run's last ``z`` beat leaves; the next start is taken in
-that cycle. With no stream stalling, a run of ``n`` beats takes ``n + latency(op)`` cycles
+that cycle; a start whose ``op`` names no op is refused, as one with ``n`` outside
+1..max_beats is. With no stream stalling, a run of ``n`` beats takes ``n + latency(op)`` cycles
 from its accepted start to ``done``, back to back (:func:`latency`): the stated latencies
 the cost model prices (:mod:`cost_models.vector`), held by the bench.
 """
@@ -51,13 +56,14 @@ class VectorOpcode(enum.IntEnum):
     RELU = 2      # max(x, 0)
     RELU2 = 3     # max(x, 0) ** 2 (BitNet b1.58 2B4T's FFN)
     SCALE = 4     # x * scalar: quantization after ABSMAX, normalization after RMS
-    ARGMAX = 5    # index of the first largest x: greedy decoding
-    ABSMAX = 6    # max |x| over the row: the per-token quantization scale
-    RMS = 7       # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
+    ROPE = 5      # lane pairs rotated by (cos, sin) from y: rotary positions
+    ARGMAX = 6    # index of the first largest x: greedy decoding
+    ABSMAX = 7    # max |x| over the row: the per-token quantization scale
+    RMS = 8       # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
 
     @property
     def binary(self) -> bool:
-        return self in (VectorOpcode.ADD, VectorOpcode.MUL)
+        return self in (VectorOpcode.ADD, VectorOpcode.MUL, VectorOpcode.ROPE)
 
     @property
     def reduction(self) -> bool:
@@ -178,7 +184,7 @@ class VectorUnit(wiring.Component):
         scalar = Signal(int(scalar_bits(p.bits)))           # SCALE's factor, set by ABSMAX and RMS
         accept = Signal()
         is_op = {code: op == code for code in VectorOpcode}
-        binary = is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL]
+        binary = is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL] | is_op[VectorOpcode.ROPE]
         reduction = op >= VectorOpcode.ARGMAX
         pipelined = ~reduction | is_op[VectorOpcode.RMS]    # RMS squares in the first stage
 
@@ -195,12 +201,23 @@ class VectorUnit(wiring.Component):
             m.d.sync += [v1.eq(take & pipelined), v2.eq(v1 & ~reduction)]
         factor = Cat(scalar, Const(0, 1)).as_signed()
         square = is_op[VectorOpcode.RELU2]
+        rope = is_op[VectorOpcode.ROPE]
+        xs, ys = self.x_stream.payload, self.y_stream.payload
         for i in range(p.lanes):
-            x, y = self.x_stream.payload[i], self.y_stream.payload[i]
+            x, y = xs[i], ys[i]
             relu = Mux(x[-1], 0, x)
-            other = Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, y))
+            odd = i % 2 == 1
+            own_y = Mux(rope, ys[i - 1], y) if odd else y      # lane 2i+1: x[2i+1] * cos
+            other = Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, own_y))
             product = Mux(square, relu, x) * Mux(square, relu, other)
-            wide = Mux(is_op[VectorOpcode.ADD], x + y, Mux(is_op[VectorOpcode.RELU], relu, product))
+            if odd:                                            # + x[2i] * sin
+                turned = product + xs[i - 1] * y
+            elif i + 1 < p.lanes:                              # - x[2i+1] * sin
+                turned = product - xs[i + 1] * ys[i + 1]
+            else:                                              # an odd lanes' last lane: unpaired
+                turned = product
+            wide = Mux(is_op[VectorOpcode.ADD], x + y,
+                       Mux(is_op[VectorOpcode.RELU], relu, Mux(rope, turned, product)))
             halves = (w1[i] << 1) >> shift                  # floor(w / 2**(shift - 1))
             rounded = (halves + 1) >> 1                     # floor(w / 2**shift + 1/2)
             with m.If(advance):
@@ -275,7 +292,7 @@ class VectorUnit(wiring.Component):
         # ---- run control
         out_valid = Mux(reduction, fed & (is_op[VectorOpcode.ARGMAX] | (phase == 3)), v2)
         gives = out_valid & self.z_stream.ready
-        m.d.comb += [accept.eq(self.run_protocol.accepts(self)),
+        m.d.comb += [accept.eq(self.run_protocol.accepts(self) & (self.op < len(VectorOpcode))),
                      self.done.eq(gives & (out_left == 1)),
                      self.z_stream.valid.eq(out_valid),
                      self.z_stream.payload.eq(Mux(reduction, result, Cat(*z2)))]

@@ -20,7 +20,8 @@ from generators.vector import norm_shift, quant_shift
 from verif.golden.vector import (ELEMENTWISE_BOUND, QUANT_BOUND, argmax, absmax, elementwise, limits,
                                  norm_error_excess, quant_error, quant_scalar, rms_scalar, worst_error)
 
-ELEMENTWISE = [op for op in VectorOpcode if not op.reduction]
+ELEMENTWISE = [op for op in VectorOpcode if not op.reduction and op is not VectorOpcode.ROPE]
+"""Checked element by element; ROPE's lane pairs have their own test."""
 SCALAR = 1000003                                    # a scalar for SCALE wider than any 4-bit lane
 
 
@@ -108,6 +109,46 @@ def test_the_rms_factor_is_the_exact_floor_and_normalization_keeps_its_bound(bit
             assert norm_error_excess(row, bits, int(norm_shift(bits)) - frac) <= 1e-6 * 2.0 ** frac
 
 
+def _rotate(x, y, shift: int, bits: int) -> list[int]:
+    """RoPE on one beat as a complex product, pair by pair, in Python integers."""
+    out = []
+    for i in range(0, len(x) - 1, 2):
+        re_, im = x[i] * y[i] - x[i + 1] * y[i + 1], x[i] * y[i + 1] + x[i + 1] * y[i]
+        out += [_round(re_, shift, bits), _round(im, shift, bits)]
+    if len(x) % 2:
+        out.append(_round(x[-1] * y[-1], shift, bits))
+    return out
+
+
+def _round(value: int, shift: int, bits: int) -> int:
+    lo, hi = limits(bits)
+    return min(max(floor(Fraction(value, 1 << shift) + Fraction(1, 2)), lo), hi)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 8])
+def test_rope_rotates_each_lane_pair_by_its_cos_and_sin(lanes):
+    """Against the complex product, at the 16-bit limits and at random, every shift up to the
+    port's; a rotation by angle t then by -t returns the pair within the rounding."""
+    bits = 16
+    lo, hi = limits(bits)
+    rng = np.random.default_rng(lanes)
+    rows = [np.full((2, lanes), lo), np.full((2, lanes), hi), rng.integers(lo, hi, (5, lanes), endpoint=True)]
+    for x in rows:
+        y = rng.integers(lo, hi, x.shape, endpoint=True)
+        for shift in (0, 1, 14, 15, 31, VectorParams(bits=bits).shift_limit - 1):
+            got = elementwise(VectorOpcode.ROPE, x, y, shift, bits)
+            assert [list(r) for r in got] == [_rotate([int(v) for v in a], [int(v) for v in b], shift, bits)
+                                              for a, b in zip(x, y)], (lanes, shift)
+    if lanes >= 2:                                       # cos, sin in Q1.14 at 0.6 rad, and back
+        c, s = round(np.cos(0.6) * 2 ** 14), round(np.sin(0.6) * 2 ** 14)
+        x = rng.integers(-3000, 3000, (4, lanes))
+        turn = np.resize([c, s], lanes) * np.ones((4, 1), int)
+        back = np.resize([c, -s], lanes) * np.ones((4, 1), int)
+        again = elementwise(VectorOpcode.ROPE, elementwise(VectorOpcode.ROPE, x, turn, 14, bits), back, 14, bits)
+        paired = x[:, :lanes - lanes % 2]
+        assert np.max(np.abs(again[:, :lanes - lanes % 2] - paired)) <= 2
+
+
 def test_reductions_take_the_first_largest_and_the_magnitude_of_the_lowest():
     lo, hi = limits(8)
     assert argmax([3, 7, 7, -1]) == 1 and argmax([lo] * 5) == 0
@@ -130,8 +171,8 @@ def test_cycles_of_an_op_are_its_runs_back_to_back():
 
 
 def test_an_op_the_rtl_lacks_is_refused_by_name():
-    with pytest.raises(ValueError, match="'rope' is not in its RTL yet"):
-        model.estimate(VectorParams(), VectorOp(kind="rope", elements=64), get_target("kv260"))
+    with pytest.raises(ValueError, match="'silu' is not in its RTL yet"):
+        model.estimate(VectorParams(), VectorOp(kind="silu", elements=64), get_target("kv260"))
     with pytest.raises(ValueError, match="vector.kind must be one of"):
         VectorOp(kind="softmax", elements=4)
     with pytest.raises(ValueError, match="vector must be KIND,ELEMENTS"):
@@ -144,13 +185,22 @@ def test_pricing_a_batch_equals_pricing_each_design():
                                ["kv260", "ecp5-85k", "asic-45nm"])
 
 
-def test_one_lane_multiplier_of_bits_by_bits_plus_9_per_lane_and_none_on_an_asic():
+def test_two_lane_multipliers_on_dsps_where_synthesis_puts_them_and_none_on_an_asic():
+    """Per lane a bits x (bits + 9) product and RoPE's bits x bits one; a 4 x 4 product (8
+    bits) stays in Xilinx LUTs."""
     for bits in (4, 16, 24):
         p = VectorParams(lanes=8, bits=bits, max_beats=16)
         kv260 = get_target("kv260")
         est = model.estimate(p, VectorOp(kind="residual", elements=8), kv260)
-        assert est["dsp"][0] == 8 * kv260.dsps_per_product(bits, bits + 9)
+        second = kv260.dsps_per_product(bits, bits) if bits > 4 else 0
+        assert est["dsp"][0] == 8 * (kv260.dsps_per_product(bits, bits + 9) + second)
         assert model.estimate(p, VectorOp(kind="residual", elements=8), get_target("asic-45nm"))["dsp"][0] == 0
+
+
+def test_a_design_with_odd_lanes_cannot_run_rope():
+    rope = VectorOp(kind="rope", elements=64)
+    assert not model.estimate(VectorParams(lanes=3, max_beats=16), rope, get_target("kv260"))["fits"][0]
+    assert model.estimate(VectorParams(lanes=4, max_beats=16), rope, get_target("kv260"))["fits"][0]
 
 
 def test_a_design_with_lanes_narrower_than_int8_cannot_quantize():
@@ -165,8 +215,8 @@ def test_the_command_line_prices_generates_and_refuses(tmp_path, capsys):
     assert doc["cycles"] == 4096 // 8 + 2 and doc["vector"] == {"kind": "residual", "elements": 4096}
     assert cli.main(["estimate", "vector", "--gemm", "1,2,3"]) == 2
     assert "use --vector KIND,ELEMENTS" in capsys.readouterr().err
-    assert cli.main(["estimate", "vector", "--vector", "rope,64"]) == 2
-    assert "'rope' is not in its RTL yet" in capsys.readouterr().err
+    assert cli.main(["estimate", "vector", "--vector", "silu,64"]) == 2
+    assert "'silu' is not in its RTL yet" in capsys.readouterr().err
     out = tmp_path / "axi"
     assert cli.main(["generate", "vector", "--interface", "axi", "--out", str(out)]) == 2
     assert "vector has no AXI wrapper" in capsys.readouterr().err and not out.exists()

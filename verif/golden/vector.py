@@ -2,7 +2,8 @@
 real-number references with the bounds that hold between them.
 
 Element-wise ops: ``z = sat(floor(w / 2**shift + 1/2))`` with ``w`` the op's exact integer
-value (``x + y``, ``x * y``, ``max(x, 0)``, ``max(x, 0)**2``, ``x * scalar``) and ``sat`` the
+value (``x + y``, ``x * y``, ``max(x, 0)``, ``max(x, 0)**2``, ``x * scalar``, a lane pair's
+complex product by ``(cos, sin)``) and ``sat`` the
 clamp to ``bits``-bit two's complement. Against ``clamp(w / 2**shift)`` in exact rationals
 the golden result is within :data:`ELEMENTWISE_BOUND` for every input (rounding half up moves
 at most half a unit; a clamp only brings both to the same limit).
@@ -39,8 +40,29 @@ def _ints(values) -> list[int]:
     return [int(v) for v in np.asarray(values).ravel()]
 
 
+def _rotations(x, y) -> list[int]:
+    """``ROPE``'s complex products per beat (the last dimension is the lanes): ``x[2i] c -
+    x[2i+1] s`` and ``x[2i] s + x[2i+1] c`` with ``(c, s) = (y[2i], y[2i+1])``; an unpaired
+    last lane is ``x y``."""
+    xs, ys = np.asarray(x, dtype=object), np.asarray(y, dtype=object)
+    lanes = xs.shape[-1]
+    out = []
+    for xb, yb in zip(xs.reshape(-1, lanes), ys.reshape(-1, lanes)):
+        for i in range(lanes):
+            if i % 2:
+                out.append(int(xb[i]) * int(yb[i - 1]) + int(xb[i - 1]) * int(yb[i]))
+            elif i + 1 < lanes:
+                out.append(int(xb[i]) * int(yb[i]) - int(xb[i + 1]) * int(yb[i + 1]))
+            else:
+                out.append(int(xb[i]) * int(yb[i]))
+    return out
+
+
 def wide(op: VectorOpcode, x, y=None, scalar: int = 0) -> list[int]:
-    """The op's exact integer value per element, before the shift."""
+    """The op's exact integer value per element, before the shift (``x`` and ``y`` as beats x
+    lanes for ``ROPE``)."""
+    if op is VectorOpcode.ROPE:
+        return _rotations(x, y)
     xs = _ints(x)
     ys = _ints(y) if op.binary else [0] * len(xs)
     value = {VectorOpcode.ADD: lambda a, b: a + b, VectorOpcode.MUL: lambda a, b: a * b,

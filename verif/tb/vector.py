@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from generators.lanes import pack_lanes, unpack_lanes
 from generators.vector import VectorOpcode, VectorParams
@@ -177,6 +177,8 @@ async def extremes(dut):
             Run(VectorOpcode.MUL, p.bits * 2 - 1, full(lo), full(lo)),
             Run(VectorOpcode.RELU2, 0, full(hi)), Run(VectorOpcode.RELU2, p.bits - 2, full(hi)),
             Run(VectorOpcode.RELU, 1, full(lo)), Run(VectorOpcode.SCALE, 0, full(hi)),
+            Run(VectorOpcode.ROPE, 0, full(lo), full(lo)), Run(VectorOpcode.ROPE, 0, full(hi), full(lo)),
+            Run(VectorOpcode.ROPE, p.bits - 2, full(lo), full(hi)),
             Run(VectorOpcode.ARGMAX, 0, full(7 % (hi + 1))), Run(VectorOpcode.ARGMAX, 0, tie),
             Run(VectorOpcode.ARGMAX, 0, full(lo))]
     for row in (full(lo), full(hi), full(0), spike):
@@ -196,3 +198,25 @@ async def gaps_and_backpressure(dut):
     runs = [random_run(p, rng, ops[i % len(ops)], int(rng.integers(1, min(p.max_beats, 12) + 1)))
             for i in range(12)]
     await _issue(dut, "gaps_and_backpressure", runs, cocotb.RANDOM_SEED + 3, gap=0.3, stall=0.4)
+
+
+@cocotb.test()
+async def unknown_ops_are_refused(dut):
+    """A start whose ``op`` names no op (the port's spare codes) leaves the unit idle; a valid
+    run afterwards is still right."""
+    p = _params()
+    host = Host(dut, p, seed=cocotb.RANDOM_SEED)
+    await host.reset()
+    spare = range(len(VectorOpcode), 1 << len(dut.op))
+    assert spare, "the op port has no spare code to refuse"
+    for code in spare:
+        await FallingEdge(dut.clk)
+        dut.start.value, dut.n.value, dut.op.value = 1, 1, code
+        await ReadOnly()
+        await FallingEdge(dut.clk)
+        dut.start.value = 0
+        await ReadOnly()
+        assert not host.sample(dut.busy, "busy"), f"a start with op = {code} was accepted"
+    rng = np.random.default_rng(cocotb.RANDOM_SEED + 4)
+    run = random_run(p, rng, VectorOpcode.ROPE, 1)
+    _report("unknown_ops_are_refused", [run], await host.execute([run]), stalled=False)
