@@ -17,7 +17,7 @@ from cost_models.ops import VectorOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind
 from generators.vector import VectorOpcode, VectorParams, divide_steps, index_bits, latency, root_steps, sum_bits
-from generators.widths import bits_for, ceil_div
+from generators.widths import bit_length, bits_for, ceil_div
 
 Points = Union[VectorParams, Sequence[VectorParams], Mapping[str, np.ndarray]]
 
@@ -78,27 +78,33 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     steps, roots = divide_steps(lanes, bits, c["max_beats"]), root_steps(bits)
     hard, hard_rope = (np.asarray(h, dtype=bool) for h in on_dsp)
     count = bits_for(c["max_beats"] + 1)
-    beat = bits_for(np.maximum(c["max_beats"], 2))
+    elements = np.maximum(index, bit_length(c["max_beats"] * lanes))   # the elements-taken counter
+    paired = _paired(lanes)
     scalar = bits + 8
     sequencer = sums + 2 * steps + sums + 4 * roots + 2 + bits_for(np.maximum(steps, 2 * roots) + 1) + 2
-    registers = (lanes * (wide + bits + bits + 1 + beat) + 3 * count + beat + 4 + bits_for(wide) + 3
+    registers = (lanes * (wide + bits + bits + 1 + index) + 2 * count + elements + 4 + bits_for(wide) + 3
                  + scalar + sums + sequencer)
     one = np.ones_like(lanes)
     return {
         "lut": {"const": one, "adders": lanes * bits,
-                "soft_products": lanes * bits * (~hard * (bits + 9) + ~hard_rope * bits),
+                "soft_products": bits * (lanes * ~hard * (bits + 9) + paired * ~hard_rope * bits),
                 "select": lanes * wide, "shifter": lanes * (wide + 1) * np.log2(wide + 1),
-                "clamp": lanes * bits, "reduce": lanes * (bits + 1 + beat),
+                "clamp": lanes * bits, "reduce": lanes * (bits + 1 + index),
                 "tree": (lanes - 1) * (bits + 1 + index), "sum": lanes * sums,
-                "sequencer": sequencer, "control": 3 * count + beat},
+                "sequencer": sequencer, "control": 2 * count + elements},
         "ff": {"const": one, "registers": registers},
         "period_ns": {"const": one, "dsp": (hard | hard_rope).astype(np.float64),
                       "soft_mult_level": ~hard * np.log2(bits),
                       "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes)},
-        "cmos": {"const": one, "reg": registers, "mult": lanes * bits * (2 * bits + 9),
+        "cmos": {"const": one, "reg": registers, "mult": bits * (lanes * (bits + 9) + paired * bits),
                  "adder": lanes * (bits + 3 * wide + sums) + sequencer,
                  "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index)},
     }
+
+
+def _paired(lanes: np.ndarray) -> np.ndarray:
+    """Lanes with a RoPE partner, each with a second multiplier (an odd ``lanes``' last has none)."""
+    return lanes - lanes % 2
 
 
 def _on_dsp(c, target: Target, rule: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +127,8 @@ def estimate(points: Points, op: VectorOp, target: Target) -> dict[str, np.ndarr
     e = fab.energy
     e_compute = element_ops * (e["j_per_mult_bit2"] * c["bits"] ** 2 + e["j_per_adder_bit"] * 2 * c["bits"])
     fpga = target.kind is TargetKind.FPGA
-    dsp = (c["lanes"] * (np.where(on_dsp[0], target.dsps_per_product(c["bits"], c["bits"] + 9), 0)
-                         + np.where(on_dsp[1], target.dsps_per_product(c["bits"], c["bits"]), 0))
+    dsp = (c["lanes"] * np.where(on_dsp[0], target.dsps_per_product(c["bits"], c["bits"] + 9), 0)
+           + _paired(c["lanes"]) * np.where(on_dsp[1], target.dsps_per_product(c["bits"], c["bits"]), 0)
            if fpga else np.zeros(c["bits"].shape, dtype=np.int64))
     operands = 2 if any(o.binary for o in rtl_ops(op.kind)) else 1
     traffic = (operands + 1) * op.elements * c["bits"]             # streamed in and out, in bits
@@ -154,7 +160,7 @@ def calibration_features(points: Points, dsp_rule: tuple[int, int], target: Targ
 
 
 def multipliers(points: Points, target: Target) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Two roles per lane: a ``bits x (bits + 9)`` product (a lane times ``y`` or the scalar)
-    and RoPE's second, ``bits x bits``."""
+    """Two roles: per lane a ``bits x (bits + 9)`` product (a lane times ``y`` or the scalar),
+    and per paired lane RoPE's second, ``bits x bits``."""
     c = prepare(points)
-    return [(c["lanes"], c["bits"], c["bits"] + 9), (c["lanes"], c["bits"], c["bits"])]
+    return [(c["lanes"], c["bits"], c["bits"] + 9), (_paired(c["lanes"]), c["bits"], c["bits"])]

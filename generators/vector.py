@@ -177,10 +177,10 @@ class VectorUnit(wiring.Component):
         lo, hi = -(1 << (p.bits - 1)), (1 << (p.bits - 1)) - 1
         op = Signal(range(len(VectorOpcode)))
         shift = Signal(range(p.shift_limit))
-        count = Signal(range(p.max_beats + 1))              # the run's n
         feed_left = Signal(range(p.max_beats + 1))          # x beats still to take
         out_left = Signal(range(p.max_beats + 1))           # z beats still to give
-        beat = Signal(range(max(p.max_beats, 2)))           # index of the next x beat
+        width = int(index_bits(p.max_beats, p.lanes))
+        base = Signal(max(width, int(bit_length(p.max_beats * p.lanes))))   # elements taken: the next beat's lane 0
         scalar = Signal(int(scalar_bits(p.bits)))           # SCALE's factor, set by ABSMAX and RMS
         accept = Signal()
         is_op = {code: op == code for code in VectorOpcode}
@@ -209,7 +209,8 @@ class VectorUnit(wiring.Component):
             odd = i % 2 == 1
             own_y = Mux(rope, ys[i - 1], y) if odd else y      # lane 2i+1: x[2i+1] * cos
             other = Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, own_y))
-            product = Mux(square, relu, x) * Mux(square, relu, other)
+            product = Signal(signed(2 * p.bits + 9), name=f"product_{i}")   # a signal: used twice
+            m.d.comb += product.eq(Mux(square, relu, x) * Mux(square, relu, other))
             if odd:                                            # + x[2i] * sin
                 turned = product + xs[i - 1] * y
             elif i + 1 < p.lanes:                              # - x[2i+1] * sin
@@ -226,7 +227,7 @@ class VectorUnit(wiring.Component):
 
         # ---- ARGMAX and ABSMAX: a running result per lane, then a tree across lanes
         best = [Signal(signed(p.bits + 1), name=f"best_{i}") for i in range(p.lanes)]
-        where = [Signal(range(max(p.max_beats, 2)), name=f"where_{i}") for i in range(p.lanes)]
+        where = [Signal(width, name=f"where_{i}") for i in range(p.lanes)]     # its beat's lane 0
         absmax = is_op[VectorOpcode.ABSMAX]
         for i in range(p.lanes):
             x = self.x_stream.payload[i]
@@ -234,15 +235,21 @@ class VectorUnit(wiring.Component):
             with m.If(accept):
                 m.d.sync += [best[i].eq(Mux(self.op == VectorOpcode.ARGMAX, lo, 0)), where[i].eq(0)]
             with m.Elif(take & ~pipelined & (value > best[i])):
-                m.d.sync += [best[i].eq(value), where[i].eq(beat)]
-        width = int(index_bits(p.max_beats, p.lanes))
-        pairs = [(best[i], (where[i] * p.lanes + i)[:width]) for i in range(p.lanes)]
+                m.d.sync += [best[i].eq(value), where[i].eq(base)]
+        pairs = [(best[i], (where[i] + i)[:width]) for i in range(p.lanes)]
+        level = 0
         while len(pairs) > 1:                               # the first largest wins a tie
             merged = []
-            for (va, ia), (vb, ib) in zip(pairs[0::2], pairs[1::2]):
+            for k, ((va, ia), (vb, ib)) in enumerate(zip(pairs[0::2], pairs[1::2])):
+                # each node is a signal: an expression would be copied into both of its uses,
+                # doubling the netlist per level
+                value = Signal(signed(p.bits + 1), name=f"tree{level}_{k}")
+                index = Signal(width, name=f"tree{level}_{k}_index")
                 later = (vb > va) | ((vb == va) & (ib < ia))
-                merged.append((Mux(later, vb, va), Mux(later, ib, ia)))
+                m.d.comb += [value.eq(Mux(later, vb, va)), index.eq(Mux(later, ib, ia))]
+                merged.append((value, index))
             pairs = merged + ([pairs[-1]] if len(pairs) % 2 else [])
+            level += 1
         top, top_index = pairs[0]
 
         # ---- RMS: the sum of x**2 + 1 over the row, accumulated from the first stage
@@ -265,7 +272,7 @@ class VectorUnit(wiring.Component):
         fed = self.busy & (feed_left == 0)
         with m.If(fed & (phase == 0) & ~is_op[VectorOpcode.ARGMAX] & reduction & ~v1):
             numerator = Mux(absmax, QUANT_LEVELS << int(quant_shift(p.bits)),
-                            (count * p.lanes) << (2 * int(norm_shift(p.bits))))
+                            base << (2 * int(norm_shift(p.bits))))          # base: the row's elements
             m.d.sync += [divisor.eq(Mux(absmax, top, total)), dividend.eq(numerator), remainder.eq(0),
                          quotient.eq(0), left.eq(steps), phase.eq(1)]
         with m.If(phase == 1):
@@ -297,15 +304,15 @@ class VectorUnit(wiring.Component):
                      self.z_stream.valid.eq(out_valid),
                      self.z_stream.payload.eq(Mux(reduction, result, Cat(*z2)))]
         with m.If(take):
-            m.d.sync += [feed_left.eq(feed_left - 1), beat.eq(beat + 1)]
+            m.d.sync += [feed_left.eq(feed_left - 1), base.eq(base + p.lanes)]
         with m.If(gives):
             m.d.sync += out_left.eq(out_left - 1)
         with m.If(self.done):
             m.d.sync += self.busy.eq(0)
         with m.If(accept):
-            m.d.sync += [self.busy.eq(1), op.eq(self.op), shift.eq(self.shift), count.eq(self.n),
+            m.d.sync += [self.busy.eq(1), op.eq(self.op), shift.eq(self.shift),
                          feed_left.eq(self.n), out_left.eq(Mux(self.op >= VectorOpcode.ARGMAX, 1, self.n)),
-                         beat.eq(0), phase.eq(0)]
+                         base.eq(0), phase.eq(0)]
         return m
 
 

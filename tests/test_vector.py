@@ -186,15 +186,50 @@ def test_pricing_a_batch_equals_pricing_each_design():
 
 
 def test_two_lane_multipliers_on_dsps_where_synthesis_puts_them_and_none_on_an_asic():
-    """Per lane a bits x (bits + 9) product and RoPE's bits x bits one; a 4 x 4 product (8
-    bits) stays in Xilinx LUTs."""
-    for bits in (4, 16, 24):
-        p = VectorParams(lanes=8, bits=bits, max_beats=16)
+    """Per lane a bits x (bits + 9) product, and per paired lane RoPE's bits x bits one (an odd
+    lanes' last lane has none); a 4 x 4 product (8 bits) stays in Xilinx LUTs."""
+    for bits, lanes in itertools.product((4, 16, 24), (8, 7)):
+        p = VectorParams(lanes=lanes, bits=bits, max_beats=16)
         kv260 = get_target("kv260")
         est = model.estimate(p, VectorOp(kind="residual", elements=8), kv260)
         second = kv260.dsps_per_product(bits, bits) if bits > 4 else 0
-        assert est["dsp"][0] == 8 * (kv260.dsps_per_product(bits, bits + 9) + second)
+        assert est["dsp"][0] == lanes * kv260.dsps_per_product(bits, bits + 9) + (lanes - lanes % 2) * second
         assert model.estimate(p, VectorOp(kind="residual", elements=8), get_target("asic-45nm"))["dsp"][0] == 0
+
+
+@pytest.mark.parametrize("settings", [dict(lanes=8, bits=16, max_beats=512), dict(lanes=3, bits=5, max_beats=7),
+                                      dict(lanes=6, bits=13, max_beats=167), dict(lanes=1, bits=32, max_beats=1)],
+                         ids=lambda s: "-".join(map(str, s.values())))
+def test_the_register_bits_the_model_prices_are_the_rtls(settings):
+    """The flip-flop feature is exact: the Verilog holds that many flip-flop bits."""
+    from amaranth.back import verilog
+
+    from flows.structure import flop_bits
+    from generators.vector import build
+
+    p = VectorParams(**settings)
+    c = model.prepare(p)
+    stated = model.features(c, model._on_dsp(c, get_target("kv260"), (1, 9)))["ff"]["registers"]
+    assert flop_bits(verilog.convert(build(p), name="unit", emit_src=False), "unit") == int(stated[0])
+
+
+def test_the_netlist_grows_linearly_with_lanes():
+    """No expression is copied into each of its uses (an argmax tree of expressions doubles the
+    netlist per level): twice the lanes, at most a little over twice the cells, and one
+    multiplier per lane and per paired lane."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from generators.vector import build
+
+    def cells(lanes):
+        text = rtlil.convert(build(VectorParams(lanes=lanes, bits=12, max_beats=96)))
+        kinds = re.findall(r"^\s*cell \$(\w+)", text, re.M)
+        return len(kinds), kinds.count("mul")
+
+    (small, small_muls), (large, large_muls) = cells(12), cells(24)
+    assert large <= 2.2 * small and (small_muls, large_muls) == (24, 48)
 
 
 def test_a_design_with_odd_lanes_cannot_run_rope():
@@ -235,7 +270,8 @@ def test_every_op_is_bit_exact_with_exact_cycles_on_verilator(settings, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] and doc["cycles_match"] and doc["tests"] == 6
     ops = {r["test"] for r in doc["model_cycles"] if r["exact"]}
-    assert ops == {"every_op_at_both_lengths", "back_to_back", "extremes", "quantize_and_normalize"}
+    assert ops == {"every_op_at_both_lengths", "back_to_back", "extremes", "quantize_and_normalize",
+                   "unknown_ops_are_refused"}
 
 
 def test_the_sum_of_squares_register_is_exactly_as_wide_as_the_longest_row_needs():
