@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60
 	$(BIN)/python bench/lut_vs_mac.py --quick --fabric
 	$(BIN)/python bench/attention_accuracy.py
+	$(BIN)/python bench/cluster_speedup.py
 
 clean:
 	rm -rf .cache out build .pytest_cache

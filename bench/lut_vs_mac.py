@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from cost_models.mpgemm import group_cycles
 from flows.calibrate import synthesize_all
+from flows.cluster import Cluster
 from generators import lut_mpgemm, mac_mpgemm
 from verif.runner import cache_root
 
@@ -82,7 +82,7 @@ def metric(target: str) -> str:
 def measure(points, build, targets):
     rows = [dict(p.to_dict()) for p in points]
     for target in targets:
-        results = synthesize_all(points, build, target, jobs=os.cpu_count() or 1, cache_root=cache_root(),
+        results = synthesize_all(points, build, target, cluster=Cluster.chosen(), cache_root=cache_root(),
                                  progress=True)
         for row, r in zip(rows, results, strict=True):
             row[metric(target)] = r.transistors if target == "generic" else r.lut

@@ -12,7 +12,6 @@ calibration's, ``--all`` prices every sampled design: none of them was fitted.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import pandas as pd
 from cost_models.targets import get_target
 from dse.families import get_family
 from flows.calibrate import calibration_sample, split, synthesize_all
+from flows.cluster import Cluster
 from flows.synth import get_synth_target
 from verif.runner import cache_root
 
@@ -47,8 +47,7 @@ def main() -> None:
         points = [points[i] for i in held_out]
     if args.smoke:
         points = points[:2]
-    measured = synthesize_all(points, cal.build, args.target, jobs=os.cpu_count() or 1,
-                              cache_root=cache_root())
+    measured = synthesize_all(points, cal.build, args.target, cluster=Cluster.chosen(), cache_root=cache_root())
     predicted = family.estimate(points, family.default_op(points[0]), get_target(synth_target.model_target))
     rows = []
     for p, m, i in zip(points, measured, range(len(points)), strict=True):

@@ -8,14 +8,13 @@ on the generic CMOS flow (transistors), ECP5 (LUT4 slots: logic and carry, after
 route) and Xilinx 7-series (LUT6), and prints ours / naive per flow. ``--out`` writes the
 figures as JSON.
 
-    python bench/table_build.py [--flows generic,xilinx-7,ecp5-85k] [--jobs 2] [--out FILE] [--smoke]
+    python bench/table_build.py [--flows generic,xilinx-7,ecp5-85k] [--jobs N] [--scheduler tcp://HOST:PORT] [--out FILE] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from amaranth.back import verilog  # noqa: E402
 from amaranth.hdl import signed  # noqa: E402
 
-from flows.synth import make_job, run_job  # noqa: E402
+from flows.synth import make_job, run_jobs  # noqa: E402
+from flows.cluster import Cluster  # noqa: E402
 from generators.artifact import Artifact, ports_of, write_atomic  # noqa: E402
 from generators.lut_mpgemm import LutMpGemmParams, entry_bits, table_coefficients  # noqa: E402
 from hw.lut import NaiveTableBuilder, TableBuilder  # noqa: E402
@@ -48,7 +48,8 @@ def artifact(kind: str, builder: type, ternary: bool, symmetric: bool, g: int) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flows", default="generic,xilinx-7,ecp5-85k")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=None, help="local Dask workers (default: cores)")
+    ap.add_argument("--scheduler", help="a Dask scheduler's address (default: $ACCELFORGE_SCHEDULER, else local)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--smoke", action="store_true", help="the first table only: that the bench runs")
     args = ap.parse_args()
@@ -62,8 +63,8 @@ def main() -> None:
             art = artifact(kind, builder, ternary, symmetric, g)
             jobs += [((kind, g, builder.__name__, flow), art, make_job(art, flow, cache_root=cache_root()))
                      for flow in flows]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip([key for key, _, _ in jobs], pool.map(lambda j: run_job(j[2]), jobs)))
+    results = dict(zip([key for key, _, _ in jobs],
+                       run_jobs([job for _, _, job in jobs], Cluster.chosen(args.scheduler, args.jobs))))
     adders = {key: art.extra["adders"] for key, art, _ in jobs}
     print(f"int{A_BITS} activations; ours / naive per flow ({', '.join(f'{f}: {FIGURE[f]}' for f in flows)})")
     head = "".join(f" {flow:>22}" for flow in flows)

@@ -9,14 +9,13 @@ mapping both ways: the store alone read by 1 and 8 fetchers, and read by 8 with 
 (:class:`hw.lut.TableBuilder` into the flip-flops, :class:`hw.lut.SerialTableFill` into the
 RAM); it prints LUTs, LUTs used as RAM and flip-flops per fetcher. ``--out`` writes them as JSON.
 
-    python bench/table_store.py [--flows xilinx-7-fabric,ecp5-85k-fabric] [--jobs 2] [--out FILE] [--smoke]
+    python bench/table_store.py [--flows xilinx-7-fabric,ecp5-85k-fabric] [--jobs N] [--scheduler tcp://HOST:PORT] [--out FILE] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,7 +26,8 @@ from amaranth.lib import data, wiring  # noqa: E402
 from amaranth.lib.memory import Memory  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
-from flows.synth import SYNTH_TARGETS, make_job, run_job  # noqa: E402
+from flows.synth import SYNTH_TARGETS, make_job, run_jobs  # noqa: E402
+from flows.cluster import Cluster  # noqa: E402
 from generators.artifact import Artifact, ports_of, write_atomic  # noqa: E402
 from generators.lut_mpgemm import LutMpGemmParams, table_coefficients  # noqa: E402
 from hw.lut import SerialTableFill, TableBuilder  # noqa: E402
@@ -106,7 +106,8 @@ def artifact(fmt: str, symmetric: bool, g: int, readers: int, store: str, built:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flows", default="xilinx-7-fabric,ecp5-85k-fabric")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=None, help="local Dask workers (default: cores)")
+    ap.add_argument("--scheduler", help="a Dask scheduler's address (default: $ACCELFORGE_SCHEDULER, else local)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--smoke", action="store_true", help="one table, one fetcher: that the bench runs")
     args = ap.parse_args()
@@ -122,8 +123,8 @@ def main() -> None:
                 art = artifact(fmt, symmetric, g, readers, store, built)
                 jobs += [((fmt, symmetric, g, readers, built, store, flow), art,
                           make_job(art, flow, cache_root=cache_root())) for flow in flows]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip([key for key, _, _ in jobs], pool.map(lambda j: run_job(j[2]), jobs)))
+    results = dict(zip([key for key, _, _ in jobs],
+                       run_jobs([job for _, _, job in jobs], Cluster.chosen(args.scheduler, args.jobs))))
     shape = {key[:3]: (art.extra["entries"], art.extra["entry_bits"]) for key, art, _ in jobs}
     print(f"int{A_BITS} activations; per fetcher: LUT (of which RAM) / FF, registers | distributed RAM; "
           f"x = registers' LUTs over distributed RAM's; built: with the table's builder "

@@ -378,7 +378,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                f"--seed {args.seed}")
     try:
         report = calibrate(family.calibration, args.target, samples=args.samples, seed=args.seed,
-                           jobs=args.jobs, cache_root=cache_root(), out_file=out or _default_coeff_file(family),
+                           jobs=args.jobs, scheduler=args.scheduler, cache_root=cache_root(), out_file=out or _default_coeff_file(family),
                            command=command, progress=not args.json)
     except FlowError as exc:            # the finished designs stay cached: a rerun resumes
         print(f"accelforge: calibration stopped, a synthesis failed: {exc}", file=sys.stderr)
@@ -393,15 +393,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    from flows.cluster import SCHEDULER_ENV
+
+    p.add_argument("--jobs", type=_integer, default=None,
+                   help="worker processes of the local Dask cluster (default: one per core)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help=f"run the syntheses on this Dask cluster (default: ${SCHEDULER_ENV}, else a local one)")
+
+
 def _default_coeff_file(family: Family) -> Path:
     from cost_models.coefficients import DATA_DIR
     return DATA_DIR / f"{family.name}.json"
 
 
-def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool) -> dict[str, list]:
-    """Verify and/or synthesize the best designs; predicted against measured."""
+def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool, cluster) -> dict[str, list]:
+    """Verify and/or synthesize the best designs (the syntheses on ``cluster``); predicted
+    against measured."""
     from dse.verify import verify_parts
-    from flows.synth import SYNTH_TARGETS, make_job, run_job
+    from flows.synth import SYNTH_TARGETS, cached_result, make_job, run_jobs
     from flows.tools import FlowError
     from verif.runner import cache_root
 
@@ -418,18 +428,24 @@ def _check_top_designs(explorer, front, verify_n: int, synth_n: int, quiet: bool
                 "passed": result.passed, "tests": result.sim.tests, "cycle_checks": len(result.checks),
                 "cycle_mismatches": sum(not c.ok for c in result.checks)})
     synth_target = explorer.cfg.target if explorer.cfg.target in SYNTH_TARGETS else "generic"
-    for row, params in points[:synth_n]:
-        artifact = render(params, explorer.family.build)
+    chosen = points[:synth_n]
+    jobs = [make_job(render(params, explorer.family.build), synth_target, cache_root=cache_root())
+            for _, params in chosen]
+    failure = ""
+    try:                                          # one batch on the cluster; every finished one is kept
+        run_jobs(jobs, cluster, progress=not quiet, description=f"synthesizing for {synth_target}")
+    except FlowError as exc:
+        failure = str(exc)
+    for (row, params), job in zip(chosen, jobs, strict=True):
         entry: dict[str, Any] = {"hash": params.digest(), "target": synth_target}
-        try:
-            with _status(f"synthesizing {params.digest()} for {synth_target}", quiet):
-                result = run_job(make_job(artifact, synth_target, cache_root=cache_root()))
+        result = cached_result(job)
+        if result is None:
+            entry["error"] = failure
+        else:
             for key in ("lut", "ff", "dsp", "fmax_mhz"):
                 entry[f"{key}_predicted"] = _jsonable(row.get(key))
                 entry[f"{key}_measured"] = getattr(result, key)
             entry["met_timing"] = result.met_timing
-        except FlowError as exc:
-            entry["error"] = str(exc)
         checks.setdefault("synth", []).append(entry)
     return checks
 
@@ -446,6 +462,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if not 0 <= value <= 50:
             raise UsageError(f"--{flag.replace('_', '-')} must be an integer in 0..50, not {value}")
+    from flows.cluster import Cluster
+    cluster = Cluster.chosen(args.scheduler)      # a bad address is refused before the study runs
     if args.synth_top and get_family(args.family).estimate is None:
         raise UsageError(f"--synth-top: {args.family} designs are synthesized engine by engine "
                          f"(accelforge synth <engine family> ...)")
@@ -471,7 +489,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     front = pareto_frame(explorer, frame)
     if args.verify_top or args.synth_top:
         from generators.artifact import write_atomic
-        checks = _check_top_designs(explorer, front, args.verify_top, args.synth_top, args.json)
+        checks = _check_top_designs(explorer, front, args.verify_top, args.synth_top, args.json, cluster)
         write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2) + "\n")
     paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
@@ -702,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="ecp5-85k", help="ecp5-85k, xilinx-7, generic, ...")
     p.add_argument("--samples", type=_integer, default=40, help="designs to synthesize (16..1000)")
     p.add_argument("--seed", type=_integer, default=0)
-    p.add_argument("--jobs", type=_integer, default=None, help="parallel syntheses (default: cores)")
+    _cluster_arguments(p)
     p.add_argument("--out", help="coefficient file to write (default: the package's own)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_calibrate)
@@ -726,6 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_integer, default=3, help="write Verilog for this many front designs")
     p.add_argument("--verify-top", type=_integer, default=0, help="cocotb-verify the N best designs")
     p.add_argument("--synth-top", type=_integer, default=0, help="synthesize the N best designs")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run --synth-top's syntheses on this Dask cluster (default: $ACCELFORGE_SCHEDULER, "
+                        "else a local one)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explore)
@@ -779,7 +800,6 @@ class _Interrupts:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = None
     with _Interrupts() as interrupts:
         status = _run(argv, interrupts)
     return status

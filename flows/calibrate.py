@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,7 +24,8 @@ import numpy as np
 
 from cost_models import coefficients as coeff_store
 from cost_models.targets import Target, get_target, on_hard_multiplier
-from flows.synth import SynthResult, get_synth_target, make_job, run_job
+from flows.cluster import Cluster
+from flows.synth import SynthResult, get_synth_target, make_job, run_jobs
 from generators.artifact import render, write_atomic
 from generators.params import Params
 
@@ -87,20 +85,12 @@ def _draw(params_cls: type[Params], box: Mapping[str, tuple[int, int]], n: int, 
     return list(points.values())
 
 
-def synthesize_all(points: Sequence[Params], build: Callable, target: str, *, jobs: int,
+def synthesize_all(points: Sequence[Params], build: Callable, target: str, *, cluster: Cluster,
                    cache_root: Path, clock_mhz: float | None = None,
                    progress: bool = False) -> list[SynthResult]:
-    """Synthesize every point (cached); results in the order of ``points``."""
-    def one(p: Params) -> SynthResult:
-        return run_job(make_job(render(p, build), target, clock_mhz=clock_mhz, cache_root=cache_root))
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, p) for p in points]
-        if progress and sys.stderr.isatty():
-            from rich.progress import track
-            for f in track(futures, description=f"synthesizing for {target}", console=None):
-                f.result()
-        return [f.result() for f in futures]
+    """Synthesize every point (cached) on ``cluster``; results in the order of ``points``."""
+    jobs = [make_job(render(p, build), target, clock_mhz=clock_mhz, cache_root=cache_root) for p in points]
+    return run_jobs(jobs, cluster, progress=progress, description=f"synthesizing for {target}")
 
 
 def split(n: int, seed: int, holdout: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -181,9 +171,9 @@ class Calibratable:
     multipliers: Callable[[Sequence[Params], Target], Roles]
     # (points, technology) -> exact "bram" and "lutram" counts; None: the family keeps no memories
     memories: Callable[[Sequence[Params], str], dict[str, np.ndarray]] | None = None
-    # (technology, cache root, jobs) -> the tables the family's features read, measured on that
-    # technology's flow before the fit and kept beside the coefficients; None: it reads none
-    characterize: Callable[[str, Path, int], dict[str, Any]] | None = None
+    # (technology, cache root, cluster) -> the tables the family's features read, measured on
+    # that technology's flow before the fit and kept beside the coefficients; None: it reads none
+    characterize: Callable[[str, Path, Cluster], dict[str, Any]] | None = None
     # a smaller box for a flow whose place and route of the biggest designs runs past its limit
     flow_boxes: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
 
@@ -215,8 +205,11 @@ def calibration_sample(fam: Calibratable, target_name: str, samples: int, seed: 
 
 
 def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 0, jobs: int | None = None,
-              cache_root: Path, out_file: Path | None = None, holdout: float = 0.25,
-              command: str = "", progress: bool = False) -> CalibrationReport:
+              scheduler: str | None = None, cache_root: Path, out_file: Path | None = None,
+              holdout: float = 0.25, command: str = "", progress: bool = False) -> CalibrationReport:
+    """Fit ``fam``'s coefficients for ``target_name`` (see the module docstring); the designs
+    are synthesized on the Dask cluster at ``scheduler`` (default ``ACCELFORGE_SCHEDULER``),
+    else on a local one of ``jobs`` workers. Where they ran changes nothing in the result."""
     if not isinstance(samples, int) or not 16 <= samples <= 1000:     # a fit needs more designs
         raise ValueError(f"samples must be an integer in 16..1000, not {samples!r}")  # than features
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256):
@@ -227,15 +220,15 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     model_target = get_target(synth_target.model_target)
     tech = "cmos" if synth_target.flow == "generic" else model_target.tech
     points = calibration_sample(fam, target_name, samples, seed)
-    jobs = jobs or os.cpu_count() or 1
-    results = synthesize_all(points, fam.build, target_name, jobs=jobs,
+    cluster = Cluster.chosen(scheduler, jobs)
+    results = synthesize_all(points, fam.build, target_name, cluster=cluster,
                              cache_root=cache_root, progress=progress)
     train_idx, test_idx = split(len(points), seed, holdout)
     report = CalibrationReport(fam.family, target_name, tech, len(points), len(train_idx), len(test_idx),
                                dsp_rule=(99, 99))
     tables: dict[str, Any] = {}
     if fam.characterize is not None and synth_target.flow != "generic":
-        tables = fam.characterize(model_target.tech, cache_root, jobs)
+        tables = fam.characterize(model_target.tech, cache_root, cluster)
         report.coefficients["tables"] = tables
     measured: dict[str, np.ndarray] = {}
     offsets: dict[str, np.ndarray] = {}

