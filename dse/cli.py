@@ -36,16 +36,37 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line, exit status 2."""
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, unless it has none or says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if default is None or default is False or default == [] or default == argparse.SUPPRESS \
+                or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:          # one line, not usage + message
+    """Errors in one line (not usage + message); every option's help shows its default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:
         raise UsageError(message)
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON values: arrays as lists, NumPy scalars as Python ones, and a figure that is
+    not a number (NaN, infinity: a design without one) as null, which JSON has."""
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -54,7 +75,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(_jsonable(document), indent=2) + "\n")
+    sys.stdout.write(json.dumps(_jsonable(document), indent=2, allow_nan=False) + "\n")
 
 
 def _settings(items: Sequence[str]) -> dict[str, str]:
@@ -490,7 +511,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.verify_top or args.synth_top:
         from generators.artifact import write_atomic
         checks = _check_top_designs(explorer, front, args.verify_top, args.synth_top, args.json, cluster)
-        write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2) + "\n")
+        write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2, allow_nan=False) + "\n")
     paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
                 "trials": len(frame), "distinct": distinct_designs(explorer, frame),
@@ -671,8 +692,17 @@ def _number(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("accelforge")
+    except PackageNotFoundError:                  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="accelforge", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("generate", help="write Verilog and manifest.json for one design")
@@ -719,10 +749,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
     p.add_argument("--target", default="ecp5-85k", help="ecp5-85k, xilinx-7, generic, ...")
     p.add_argument("--samples", type=_integer, default=40, help="designs to synthesize (16..1000)")
-    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--seed", type=_integer, default=0, help="seed of the design sample and the held-out split")
     _cluster_arguments(p)
     p.add_argument("--out", help="coefficient file to write (default: the package's own)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON document")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("explore", help="search a family's design space for a workload with Optuna")
@@ -737,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[], help="pin a parameter")
     p.add_argument("--range", action="append", metavar="KEY=LO..HI", default=[],
                    help="narrow an integer parameter's search range")
-    p.add_argument("--seed", type=_integer, default=0)
+    p.add_argument("--seed", type=_integer, default=0, help="the sampler's seed")
     p.add_argument("--batch", type=_integer, default=50, help="trials asked and priced together")
     p.add_argument("--workers", type=_integer, default=1, help="processes sharing the study")
     p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite study.db in --out)")
@@ -748,19 +778,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run --synth-top's syntheses on this Dask cluster (default: $ACCELFORGE_SCHEDULER, "
                         "else a local one)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a run)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the run's summary as one JSON document")
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("report", help="rebuild an explore run's report from its storage")
     p.add_argument("dir", help="the run folder")
-    p.add_argument("--top", type=_integer, default=3)
+    p.add_argument("--top", type=_integer, default=3, help="write Verilog for this many front designs")
     p.add_argument("--storage", help="the study's SQLAlchemy URL when it is not the stored one (run.json keeps "
                                      "it without a password: PGPASSWORD or ~/.pgpass supply that)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("params", help="list a family's parameters and allowed values")
     p.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print them as one JSON document")
     p.set_defaults(func=cmd_params)
     return parser
 

@@ -144,3 +144,37 @@ def test_a_relative_cache_folder_is_made_absolute(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ACCELFORGE_CACHE", "rel/cache")
     assert cache_root() == tmp_path / "rel" / "cache"
+
+
+def _strict_json(text: str):
+    """JSON as the standard has it: NaN and Infinity are not values."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_explore_json_is_strict_json_with_null_where_a_figure_is_missing(tmp_path, capsys):
+    """An accelerator run's front holds designs without some figures (NaN in the frame): they
+    print as null."""
+    assert main(["explore", "--family", "accelerator", "--workload", "bitnet-b1.58-2b4t-decode", "--target",
+                 "kv260", "--trials", "60", "--top", "0", "--out", str(tmp_path / "run"), "--json"]) == 0
+    text = capsys.readouterr().out
+    doc = _strict_json(text)
+    assert doc["trials"] == 60 and "null" in text
+
+
+def test_version_and_every_option_says_what_it_does(capsys):
+    from importlib.metadata import version
+
+    from dse.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"accelforge {version('accelforge')}"
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, f"accelforge {name} {'/'.join(action.option_strings) or action.dest} has no help"
+    explore = commands["explore"].format_help()
+    assert "(default: 1000)" in explore and "(default: 0)" in explore and "(default: None)" not in explore
