@@ -489,10 +489,12 @@ def cmd_explore(args: argparse.Namespace) -> int:
         raise UsageError(f"--synth-top: {args.family} designs are synthesized engine by engine "
                          f"(accelforge synth <engine family> ...)")
     from dse.workloads import canonical
-    cfg = ExploreConfig(family=args.family, workload=canonical(args.workload), target=args.target, trials=args.trials,
+    workload = canonical(args.workload)
+    cfg = ExploreConfig(family=args.family, workload=workload, target=args.target, trials=args.trials,
                         out=args.out, sampler=args.sampler, objectives=parse_objectives(args.objectives),
                         seed=args.seed, batch=args.batch, workers=args.workers, storage=args.storage,
-                        pins=pins, ranges=parse_ranges(args.range))
+                        pins=pins, ranges=parse_ranges(args.range),
+                        study_name=_study_name(args.study_name, out, args.family, workload, args.target))
     explorer = Explorer(cfg)
     cfg = explorer.cfg                            # with the workload's content digest
     if cfg.storage:                               # a bad URL, a silent server or another run's study is
@@ -583,6 +585,21 @@ def _check_writable(out: Path) -> None:
         raise UsageError(f"--out {str(out)!r} cannot be written: {exc.strerror or exc}") from None
 
 
+def _study_name(given: str | None, out: Path, family: str, workload: str, target: str) -> str | None:
+    """The name given, else the one the run folder's run.json keeps (None for a run from before
+    runs were named: its study keeps the old shared name), else one from the settings."""
+    from dse.explorer import default_study_name
+    if given is not None:
+        return given
+    try:
+        stored = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        stored = None
+    if isinstance(stored, dict):
+        return stored.get("study_name")
+    return default_study_name(family, workload, target)
+
+
 def _check_run_folder(out: Path, cfg) -> None:
     """A run folder belongs to one exploration: refuse to write another family's (or another
     study's) results over the ones its run.json describes."""
@@ -594,7 +611,7 @@ def _check_run_folder(out: Path, cfg) -> None:
         return
     from dse.explorer import settings_differ
     mine = {k: v for k, v in cfg.to_dict().items() if k in ("family", "workload", "target", "storage",
-                                                           "workload_digest")}
+                                                           "workload_digest", "study_name")}
     clash = settings_differ(stored, mine, skip=("workload_digest",))
     if stored.get("workload_digest") not in (None, mine["workload_digest"]):
         if not clash and stored.get("workload") == mine["workload"]:
@@ -771,6 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_integer, default=50, help="trials asked and priced together")
     p.add_argument("--workers", type=_integer, default=1, help="processes sharing the study")
     p.add_argument("--storage", help="SQLAlchemy URL (default: sqlite study.db in --out)")
+    p.add_argument("--study-name", help="the study's name in the storage (default: FAMILY:WORKLOAD:TARGET, "
+                                        "so that runs of other settings share a --storage)")
     p.add_argument("--top", type=_integer, default=3, help="write Verilog for this many front designs")
     p.add_argument("--verify-top", type=_integer, default=0, help="cocotb-verify the N best designs")
     p.add_argument("--synth-top", type=_integer, default=0, help="synthesize the N best designs")

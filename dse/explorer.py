@@ -43,6 +43,8 @@ from dse.workloads import Workload, load
 from generators.artifact import write_atomic
 
 STUDY_NAME = "accelforge"
+"""The study of a run that names none: every run before runs were named by their settings."""
+STUDY_NAME_LIMIT = 128
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 GRID_LIMIT = 5_000_000
 CONSTRAINTS = ("lut", "ff", "dsp", "bram", "lutram", "params")   # over budget as a fraction; 1 = cannot run
@@ -67,6 +69,7 @@ class ExploreConfig:
     pins: Mapping[str, str] = field(default_factory=dict)
     ranges: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     workload_digest: str | None = None      # the workload's content, so an edited file is noticed
+    study_name: str | None = None           # the study in the storage (None: STUDY_NAME, older runs)
 
     def __post_init__(self) -> None:
         checks = (("trials", self.trials, 1, 1_000_000), ("batch", self.batch, 1, 10_000),
@@ -84,6 +87,11 @@ class ExploreConfig:
                 raise ValueError(f"explore.{name} must be a string, not {getattr(self, name)!r}")
         if self.storage is not None and not isinstance(self.storage, str):
             raise ValueError(f"explore.storage must be a URL string, not {self.storage!r}")
+        if self.study_name is not None and not (
+                isinstance(self.study_name, str) and 1 <= len(self.study_name) <= STUDY_NAME_LIMIT
+                and self.study_name.isprintable() and self.study_name.strip() == self.study_name):
+            raise ValueError(f"explore.study_name must be 1..{STUDY_NAME_LIMIT} printable characters without "
+                             f"leading or trailing spaces, not {self.study_name!r}")
         if self.workload_digest is not None and not isinstance(self.workload_digest, str):
             raise ValueError(f"explore.workload_digest must be a string, not {self.workload_digest!r}")
         if not isinstance(self.pins, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
@@ -97,6 +105,11 @@ class ExploreConfig:
 
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
+
+    @property
+    def study(self) -> str:
+        """The study's name in the storage."""
+        return self.study_name or STUDY_NAME
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as stored in run.json and the study, and shown in the report: the
@@ -135,6 +148,13 @@ def workload_digest(workload: Workload) -> str:
     what its workload says, not on the file's name or path."""
     text = repr((workload.model, workload.phase.value, workload.batch, workload.seq_len))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_study_name(family: str, workload: str, target: str) -> str:
+    """A run's study name from what it explores, so that runs of different families, workloads
+    or targets share one storage (a workload file by its file name)."""
+    name = Path(workload).stem if workload.endswith((".toml", ".yaml", ".yml")) else workload
+    return f"{family}:{name}:{target}"[:STUDY_NAME_LIMIT]
 
 
 def settings_differ(stored: Mapping[str, Any], mine: Mapping[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
@@ -197,10 +217,10 @@ class Explorer:
         sampler = make_sampler(self.cfg.sampler, self.cfg.seed if seed is None else seed)
         if self.read_only:
             try:
-                return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+                return optuna.load_study(study_name=self.cfg.study, storage=storage, sampler=sampler)
             except KeyError:
-                raise ValueError(f"{public_url(self.cfg.storage_url())} holds no accelforge study") from None
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=list(self.directions),
+                raise ValueError(f"{public_url(self.cfg.storage_url())} holds no study {self.cfg.study!r}") from None
+        study = optuna.create_study(study_name=self.cfg.study, storage=storage, directions=list(self.directions),
                                     sampler=sampler, load_if_exists=True)
         names = [o.column for o in self.objectives]
         if study.user_attrs.get("constraint_names") != list(CONSTRAINTS):
@@ -213,7 +233,8 @@ class Explorer:
 
     def study_settings(self) -> dict[str, Any]:
         """The settings a study is keyed on (those that change what its trials mean)."""
-        return {k: v for k, v in self.cfg.to_dict().items() if k not in ("trials", "workers", "out", "batch")}
+        return {k: v for k, v in self.cfg.to_dict().items()
+                if k not in ("trials", "workers", "out", "batch", "study_name")}
 
     def check_settings(self, where: optuna.Study | optuna.storages.BaseStorage, *, adopt: bool) -> None:
         """Refuse a stored study run with other settings or objectives, naming both; ``adopt``
@@ -223,7 +244,7 @@ class Explorer:
             stored, directions = where.user_attrs.get("config"), where.directions
         else:
             try:
-                study_id = where.get_study_id_from_name(STUDY_NAME)
+                study_id = where.get_study_id_from_name(self.cfg.study)
             except KeyError:
                 return                                  # a new study: nothing to compare
             stored = where.get_study_user_attrs(study_id).get("config")
@@ -240,14 +261,15 @@ class Explorer:
         if not isinstance(stored, Mapping):
             raise ValueError(f"the study in {url} has a malformed 'config' attribute: {str(stored)[:80]!r}")
         if list(stored.get("objectives", [])) != list(mine["objectives"]):
-            raise ValueError(f"the study in {url} was run with --objectives "
+            raise ValueError(f"the study {self.cfg.study!r} in {url} was run with --objectives "
                              f"{','.join(map(str, stored.get('objectives', [])))}; this run gives "
-                             f"{','.join(mine['objectives'])}: use the same objectives or a new --out folder")
+                             f"{','.join(mine['objectives'])}: use the same objectives, or another "
+                             f"--study-name for a study of its own")
         diff = settings_differ(stored, mine, skip=("storage",))
         if diff:
             what = ", ".join(f"{k} {stored.get(k)!r}, not {mine.get(k)!r}" for k in diff)
-            raise ValueError(f"the study in {url} was run with other settings ({what}); use a new --out "
-                             f"folder or the same settings")
+            raise ValueError(f"the study {self.cfg.study!r} in {url} was run with other settings ({what}); "
+                             f"use the same settings, or another --study-name for a study of its own")
 
     def finished(self, study: optuna.Study) -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from cost_models.targets import get_target
 from dse.evaluate import pareto_mask
-from dse.explorer import CONSTRAINTS, STUDY_NAME, ExploreConfig, Explorer
+from dse.explorer import CONSTRAINTS, ExploreConfig, Explorer
 from dse.space import derive
 from dse.workloads import load
 from generators.params import Params, int_field
@@ -38,7 +38,8 @@ def _cli(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def _study(url: str) -> optuna.Study:
-    return optuna.load_study(study_name=STUDY_NAME, storage=url)
+    """The storage's one study, whatever the run named it."""
+    return optuna.load_study(study_name=None, storage=url)
 
 
 def _assert_clean(study: optuna.Study, expected: int) -> None:
@@ -529,7 +530,7 @@ def test_the_storage_password_is_never_written_or_shown(postgres_url, tmp_path, 
     assert not [t for t in texts if "s3cret-pw" in t]
     study = _study(public)
     assert "s3cret-pw" not in json.dumps(study.user_attrs)
-    optuna.delete_study(study_name=STUDY_NAME, storage=public)
+    optuna.delete_study(study_name=study.study_name, storage=public)
 
 
 def _port(url: str) -> int:
@@ -576,11 +577,12 @@ def test_a_run_folder_is_not_written_over_by_another_exploration(tmp_path):
     elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
     proc = _cli(*other, "--storage", elsewhere, "--out", str(first))          # its report would land here
     assert proc.returncode == 2 and "holds another exploration (family 'systolic'" in proc.stderr, proc.stderr
-    proc = _cli(*other, "--storage", f"sqlite:///{first / 'study.db'}", "--out", str(tmp_path / "second"))
+    proc = _cli(*other, "--storage", f"sqlite:///{first / 'study.db'}", "--study-name",
+                "systolic:bitnet-b1.58-3b-decode:ecp5-85k", "--out", str(tmp_path / "second"))
     assert proc.returncode == 2 and "other settings" in proc.stderr, proc.stderr     # its trials would land here
     assert _cli(*other, "--storage", elsewhere, "--out", str(tmp_path / "third")).returncode == 0
     proc = _cli("report", str(first), "--storage", elsewhere)                  # another study's report here
-    assert proc.returncode == 2 and "other settings" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "holds no study 'systolic:" in proc.stderr, proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
 
 
@@ -636,3 +638,25 @@ def test_random_kills_leave_no_lost_duplicated_or_half_written_trial(tmp_path):
         time.sleep(0.5)
     assert done.returncode == 0, done.stderr
     assert check() == stored + 120
+
+
+def test_runs_of_other_settings_share_one_storage_each_in_a_study_of_its_own(tmp_path):
+    """The study is named by family, workload and target (or --study-name); a run from before
+    studies were named (run.json without one, the study called "accelforge") resumes its own."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    other = ["explore", "--family", "lut_mpgemm", "--workload", "bitnet-b1.58-3b-decode", "--target", "ecp5-85k"]
+    assert _cli(*BASE, "--trials", "10", "--top", "0", "--storage", url, "--out", str(tmp_path / "a")).returncode == 0
+    assert _cli(*other, "--trials", "10", "--top", "0", "--storage", url, "--out", str(tmp_path / "b")).returncode == 0
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    assert names == ["lut_mpgemm:bitnet-b1.58-3b-decode:ecp5-85k", "systolic:bitnet-b1.58-3b-decode:ecp5-85k"]
+    for run in ("a", "b"):
+        assert _cli("report", str(tmp_path / run)).returncode == 0
+    legacy = tmp_path / "legacy"
+    assert _cli(*BASE, "--trials", "10", "--top", "0", "--study-name", "accelforge", "--out", str(legacy)).returncode == 0
+    stored = json.loads((legacy / "run.json").read_text())
+    del stored["study_name"]                                     # as an older run wrote it
+    (legacy / "run.json").write_text(json.dumps(stored))
+    assert _cli(*BASE, "--trials", "20", "--top", "0", "--out", str(legacy)).returncode == 0
+    legacy_url = f"sqlite:///{legacy / 'study.db'}"
+    assert [s.study_name for s in optuna.get_all_study_summaries(legacy_url)] == ["accelforge"]
+    assert len(_study(legacy_url).trials) == 20

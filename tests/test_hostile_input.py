@@ -20,7 +20,7 @@ import pytest
 from cost_models.ops import MAX_OP_WORK, AttentionOp, Gemm
 from cost_models.targets import TARGETS, get_target
 from dse import cli
-from dse.explorer import STUDY_NAME, ExploreConfig
+from dse.explorer import ExploreConfig
 from dse.families import FAMILIES
 from dse.storage import mask_secrets, public_url, storage_fault
 from dse.workloads import load
@@ -163,7 +163,7 @@ def test_two_runs_sharing_one_study_store_exactly_its_quota(tmp_path):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         assert "200 trials" in out, out
-    study = optuna.load_study(study_name=STUDY_NAME, storage=url)
+    study = optuna.load_study(study_name=None, storage=url)         # one study: both runs named it alike
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == 200 and sorted(t.number for t in trials) == list(range(200))
     assert len({t.user_attrs["origin"] for t in trials}) == 200
@@ -207,7 +207,8 @@ def test_a_refused_storage_leaves_no_new_run_folder(tmp_path):
     first = tmp_path / "first"
     assert _cli(*BASE, "--trials", "10", "--top", "0", "--out", str(first)).returncode == 0
     other = ["explore", "--family", "lut_mpgemm", "--workload", "bitnet-b1.58-3b-decode", "--trials", "10"]
-    line = _one_line(_cli(*other, "--storage", f"sqlite:///{first / 'study.db'}", "--out", str(tmp_path / "new")))
+    line = _one_line(_cli(*other, "--storage", f"sqlite:///{first / 'study.db'}", "--study-name",
+                          "systolic:bitnet-b1.58-3b-decode:ecp5-85k", "--out", str(tmp_path / "new")))
     assert "other settings" in line and not (tmp_path / "new").exists()
 
 
