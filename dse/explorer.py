@@ -292,9 +292,9 @@ class Explorer:
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         """Take a stored trial's price into the cache (its design is not priced again)."""
         cons = trial.system_attrs.get(CONSTRAINTS_ATTR)
-        if cons is not None and "metrics" in trial.user_attrs and trial.values is not None:
-            self._priced.setdefault(_design_key(trial.params),
-                                    Priced(trial.user_attrs["metrics"], list(cons), list(trial.values)))
+        metrics = stored_metrics(trial.user_attrs)
+        if cons is not None and metrics and trial.values is not None:
+            self._priced.setdefault(_design_key(trial.params), Priced(metrics, list(cons), list(trial.values)))
 
     def run_quota(self, quota: int, seed: int, on_batch: Callable[[int], None] | None = None) -> None:
         """Ask, price and tell ``quota`` trials in batches.
@@ -329,7 +329,8 @@ class Explorer:
                 mirrored.add(origin)
                 trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, price.constraints)
                 trial.set_user_attr("origin", origin)
-                trial.set_user_attr("metrics", price.metrics)
+                for name, value in price.metrics.items():     # each its own column in optuna-dashboard
+                    trial.set_user_attr(name, value)
                 finished.append(mirror.tell(trial, price.values))
             kept = store_batch(shared, finished, limit=self.cfg.trials,
                                trim=lambda batch: [_relabel(t, len(batch)) for t in batch])
@@ -359,7 +360,7 @@ class Explorer:
             new.append(optuna.trial.create_trial(
                 params=params, distributions=dists, values=[float(v) for v in values[i]],
                 system_attrs={CONSTRAINTS_ATTR: [float(c) for c in cons[i]]},
-                user_attrs={"exhaustive": True, "origin": f"grid:{i}", "metrics": _kept(metrics, i)}))
+                user_attrs={"exhaustive": True, "origin": f"grid:{i}", **_kept(metrics, i)}))
         store_batch(study, new)
         study.set_user_attr("grid_points", int(len(feasible)))
         study.set_user_attr("grid_feasible", int(feasible.sum()))
@@ -469,6 +470,15 @@ def _relabel(trial: optuna.trial.FrozenTrial, size: int) -> optuna.trial.FrozenT
     head, number = trial.user_attrs["origin"].rsplit(":", 1)
     trial.user_attrs = {**trial.user_attrs, "origin": f"{head.rsplit(':', 1)[0]}:{size}:{number}"}
     return trial
+
+
+def stored_metrics(user_attrs: Mapping[str, Any]) -> Any:
+    """A stored trial's metrics: one user attribute each (KEPT_METRICS, so that optuna-dashboard
+    sorts and plots them), or for a trial stored before, the one ``metrics`` table it kept
+    (returned as found: a damaged one is the caller's to name)."""
+    if "metrics" in user_attrs:
+        return user_attrs["metrics"]
+    return {k: user_attrs[k] for k in KEPT_METRICS if k in user_attrs}
 
 
 def _kept(metrics: Mapping[str, Any], i: int) -> dict[str, Any]:

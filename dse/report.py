@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from cost_models.coefficients import calibration_status
 from dse.evaluate import OBJECTIVES, pareto_mask
-from dse.explorer import Explorer, public_url
+from dse.explorer import Explorer, public_url, stored_metrics
 from generators.artifact import write_atomic, write_if_changed
 
 
@@ -49,7 +49,7 @@ def trials_frame(explorer: Explorer) -> pd.DataFrame:
     for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         row.update({**explorer.space.pinned, **t.params})
-        metrics = t.user_attrs.get("metrics", {})
+        metrics = stored_metrics(t.user_attrs)
         if not isinstance(metrics, dict):
             raise ValueError(f"trial {t.number} of the study in {where} has a malformed 'metrics' attribute "
                              f"({str(metrics)[:60]!r}); it must be a table of figures")

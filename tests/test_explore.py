@@ -597,10 +597,10 @@ def test_random_kills_leave_no_lost_duplicated_or_half_written_trial(tmp_path):
     def check() -> int:
         try:
             trials = _study(url).get_trials(deepcopy=False)
-        except KeyError:                        # killed before the study was created
+        except (KeyError, ValueError):          # killed before the study was created
             return 0
         assert all(t.state is TrialState.COMPLETE and t.values is not None for t in trials)
-        assert all(len(t.system_attrs["constraints"]) == len(CONSTRAINTS) and "latency_s" in t.user_attrs["metrics"]
+        assert all(len(t.system_attrs["constraints"]) == len(CONSTRAINTS) and "latency_s" in t.user_attrs
                    for t in trials)
         assert sorted(t.number for t in trials) == list(range(len(trials)))
         origins = [t.user_attrs["origin"] for t in trials]
@@ -660,3 +660,18 @@ def test_runs_of_other_settings_share_one_storage_each_in_a_study_of_its_own(tmp
     legacy_url = f"sqlite:///{legacy / 'study.db'}"
     assert [s.study_name for s in optuna.get_all_study_summaries(legacy_url)] == ["accelforge"]
     assert len(_study(legacy_url).trials) == 20
+
+
+def test_each_metric_is_a_user_attribute_of_its_own_and_older_trials_still_report(tmp_path):
+    """optuna-dashboard sorts and plots user attributes one by one; a trial stored before kept
+    one ``metrics`` table, which still reads."""
+    from dse.explorer import KEPT_METRICS, stored_metrics
+
+    out = tmp_path / "run"
+    assert _cli(*BASE, "--trials", "10", "--top", "0", "--out", str(out)).returncode == 0
+    trials = _study(f"sqlite:///{out / 'study.db'}").trials
+    for t in trials:
+        assert {"latency_s", "tokens_per_s", "lut", "area"} <= set(t.user_attrs) and "metrics" not in t.user_attrs
+        assert all(isinstance(t.user_attrs[k], (int, float, bool)) for k in KEPT_METRICS if k in t.user_attrs)
+    assert stored_metrics({"origin": "w:0", "metrics": {"lut": 3.0}}) == {"lut": 3.0}
+    assert stored_metrics({"origin": "w:0", "lut": 3.0, "tokens_per_s": 2.0}) == {"lut": 3.0, "tokens_per_s": 2.0}
