@@ -53,6 +53,10 @@ def trials_frame(explorer: Explorer) -> pd.DataFrame:
         if not isinstance(metrics, dict):
             raise ValueError(f"trial {t.number} of the study in {where} has a malformed 'metrics' attribute "
                              f"({str(metrics)[:60]!r}); it must be a table of figures")
+        for name, value in metrics.items():
+            if value is not None and not isinstance(value, (int, float)):
+                raise ValueError(f"trial {t.number} of the study in {where} has a malformed {name!r} attribute "
+                                 f"({str(value)[:60]!r}); it must be a number or null")
         row.update(metrics)
         row["feasible"] = bool(t.constraints) and all(c <= 0 for c in t.constraints.values())
         try:

@@ -22,6 +22,7 @@ The rules every caller relies on:
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -128,6 +129,9 @@ class _client:
     def __init__(self, cluster: Cluster):
         self.cluster, self.local = cluster, None
 
+    # The local cluster's own logs are silenced: what a job raises comes back through its
+    # future, and a worker's last heartbeat racing the scheduler's shutdown logs a harmless
+    # traceback on stderr at ERROR level.
     def __enter__(self):
         import dask
         from distributed import Client, LocalCluster
@@ -141,7 +145,7 @@ class _client:
         with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
             self.local = LocalCluster(n_workers=self.cluster.local_workers, threads_per_worker=1,
                                       processes=True, memory_limit=0, dashboard_address=None,
-                                      silence_logs=40)
+                                      silence_logs=logging.CRITICAL)
         self.client = Client(self.local)
         return self.client
 

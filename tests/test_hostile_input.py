@@ -235,11 +235,14 @@ def test_corrupted_run_and_study_fields_are_one_line_naming_them(tmp_path):
         assert says in _one_line(_cli("report", str(out), "--top", "0"))
     (out / "run.json").write_text(json.dumps(good))
     db = sqlite3.connect(out / "study.db")
-    db.execute("update trial_user_attributes set value_json = '{broken' where key = 'metrics' and "
-               "trial_id = (select min(trial_id) from trials)")
+    first = "trial_id = (select min(trial_id) from trials)"
+    db.execute(f"update trial_user_attributes set value_json = '{{broken' where key = 'latency_s' and {first}")
     db.commit()
     assert "holds a trial attribute that is not JSON" in _one_line(_cli("report", str(out), "--top", "0"))
-    db.execute("update trial_user_attributes set value_json = '5' where key = 'metrics'")
+    db.execute(f"update trial_user_attributes set value_json = '\"fast\"' where key = 'latency_s' and {first}")
+    db.commit()
+    assert "has a malformed 'latency_s' attribute" in _one_line(_cli("report", str(out), "--top", "0"))
+    db.execute(f"update trial_user_attributes set key = 'metrics', value_json = '5' where key = 'latency_s' and {first}")
     db.commit()
     assert "has a malformed 'metrics' attribute" in _one_line(_cli("report", str(out), "--top", "0"))
 
