@@ -53,6 +53,7 @@ regress: $(STAMP) postgres iverilog ccache
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_model_speed.py
+	$(BIN)/python bench/explore_speed.py
 	$(BIN)/python bench/search_quality.py
 	$(BIN)/python bench/model_accuracy.py --target ecp5-85k
 	$(BIN)/python bench/model_accuracy.py --target xilinx-7 --samples 60

@@ -514,7 +514,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         from generators.artifact import write_atomic
         checks = _check_top_designs(explorer, front, args.verify_top, args.synth_top, args.json, cluster)
         write_atomic(out / "checks.json", json.dumps(_jsonable(checks), indent=2, allow_nan=False) + "\n")
-    paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top))
+    paths = write_outputs(explorer, top=max(args.top, args.verify_top, args.synth_top), frame=frame)
     document = {"family": cfg.family, "workload": explorer.workload.name, "target": cfg.target,
                 "trials": len(frame), "distinct": distinct_designs(explorer, frame),
                 "feasible": int(frame["feasible"].sum()), "pareto": len(front),

@@ -285,9 +285,10 @@ def _html_table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, classes="t")
 
 
-def write_outputs(explorer: Explorer, *, top: int = 3) -> dict[str, Path]:
+def write_outputs(explorer: Explorer, *, top: int = 3, frame: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Every output of a run, from ``frame`` (its :func:`trials_frame`, read again if not given)."""
     out = Path(explorer.cfg.out)
-    frame = trials_frame(explorer)
+    frame = trials_frame(explorer) if frame is None else frame
     front = pareto_frame(explorer, frame)
     paths = {name: out / name for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png",
                                            "tradeoffs.png", "report.html")}

@@ -3,11 +3,14 @@ password, and store a batch of finished trials in one transaction.
 
 A batch is stored in one database transaction, so a run killed at any point
 leaves either the whole batch or none of it: never part of one, never a
-trial without its PPA.
+trial without its PPA. This module is the one place that touches Optuna's private RDB
+schema (no public API stores a batch atomically); a test checks that what it writes reads
+back as Optuna's own writer stores it, and pyproject pins Optuna to the tested major version.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -133,9 +136,9 @@ def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial], *, limit: in
     runs or workers write to it: the count is taken with the study row locked, and a batch
     that would overshoot keeps only its first trials (``trim`` re-labels the kept ones).
 
-    ``Study.add_trials`` commits trial by trial; this uses the RDB storage's own
-    per-trial writer inside a single session, with the study row locked as Optuna
-    locks it for one trial, so trial numbers stay dense under many writers.
+    ``Study.add_trials`` commits trial by trial; this writes the whole batch in one
+    transaction (:func:`_insert_trials`), with the study row locked as Optuna locks it for one
+    trial, so trial numbers stay dense under many writers.
     """
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
@@ -161,9 +164,57 @@ def store_batch(study: optuna.Study, trials: Sequence[FrozenTrial], *, limit: in
         if limit is not None:
             room = max(0, limit - models.TrialModel.count(session, study_row, TrialState.COMPLETE))
             trials = _within_room(trials, room, trim)
-        for t in trials:
-            rdb._get_prepared_new_trial(study._study_id, t, session)
+        _insert_trials(session, study._study_id, trials)
     return len(trials)
+
+
+def _insert_trials(session, study_id: int, trials: Sequence[FrozenTrial]) -> None:
+    """Write finished ``trials`` into Optuna's tables in a few multi-row INSERTs (the rows
+    Optuna's own writer makes, in its schema: the trial, its values, parameters and
+    attributes), instead of the two or three statements per field that writer runs (20 trials/s
+    for the accelerator, whose trials have about 40 fields). The caller holds the study row's
+    lock, so the trials are numbered on from the study's count, as Optuna numbers them."""
+    from optuna.distributions import check_distribution_compatibility, distribution_to_json, json_to_distribution
+    from optuna.storages._rdb import models
+
+    if any(t.intermediate_values for t in trials):
+        raise ValueError("store_batch stores finished trials without intermediate values")
+    seen = {}
+    for name in {name for t in trials for name in t.distributions}:
+        stored = session.execute(
+            sqlalchemy.select(models.TrialParamModel.distribution_json)
+            .join(models.TrialModel, models.TrialModel.trial_id == models.TrialParamModel.trial_id)
+            .where(models.TrialModel.study_id == study_id, models.TrialParamModel.param_name == name)
+            .limit(1)).scalar()
+        if stored is not None:
+            seen[name] = json_to_distribution(stored)
+    for t in trials:
+        for name, distribution in t.distributions.items():
+            check_distribution_compatibility(seen.setdefault(name, distribution), distribution)
+    base = session.execute(sqlalchemy.select(sqlalchemy.func.count(models.TrialModel.trial_id))
+                           .where(models.TrialModel.study_id == study_id)).scalar_one()
+    rows = [models.TrialModel(study_id=study_id, number=base + i, state=t.state, datetime_start=t.datetime_start,
+                              datetime_complete=t.datetime_complete) for i, t in enumerate(trials)]
+    session.add_all(rows)
+    session.flush()                                  # the trials' ids, for the rows that follow
+    children: dict[type, list[dict]] = {models.TrialValueModel: [], models.TrialParamModel: [],
+                                        models.TrialUserAttributeModel: [], models.TrialSystemAttributeModel: []}
+    for row, t in zip(rows, trials, strict=True):
+        for objective, value in enumerate(t.values or []):
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+            children[models.TrialValueModel].append(
+                dict(trial_id=row.trial_id, objective=objective, value=stored, value_type=kind))
+        for name, value in t.params.items():
+            distribution = t.distributions[name]
+            children[models.TrialParamModel].append(
+                dict(trial_id=row.trial_id, param_name=name, param_value=distribution.to_internal_repr(value),
+                     distribution_json=distribution_to_json(distribution)))
+        for model, attrs in ((models.TrialUserAttributeModel, t.user_attrs),
+                             (models.TrialSystemAttributeModel, t.system_attrs)):
+            children[model] += [dict(trial_id=row.trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items()]
+    for model, values in children.items():
+        if values:
+            session.execute(sqlalchemy.insert(model), values)
 
 
 def _within_room(trials: Sequence[FrozenTrial], room: int, trim) -> Sequence[FrozenTrial]:

@@ -74,3 +74,8 @@ def test_mutants_runs():
 def test_cluster_speedup_runs():
     out = _bench("cluster_speedup.py", "--smoke", "--workers", "2")
     assert "2 local workers" in out and out.rstrip().endswith("True")
+
+
+def test_explore_speed_runs():
+    out = _bench("explore_speed.py", "--smoke")
+    assert "stored/s" in out and "ask+suggest" in out

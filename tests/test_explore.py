@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import math
 import os
 import shutil
 import signal
@@ -432,6 +433,40 @@ def test_a_batch_is_stored_whole_or_not_at_all(tmp_path):
     with pytest.raises(Exception):
         store_batch(study, bad)                 # the fourth trial fails after three were written
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}").trials) == 3
+
+
+def test_a_stored_batch_reads_back_as_optunas_own_writer_stores_it(tmp_path):
+    """store_batch writes Optuna's tables itself, in a few multi-row statements: what a study
+    reads back (numbers, states, values, infinite ones too, parameters of every distribution,
+    attributes, times) equals what ``Study.add_trials`` stores, and a parameter whose
+    distribution clashes with the stored one is refused as Optuna refuses it."""
+    from dse.storage import make_storage, store_batch
+
+    dists = {"n": optuna.distributions.IntDistribution(1, 64, log=True),
+             "kind": optuna.distributions.CategoricalDistribution(["lut", "mac", None]),
+             "f": optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)}
+    trials = [optuna.trial.create_trial(
+        params={"n": 2 ** (i % 7), "kind": ["lut", "mac", None][i % 3], "f": 0.25 * (i % 5)}, distributions=dists,
+        values=[float(i), [1.5, math.inf, -math.inf][i % 3]], user_attrs={"i": i, "tag": f"t{i}", "none": None},
+        system_attrs={"constraints": [float(i) - 3.0, -1.0]}) for i in range(7)]
+    studies = []
+    for name, write in (("ours", lambda st, ts: store_batch(st, ts)), ("optuna", lambda st, ts: st.add_trials(ts))):
+        study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / name}.db"), study_name=name,
+                                    directions=["minimize", "maximize"])
+        write(study, trials[:3])
+        write(study, trials[3:])                       # numbered on from what is stored
+        studies.append(optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / name}.db"))
+
+    def fields(t):
+        return (t.number, t.state, t.values, t.params, t.distributions, t.user_attrs, t.system_attrs,
+                t.datetime_start, t.datetime_complete, t.intermediate_values)
+    ours, theirs = ([fields(t) for t in s.get_trials()] for s in studies)
+    assert len(ours) == 7 and ours == theirs
+    clash = optuna.trial.create_trial(params={"n": 3}, distributions={"n": optuna.distributions.FloatDistribution(0, 9)},
+                                      values=[0.0, 0.0])
+    with pytest.raises(ValueError, match="different distribution"):
+        store_batch(studies[0], [clash])
+    assert len(studies[0].get_trials()) == 7
 
 
 _OPEN_TOGETHER = """
