@@ -49,6 +49,7 @@ def constraint_values(metrics: dict[str, np.ndarray], target: Target) -> np.ndar
     rules out (every value <= 0 means it fits)."""
     over = target.over_budget(metrics["lut"], metrics["ff"], metrics["dsp"], metrics["bram"],
                               metrics.get("lutram", 0))
+    over = np.nan_to_num(np.asarray(over, dtype=np.float64), nan=1.0)   # a figure the model could not give: over
     invalid = np.where(np.asarray(metrics["valid"]), 0.0, 1.0)
     return np.concatenate([over, np.broadcast_to(invalid, over.shape[:-1])[..., None]], axis=-1)
 

@@ -38,7 +38,7 @@ from cost_models.targets import Target, get_target
 from dse.evaluate import DEFAULT_OBJECTIVES, OBJECTIVES, constraint_values, evaluate, pareto_mask
 from dse.families import Family, get_family
 from dse.space import SearchSpace
-from dse.storage import CONSTRAINTS_ATTR, make_storage, public_url, storage_fault, store_batch
+from dse.storage import make_storage, public_url, storage_fault, store_batch
 from dse.workloads import Workload, load
 from generators.artifact import write_atomic
 
@@ -291,7 +291,7 @@ class Explorer:
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         """Take a stored trial's price into the cache (its design is not priced again)."""
-        cons = trial.system_attrs.get(CONSTRAINTS_ATTR)
+        cons = stored_constraints(trial)
         metrics = stored_metrics(trial.user_attrs)
         if cons is not None and metrics and trial.values is not None:
             self._priced.setdefault(_design_key(trial.params), Priced(metrics, list(cons), list(trial.values)))
@@ -327,7 +327,8 @@ class Explorer:
             for trial, price in zip(trials, priced, strict=True):
                 origin = f"{tag}:{batches}:{size}:{trial.number}"     # worker, batch and its size, trial
                 mirrored.add(origin)
-                trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, price.constraints)
+                for name, value in zip(CONSTRAINTS, price.constraints, strict=True):
+                    trial.set_constraint(name, value)       # what Optuna's samplers and best_trials weigh
                 trial.set_user_attr("origin", origin)
                 for name, value in price.metrics.items():     # each its own column in optuna-dashboard
                     trial.set_user_attr(name, value)
@@ -359,7 +360,7 @@ class Explorer:
             params = {k: _py(raw[k][i]) for k in raw}
             new.append(optuna.trial.create_trial(
                 params=params, distributions=dists, values=[float(v) for v in values[i]],
-                system_attrs={CONSTRAINTS_ATTR: [float(c) for c in cons[i]]},
+                constraints={name: float(c) for name, c in zip(CONSTRAINTS, cons[i], strict=True)},
                 user_attrs={"exhaustive": True, "origin": f"grid:{i}", **_kept(metrics, i)}))
         store_batch(study, new)
         study.set_user_attr("grid_points", int(len(feasible)))
@@ -470,6 +471,18 @@ def _relabel(trial: optuna.trial.FrozenTrial, size: int) -> optuna.trial.FrozenT
     head, number = trial.user_attrs["origin"].rsplit(":", 1)
     trial.user_attrs = {**trial.user_attrs, "origin": f"{head.rsplit(':', 1)[0]}:{size}:{number}"}
     return trial
+
+
+def stored_constraints(trial: optuna.trial.FrozenTrial) -> list[float] | None:
+    """A stored trial's constraint values in CONSTRAINTS order: one named constraint each
+    (``Trial.set_constraint``), or for a trial stored before, the one list it kept; ``None``
+    when it has not these (its design is then priced again)."""
+    found = trial.constraints
+    if set(found) == set(CONSTRAINTS):
+        return [float(found[name]) for name in CONSTRAINTS]
+    if set(found) == {str(i) for i in range(len(CONSTRAINTS))}:
+        return [float(found[str(i)]) for i in range(len(CONSTRAINTS))]
+    return None                   # none, or the five of a study begun before the LUT RAM budget
 
 
 def stored_metrics(user_attrs: Mapping[str, Any]) -> Any:

@@ -19,7 +19,6 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-CONSTRAINTS_ATTR = "constraints"      # where Optuna's samplers, best_trials and optuna-dashboard read them
 
 
 def _is_secret(key: str) -> bool:
