@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import optuna  # noqa: E402
 
-from dse.explorer import ExploreConfig, Explorer, make_sampler  # noqa: E402
+from dse.explorer import CONSTRAINTS, ExploreConfig, Explorer, make_sampler  # noqa: E402
 from dse.storage import make_storage, store_batch  # noqa: E402
 
 WORKLOAD, TARGET = "bitnet-b1.58-2b4t-decode", "kv260"
@@ -56,6 +56,8 @@ def stage_rates(trials: int, batch: int, sampler: str) -> dict[str, float]:
             for trial, p in zip(asked, priced, strict=True):
                 for name, value in p.metrics.items():
                     trial.set_user_attr(name, value)
+                for name, value in zip(CONSTRAINTS, p.constraints, strict=True):
+                    trial.set_constraint(name, value)
                 finished.append(mirror.tell(trial, p.values))
             tell += time.perf_counter() - start
         study = optuna.create_study(storage=make_storage(f"sqlite:///{out}/stages.db"), study_name="stages",
