@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
+from generators.params import ParamError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -48,7 +49,7 @@ def _load(family: str) -> dict[str, Any]:
     path = DATA_DIR / f"{family}.json"
     document = json.loads(path.read_text())
     if document.get("family") != family or "techs" not in document:
-        raise ValueError(f"{path} is not a coefficient file for {family}")
+        raise ParamError(f"{path} is not a coefficient file for {family}")
     return document
 
 
@@ -58,7 +59,7 @@ def coefficients(family: str, tech: str, cls: type[C]) -> C:
     try:
         values = document["techs"][tech]
     except KeyError:
-        raise ValueError(f"{family} has no coefficients for technology {tech!r}; "
+        raise ParamError(f"{family} has no coefficients for technology {tech!r}; "
                          f"known: {', '.join(document['techs'])}") from None
     names = {f.name for f in dataclasses.fields(cls)}
     required = {f.name for f in dataclasses.fields(cls)

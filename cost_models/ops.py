@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from generators.params import parse_int
+from generators.params import ParamError, parse_int
 from generators.widths import ceil_div
 
 
@@ -16,7 +16,7 @@ int64 and float64 arrays; under this bound no count can wrap, whatever the desig
 
 def _bounded_work(what: str, formula: str, work: int) -> None:
     if work > MAX_OP_WORK:
-        raise ValueError(f"{what}: {formula} must be at most 2^48 ({MAX_OP_WORK:,}) multiply-accumulates "
+        raise ParamError(f"{what}: {formula} must be at most 2^48 ({MAX_OP_WORK:,}) multiply-accumulates "
                          f"per op, not {work:,}")
 
 
@@ -36,7 +36,7 @@ class Gemm:
         for name in ("m", "n", "k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 24:
-                raise ValueError(f"gemm.{name} must be an integer in 1..{1 << 24}, not {value!r}")
+                raise ParamError(f"gemm.{name} must be an integer in 1..{1 << 24}, not {value!r}")
         _bounded_work(f"gemm {self.name}", "m*n*k", self.m * self.n * self.k)
 
     @property
@@ -57,11 +57,11 @@ class Gemm:
         """``"M,N,K"`` as given on the command line."""
         parts = text.replace("x", ",").split(",")
         if len(parts) != 3:
-            raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}")
+            raise ParamError(f"gemm must be M,N,K (three integers), not {text!r}")
         try:
             m, n, k = (parse_int(p) for p in parts)
         except ValueError:
-            raise ValueError(f"gemm must be M,N,K (three integers), not {text!r}") from None
+            raise ParamError(f"gemm must be M,N,K (three integers), not {text!r}") from None
         return cls(m=m, n=n, k=k)
 
     def describe(self) -> dict[str, object]:
@@ -97,11 +97,11 @@ class AttentionOp:
                          ("n_kv", 1 << 24), ("head_dim", 1 << 12)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-                raise ValueError(f"attention.{name} must be an integer in 1..{hi}, not {value!r}")
+                raise ParamError(f"attention.{name} must be an integer in 1..{hi}, not {value!r}")
         if self.heads % self.kv_heads:
-            raise ValueError(f"attention.kv_heads must divide heads ({self.heads}), not {self.kv_heads}")
+            raise ParamError(f"attention.kv_heads must divide heads ({self.heads}), not {self.kv_heads}")
         if self.n_q > self.n_kv:
-            raise ValueError(f"attention.n_q must be at most n_kv ({self.n_kv}), not {self.n_q}")
+            raise ParamError(f"attention.n_q must be at most n_kv ({self.n_kv}), not {self.n_q}")
         _bounded_work(f"attention {self.name}", "batch*heads*n_q*n_kv*head_dim",
                       self.batch * self.heads * self.n_q * self.n_kv * self.head_dim)
 
@@ -131,11 +131,11 @@ class AttentionOp:
         causal = len(parts) == 7 and parts[6].lower() in ("causal", "1", "true")
         if len(parts) not in (6, 7) or (len(parts) == 7 and not causal and parts[6].lower()
                                          not in ("dense", "0", "false")):
-            raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}")
+            raise ParamError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}")
         try:
             b, h, hkv, nq, nkv, d = (parse_int(p) for p in parts[:6])
         except ValueError:
-            raise ValueError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
+            raise ParamError(f"attention must be B,H,HKV,NQ,NKV,D[,causal], not {text!r}") from None
         return cls(batch=b, heads=h, kv_heads=hkv, n_q=nq, n_kv=nkv, head_dim=d, causal=causal)
 
     def describe(self) -> dict[str, object]:
@@ -173,10 +173,10 @@ class VectorOp:
 
     def __post_init__(self) -> None:
         if self.kind not in OPS_PER_ELEMENT:
-            raise ValueError(f"vector.kind must be one of {', '.join(OPS_PER_ELEMENT)}, not {self.kind!r}")
+            raise ParamError(f"vector.kind must be one of {', '.join(OPS_PER_ELEMENT)}, not {self.kind!r}")
         value = self.elements
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OP_WORK:
-            raise ValueError(f"vector.elements must be an integer in 1..{MAX_OP_WORK}, not {value!r}")
+            raise ParamError(f"vector.elements must be an integer in 1..{MAX_OP_WORK}, not {value!r}")
 
     @property
     def ops_per_element(self) -> int:
@@ -191,12 +191,12 @@ class VectorOp:
         """``"KIND,ELEMENTS"`` as given on the command line."""
         parts = [p.strip() for p in text.split(",")]
         if len(parts) != 2:
-            raise ValueError(f"vector must be KIND,ELEMENTS (one of {', '.join(OPS_PER_ELEMENT)}, and an "
+            raise ParamError(f"vector must be KIND,ELEMENTS (one of {', '.join(OPS_PER_ELEMENT)}, and an "
                              f"integer), not {text!r}")
         try:
             elements = parse_int(parts[1])
         except ValueError:
-            raise ValueError(f"vector must be KIND,ELEMENTS (ELEMENTS an integer), not {text!r}") from None
+            raise ParamError(f"vector must be KIND,ELEMENTS (ELEMENTS an integer), not {text!r}") from None
         return cls(kind=parts[0], elements=elements)
 
     def describe(self) -> dict[str, object]:

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from cost_models.targets import Target
+from generators.params import ParamError
 
 
 def rollup(estimate: Callable[..., dict[str, np.ndarray]], op_type: type, family: str,
@@ -22,7 +23,7 @@ def rollup(estimate: Callable[..., dict[str, np.ndarray]], op_type: type, family
     """One engine's workload PPA: ``estimate`` summed over ``workload``'s ops of ``op_type``."""
     ops = workload.kind_ops(op_type)
     if not ops:
-        raise ValueError(f"workload {workload.name} has no {op_type.label} for {family}")
+        raise ParamError(f"workload {workload.name} has no {op_type.label} for {family}")
     bandwidth = target.offchip_gbytes_s * 1e9
     latency = energy = compute = offchip = 0.0
     resources, valid = None, True

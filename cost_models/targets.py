@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from functools import lru_cache
+from generators.params import ParamError
 
 import numpy as np
 
@@ -180,4 +181,4 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {name!r}") from None
+        raise ParamError(f"target must be one of {', '.join(TARGETS)}, not {name!r}") from None

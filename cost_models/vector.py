@@ -18,6 +18,7 @@ from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind
 from generators.vector import VectorOpcode, VectorParams, divide_steps, index_bits, latency, root_steps, sum_bits
 from generators.widths import bit_length, bits_for, ceil_div
+from generators.params import ParamError
 
 Points = Union[VectorParams, Sequence[VectorParams], Mapping[str, np.ndarray]]
 
@@ -39,7 +40,7 @@ def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
     try:
         return RTL_OPS[kind]
     except KeyError:
-        raise ValueError(f"the vector unit runs {', '.join(RTL_OPS)}; {kind!r} is not in its RTL yet") from None
+        raise ParamError(f"the vector unit runs {', '.join(RTL_OPS)}; {kind!r} is not in its RTL yet") from None
 
 
 def run_cycles(op: VectorOpcode, n, lanes, bits, max_beats) -> np.ndarray:

@@ -21,7 +21,7 @@ from cost_models import accelerator as model
 from dse.space import Dimension, PinConflict, SearchSpace, derive, fitted_defaults
 from generators.accelerator import GEMM_ENGINES, AcceleratorParams, GemmKind
 from generators.attention import AttentionParams
-from generators.params import nested_errors
+from generators.params import ParamError, nested_errors
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class AcceleratorSpace:
         return top * sum(s.size() for s in self.kinds.values()) * self.attention.size()
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        raise ValueError("explore.sampler grid needs a flat space; the accelerator's space is conditional "
+        raise ParamError("explore.sampler grid needs a flat space; the accelerator's space is conditional "
                          "(use nsga2, tpe or random)")
 
     def columns(self, rows: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -129,7 +129,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
         except ValueError as exc:                   # the workload rules this kind out
             refusals.append(f"{kind.value}: {exc}")
     if not spaces:
-        raise ValueError("no GEMM engine kind can run this design: " + "; ".join(refusals))
+        raise ParamError("no GEMM engine kind can run this design: " + "; ".join(refusals))
     attention = derive(AttentionParams, families["attention"].pins_for(workload, nested["attention"],
                                                                          path="accelerator.attention"),
                        nested_ranges["attention"])

@@ -26,7 +26,7 @@ from cost_models.targets import TARGETS, get_target
 from dse.families import FAMILIES, Family, get_family
 from generators.artifact import render, write
 from generators.axi import INTERFACES, render_as
-from generators.params import Params, parse_int
+from generators.params import ParamError, Params, parse_int
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -504,7 +504,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     _check_writable(out)
     try:
         explorer.run(progress=not args.json)
-    except (UsageError, ValueError):
+    except (UsageError, ParamError):
         if new_folder:                            # refused before any trial: leave no folder behind
             _remove_new_run_folder(out)
         raise
@@ -636,7 +636,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         stored = json.loads(run.read_text(encoding="utf-8"))
         if not isinstance(stored, dict):
-            raise ValueError("it must hold a table of settings")
+            raise ParamError("it must hold a table of settings")
         cfg = ExploreConfig.from_dict({**stored, "out": args.dir,
                                        **({"storage": args.storage} if args.storage else {})})
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -871,7 +871,7 @@ def _run(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
         status = args.func(args)
         sys.stdout.flush()                        # a closed pipe shows here, not at exit
         return _interrupted(args) if interrupts.seen else status
-    except (UsageError, ValueError) as exc:
+    except (UsageError, ParamError) as exc:
         fault = storage_fault(exc)
         if fault:
             print(f"accelforge: error: {fault}", file=sys.stderr)

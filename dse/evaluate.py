@@ -10,6 +10,7 @@ import numpy as np
 from cost_models.targets import Target
 from dse.families import Family
 from dse.workloads import Workload
+from generators.params import ParamError
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ DEFAULT_OBJECTIVES = ("latency", "energy", "area")
 def parse_objectives(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not 1 <= len(names) <= 3 or any(n not in OBJECTIVES for n in names) or len(set(names)) != len(names):
-        raise ValueError(f"objectives must be 1 to 3 distinct names from {', '.join(OBJECTIVES)}, "
+        raise ParamError(f"objectives must be 1 to 3 distinct names from {', '.join(OBJECTIVES)}, "
                          f"not {text!r}")
     return names
 

@@ -41,6 +41,7 @@ from dse.space import SearchSpace
 from dse.storage import make_storage, public_url, storage_fault, store_batch
 from dse.workloads import Workload, load
 from generators.artifact import write_atomic
+from generators.params import ParamError
 
 STUDY_NAME = "accelforge"
 """The study of a run that names none: every run before runs were named by their settings."""
@@ -76,32 +77,32 @@ class ExploreConfig:
                   ("workers", self.workers, 1, 64), ("seed", self.seed, 0, 2 ** 31 - 1))
         for name, value, lo, hi in checks:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ValueError(f"explore.{name} must be an integer in {lo}..{hi}, not {value!r}")
+                raise ParamError(f"explore.{name} must be an integer in {lo}..{hi}, not {value!r}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"explore.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+            raise ParamError(f"explore.sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
-            raise ValueError(f"explore.objectives must be names from {', '.join(OBJECTIVES)}, "
+            raise ParamError(f"explore.objectives must be names from {', '.join(OBJECTIVES)}, "
                              f"not {self.objectives!r}")
         for name in ("family", "workload", "target", "out"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"explore.{name} must be a string, not {getattr(self, name)!r}")
+                raise ParamError(f"explore.{name} must be a string, not {getattr(self, name)!r}")
         if self.storage is not None and not isinstance(self.storage, str):
-            raise ValueError(f"explore.storage must be a URL string, not {self.storage!r}")
+            raise ParamError(f"explore.storage must be a URL string, not {self.storage!r}")
         if self.study_name is not None and not (
                 isinstance(self.study_name, str) and 1 <= len(self.study_name) <= STUDY_NAME_LIMIT
                 and self.study_name.isprintable() and self.study_name.strip() == self.study_name):
-            raise ValueError(f"explore.study_name must be 1..{STUDY_NAME_LIMIT} printable characters without "
+            raise ParamError(f"explore.study_name must be 1..{STUDY_NAME_LIMIT} printable characters without "
                              f"leading or trailing spaces, not {self.study_name!r}")
         if self.workload_digest is not None and not isinstance(self.workload_digest, str):
-            raise ValueError(f"explore.workload_digest must be a string, not {self.workload_digest!r}")
+            raise ParamError(f"explore.workload_digest must be a string, not {self.workload_digest!r}")
         if not isinstance(self.pins, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                          for k, v in self.pins.items()):
-            raise ValueError(f"explore.pins must map field names to value strings, not {self.pins!r}")
+            raise ParamError(f"explore.pins must map field names to value strings, not {self.pins!r}")
         if not isinstance(self.ranges, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, tuple) and len(v) == 2
                 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
                 for k, v in self.ranges.items()):
-            raise ValueError(f"explore.ranges must map field names to [lo, hi] integer pairs, not {self.ranges!r}")
+            raise ParamError(f"explore.ranges must map field names to [lo, hi] integer pairs, not {self.ranges!r}")
 
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{Path(self.out).resolve() / 'study.db'}"
@@ -125,20 +126,20 @@ class ExploreConfig:
         """The settings as ``to_dict`` wrote them; a field of the wrong type (a hand-edited
         run.json) is a ``ValueError`` naming it."""
         if not isinstance(d, Mapping):
-            raise ValueError(f"explore settings must be a table of fields, not {d!r}")
+            raise ParamError(f"explore settings must be a table of fields, not {d!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"explore.{unknown[0]} is not a setting; allowed: {', '.join(sorted(known))}")
+            raise ParamError(f"explore.{unknown[0]} is not a setting; allowed: {', '.join(sorted(known))}")
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in d
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
-            raise ValueError(f"explore.{missing[0]} is missing")
+            raise ParamError(f"explore.{missing[0]} is missing")
         objectives, ranges = d.get("objectives", DEFAULT_OBJECTIVES), d.get("ranges", {})
         if isinstance(objectives, str) or not isinstance(objectives, (list, tuple)):
-            raise ValueError(f"explore.objectives must be a list of names, not {objectives!r}")
+            raise ParamError(f"explore.objectives must be a list of names, not {objectives!r}")
         if not isinstance(ranges, Mapping) or not all(isinstance(v, (list, tuple)) for v in ranges.values()):
-            raise ValueError(f"explore.ranges must map field names to [lo, hi] pairs, not {ranges!r}")
+            raise ParamError(f"explore.ranges must map field names to [lo, hi] pairs, not {ranges!r}")
         return cls(**{**d, "objectives": tuple(objectives), "pins": d.get("pins", {}),
                       "ranges": {k: tuple(v) for k, v in ranges.items()}})
 
@@ -192,7 +193,7 @@ class Explorer:
         if cfg.workload_digest is None:
             cfg = dataclasses.replace(cfg, workload_digest=digest)
         elif cfg.workload_digest != digest:
-            raise ValueError(f"workload {cfg.workload!r} has changed since the run began (content "
+            raise ParamError(f"workload {cfg.workload!r} has changed since the run began (content "
                              f"{cfg.workload_digest} then, {digest} now); restore it or use a new --out folder")
         self.cfg = cfg
         self.read_only = read_only                  # report: open the study without writing to it
@@ -204,7 +205,7 @@ class Explorer:
         if cfg.sampler == "grid" and not self.space.supports_grid:
             self.space.distributions()                  # raises, saying why
         if cfg.sampler == "grid" and self.space.size() > GRID_LIMIT:
-            raise ValueError(f"explore.sampler grid needs a space of at most {GRID_LIMIT:,} points; this one "
+            raise ParamError(f"explore.sampler grid needs a space of at most {GRID_LIMIT:,} points; this one "
                              f"has {self.space.size():,}: pin fields with --set")
 
     # ------------------------------------------------------------------ storage
@@ -219,7 +220,7 @@ class Explorer:
             try:
                 return optuna.load_study(study_name=self.cfg.study, storage=storage, sampler=sampler)
             except KeyError:
-                raise ValueError(f"{public_url(self.cfg.storage_url())} holds no study {self.cfg.study!r}") from None
+                raise ParamError(f"{public_url(self.cfg.storage_url())} holds no study {self.cfg.study!r}") from None
         study = optuna.create_study(study_name=self.cfg.study, storage=storage, directions=list(self.directions),
                                     sampler=sampler, load_if_exists=True)
         names = [o.column for o in self.objectives]
@@ -253,22 +254,22 @@ class Explorer:
         mine = self.study_settings()
         if stored is None:
             if len(directions) != len(self.directions):
-                raise ValueError(f"the study in {url} has {len(directions)} objectives; this run asks for "
+                raise ParamError(f"the study in {url} has {len(directions)} objectives; this run asks for "
                                  f"{len(self.directions)} ({', '.join(self.cfg.objectives)})")
             if adopt and isinstance(where, optuna.Study):
                 where.set_user_attr("config", mine)
             return
         if not isinstance(stored, Mapping):
-            raise ValueError(f"the study in {url} has a malformed 'config' attribute: {str(stored)[:80]!r}")
+            raise ParamError(f"the study in {url} has a malformed 'config' attribute: {str(stored)[:80]!r}")
         if list(stored.get("objectives", [])) != list(mine["objectives"]):
-            raise ValueError(f"the study {self.cfg.study!r} in {url} was run with --objectives "
+            raise ParamError(f"the study {self.cfg.study!r} in {url} was run with --objectives "
                              f"{','.join(map(str, stored.get('objectives', [])))}; this run gives "
                              f"{','.join(mine['objectives'])}: use the same objectives, or another "
                              f"--study-name for a study of its own")
         diff = settings_differ(stored, mine, skip=("storage",))
         if diff:
             what = ", ".join(f"{k} {stored.get(k)!r}, not {mine.get(k)!r}" for k in diff)
-            raise ValueError(f"the study {self.cfg.study!r} in {url} was run with other settings ({what}); "
+            raise ParamError(f"the study {self.cfg.study!r} in {url} was run with other settings ({what}); "
                              f"use the same settings, or another --study-name for a study of its own")
 
     def finished(self, study: optuna.Study) -> int:
@@ -375,7 +376,7 @@ class Explorer:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ValueError(f"another explore is running in {out}") from None
+                raise ParamError(f"another explore is running in {out}") from None
             _no_workers_left(out)
             study = self.open_study()
             self.check_settings(study, adopt=True)
@@ -436,7 +437,7 @@ def _no_workers_left(out: Path) -> None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"workers of an earlier explore in {out} are still stopping; "
+            raise ParamError(f"workers of an earlier explore in {out} are still stopping; "
                              f"run again in a few seconds") from None
 
 

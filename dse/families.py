@@ -26,7 +26,7 @@ from cost_models.rollup import rollup
 from flows import characterize as lookup_units
 from flows.calibrate import Calibratable
 from dse.space import PinConflict, derive, fitted_defaults
-from generators.params import Params, nested_errors
+from generators.params import ParamError, Params, nested_errors
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _mpgemm_pins(workload) -> dict[str, Any]:
     if workload.model.ternary:
         return {**pins, "weight_format": "ternary", "w_bits": 2}
     if workload.weight_bits > 4:
-        raise ValueError(f"the mpGEMM engines take 1..4-bit or ternary weights; workload "
+        raise ParamError(f"the mpGEMM engines take 1..4-bit or ternary weights; workload "
                          f"{workload.name} has {workload.weight_bits}-bit weights")
     return {**pins, "weight_format": "uint", "w_bits": workload.weight_bits}
 
@@ -174,10 +174,10 @@ def _attention_pins(workload) -> dict[str, Any]:
     """The workload fixes the head dimension, the longest context and causality (prefill)."""
     op = workload.attention[0][0]
     if not 8 <= op.head_dim <= 256:
-        raise ValueError(f"the attention engine takes head_dim 8..256; workload {workload.name} has {op.head_dim}")
+        raise ParamError(f"the attention engine takes head_dim 8..256; workload {workload.name} has {op.head_dim}")
     longest = attention_gen.AttentionParams.field_info("max_seq_len").spec.range.hi
     if op.n_kv > longest:
-        raise ValueError(f"the attention engine takes contexts of 1..{longest} keys (max_seq_len); "
+        raise ParamError(f"the attention engine takes contexts of 1..{longest} keys (max_seq_len); "
                          f"workload {workload.name} has {op.n_kv}")
     bits = min(16, max(4, workload.act_bits))
     return {"head_dim": op.head_dim, "max_seq_len": 1 << max(op.n_kv - 1, 1).bit_length(),
@@ -195,7 +195,7 @@ def _vector_pins(workload) -> dict[str, Any]:
     """The vector unit fixes nothing of a workload, but runs only the element-wise kinds its RTL has."""
     missing = sorted({op.kind for op, _ in workload.kind_ops(VectorOp)} - set(vector_model.RTL_OPS))
     if missing:
-        raise ValueError(f"the vector unit's RTL does not run {', '.join(missing)} yet; workload "
+        raise ParamError(f"the vector unit's RTL does not run {', '.join(missing)} yet; workload "
                          f"{workload.name} needs them")
     return {}
 
@@ -260,4 +260,4 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {name!r}") from None
+        raise ParamError(f"family must be one of {', '.join(FAMILIES)}, not {name!r}") from None

@@ -23,6 +23,7 @@ from cost_models.coefficients import calibration_status
 from dse.evaluate import OBJECTIVES, pareto_mask
 from dse.explorer import Explorer, public_url, stored_metrics
 from generators.artifact import write_atomic, write_if_changed
+from generators.params import ParamError
 
 
 def _stored_checks(path: Path) -> dict[str, Any]:
@@ -32,9 +33,9 @@ def _stored_checks(path: Path) -> dict[str, Any]:
     try:
         checks = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{path} is not a valid checks file ({exc}); remove it or run explore again") from None
+        raise ParamError(f"{path} is not a valid checks file ({exc}); remove it or run explore again") from None
     if not isinstance(checks, dict) or not all(isinstance(v, list) for v in checks.values()):
-        raise ValueError(f"{path} is not a valid checks file: it must map check kinds to lists")
+        raise ParamError(f"{path} is not a valid checks file: it must map check kinds to lists")
     return checks
 
 
@@ -44,18 +45,18 @@ def trials_frame(explorer: Explorer) -> pd.DataFrame:
     try:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     except json.JSONDecodeError as exc:            # an attribute edited or damaged in the database
-        raise ValueError(f"the study in {where} holds a trial attribute that is not JSON ({exc})") from None
+        raise ParamError(f"the study in {where} holds a trial attribute that is not JSON ({exc})") from None
     rows = []
     for t in trials:
         row: dict[str, Any] = {"trial": t.number}
         row.update({**explorer.space.pinned, **t.params})
         metrics = stored_metrics(t.user_attrs)
         if not isinstance(metrics, dict):
-            raise ValueError(f"trial {t.number} of the study in {where} has a malformed 'metrics' attribute "
+            raise ParamError(f"trial {t.number} of the study in {where} has a malformed 'metrics' attribute "
                              f"({str(metrics)[:60]!r}); it must be a table of figures")
         for name, value in metrics.items():
             if value is not None and not isinstance(value, (int, float)):
-                raise ValueError(f"trial {t.number} of the study in {where} has a malformed {name!r} attribute "
+                raise ParamError(f"trial {t.number} of the study in {where} has a malformed {name!r} attribute "
                                  f"({str(value)[:60]!r}); it must be a number or null")
         row.update(metrics)
         row["feasible"] = bool(t.constraints) and all(c <= 0 for c in t.constraints.values())
@@ -293,7 +294,7 @@ def write_outputs(explorer: Explorer, *, top: int = 3, frame: pd.DataFrame | Non
     paths = {name: out / name for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png",
                                            "tradeoffs.png", "report.html")}
     if frame.empty:
-        raise ValueError(f"no completed trials in {public_url(explorer.cfg.storage_url())}")
+        raise ParamError(f"no completed trials in {public_url(explorer.cfg.storage_url())}")
     tmp = out / ".trials.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(paths["trials.parquet"])

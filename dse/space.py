@@ -18,10 +18,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import optuna
 
-from generators.params import ParamInfo, Params, parse_int
+from generators.params import ParamError, ParamInfo, Params, parse_int
 
 
-class PinConflict(ValueError):
+class PinConflict(ParamError):
     """A ``--set`` value that contradicts what the workload fixes."""
 
 
@@ -134,9 +134,9 @@ def parse_ranges(items: list[str] | tuple[str, ...]) -> dict[str, tuple[int, int
         try:
             out[key.strip()] = (parse_int(lo), parse_int(hi))
         except ValueError:
-            raise ValueError(f"--range expects KEY=LO..HI with integers, not {item!r}") from None
+            raise ParamError(f"--range expects KEY=LO..HI with integers, not {item!r}") from None
         if not sep or not dots:
-            raise ValueError(f"--range expects KEY=LO..HI with integers, not {item!r}")
+            raise ParamError(f"--range expects KEY=LO..HI with integers, not {item!r}")
     return out
 
 
@@ -158,9 +158,9 @@ def derive(params: type[Params], pinned: Mapping[str, Any],
             lo, hi = ranges.pop(info.name)
             declared = info.spec.range
             if declared is None or info.name in pinned or not info.spec.search:
-                raise ValueError(f"{params.family}.{info.name} is not a searched integer field")
+                raise ParamError(f"{params.family}.{info.name} is not a searched integer field")
             if not declared.lo <= lo <= hi <= declared.hi:
-                raise ValueError(f"{params.family}.{info.name} range must lie in "
+                raise ParamError(f"{params.family}.{info.name} range must lie in "
                                  f"{declared.lo}..{declared.hi}, not {lo}..{hi}")
             bounds = (lo, hi)
         elif not info.spec.search or info.name in pinned:
@@ -211,7 +211,7 @@ def _narrowed(params: type[Params], dim: Dimension, pinned: Mapping[str, Any]) -
         ok &= np.asarray(rule.holds(col), dtype=bool)
     if not ok.any():
         rule = rules[0]
-        raise ValueError(f"{params.family}.{dim.name} has no value that is "
+        raise ParamError(f"{params.family}.{dim.name} has no value that is "
                          f"{rule.describe(pinned)} (pinned: "
                          + ", ".join(f"{n}={pinned[n]}" for n in rule.needs) + ")")
     if ok.all():

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
+from generators.params import ParamError
 
 
 
@@ -73,7 +74,7 @@ def check_kept(url: str) -> None:
         return                                       # make_storage names the bad URL
     if parsed.get_backend_name() == "sqlite" and (
             parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"):
-        raise ValueError(f"explore.storage {public_url(url)!r} is an in-memory SQLite database, which keeps "
+        raise ParamError(f"explore.storage {public_url(url)!r} is an in-memory SQLite database, which keeps "
                          f"nothing after the run; give a file (sqlite:///path/study.db) or a server URL")
 
 
@@ -101,7 +102,7 @@ def make_storage(url: str, *, read_only: bool = False) -> optuna.storages.RDBSto
             reason = mask_secrets(reason, url)
             if read_only and "readonly" in reason.replace("-", "").replace(" ", "").lower():
                 reason = "it is not a whole Optuna study (a table is missing; a report only reads)"
-            raise ValueError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
+            raise ParamError(f"explore.storage cannot open {public_url(url)}: {reason[:300]}") from None
 
 
 def _read_only_url(url: str) -> str:
@@ -112,7 +113,7 @@ def _read_only_url(url: str) -> str:
         return url
     path = Path(parsed.database)
     if not path.is_file():
-        raise ValueError(f"explore.storage {public_url(url)!r}: no such study file")
+        raise ParamError(f"explore.storage {public_url(url)!r}: no such study file")
     return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from cost_models.ops import AttentionOp, Gemm, TransferOp, VectorOp
+from generators.params import ParamError
 
 Op = Union[Gemm, AttentionOp, VectorOp, TransferOp]
 
@@ -80,22 +81,22 @@ class ModelShape:
                 try:
                     object.__setattr__(self, f.name, kind(value))
                 except ValueError:
-                    raise ValueError(f"model.{f.name} must be one of "
+                    raise ParamError(f"model.{f.name} must be one of "
                                      f"{', '.join(repr(c.value) for c in kind)}, not {value!r}") from None
             elif kind is bool and not isinstance(value, bool):
-                raise ValueError(f"model.{f.name} must be true or false, not {value!r}")
+                raise ParamError(f"model.{f.name} must be true or false, not {value!r}")
             elif kind is int:
                 lo, hi = _INT_RANGES.get(f.name, (1, 1 << 20))
                 if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                    raise ValueError(f"model.{f.name} must be an integer in {lo}..{hi}, not {value!r}")
+                    raise ParamError(f"model.{f.name} must be an integer in {lo}..{hi}, not {value!r}")
             elif kind is str and not isinstance(value, str):
-                raise ValueError(f"model.{f.name} must be a string, not {value!r}")
+                raise ParamError(f"model.{f.name} must be a string, not {value!r}")
         if self.hidden % self.heads:
-            raise ValueError(f"model.heads must divide model.hidden ({self.hidden}), not {self.heads}")
+            raise ParamError(f"model.heads must divide model.hidden ({self.hidden}), not {self.heads}")
         if self.heads % self.kv_heads:
-            raise ValueError(f"model.kv_heads must divide model.heads ({self.heads}), not {self.kv_heads}")
+            raise ParamError(f"model.kv_heads must divide model.heads ({self.heads}), not {self.kv_heads}")
         if self.ternary and self.weight_bits != 2:
-            raise ValueError(f"model.weight_bits must be 2 for ternary weights, not {self.weight_bits}")
+            raise ParamError(f"model.weight_bits must be 2 for ternary weights, not {self.weight_bits}")
 
     @property
     def head_dim(self) -> int:
@@ -190,7 +191,7 @@ def expand(model: ModelShape, phase: Phase, *, batch: int, seq_len: int) -> Work
     """Every op of one pass through every layer, in execution order."""
     for name, value, hi in (("batch", batch, 4096), ("seq_len", seq_len, 1 << 20)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-            raise ValueError(f"workload.{name} must be an integer in 1..{hi}, not {value!r}")
+            raise ParamError(f"workload.{name} must be an integer in 1..{hi}, not {value!r}")
     m = batch * seq_len if phase is Phase.PREFILL else batch
     h, f, kv_dim, layers = model.hidden, model.ffn, model.kv_heads * model.head_dim, model.layers
     group = model.weight_group
@@ -275,47 +276,47 @@ def preset(name: str) -> Workload:
         for phase, shape in PRESET_PHASES.items():
             if name == f"{model.name}-{phase}":
                 return expand(model, Phase(phase), **shape)
-    raise ValueError(f"workload must be a preset ({', '.join(preset_names())}) or a .toml/.yaml "
+    raise ParamError(f"workload must be a preset ({', '.join(preset_names())}) or a .toml/.yaml "
                      f"file, not {name!r}")
 
 
 def _from_mapping(doc: Any, origin: str) -> Workload:
     if not isinstance(doc, dict):
-        raise ValueError(f"{origin}: the file must hold a table of keys")
+        raise ParamError(f"{origin}: the file must hold a table of keys")
     allowed = {"model", "phase", "batch", "seq_len"}
     unknown = set(doc) - allowed
     if unknown:
-        raise ValueError(f"{origin}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise ParamError(f"{origin}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}")
     model_doc = doc.get("model")
     if isinstance(model_doc, str):
         if model_doc not in MODELS:
-            raise ValueError(f"{origin}: model must be one of {', '.join(MODELS)} or a table, "
+            raise ParamError(f"{origin}: model must be one of {', '.join(MODELS)} or a table, "
                              f"not {model_doc!r}")
         model = MODELS[model_doc]
     elif isinstance(model_doc, dict):
         names = {f.name for f in fields(ModelShape)}
         bad = set(model_doc) - names
         if bad:
-            raise ValueError(f"{origin}: unknown key model.{sorted(bad)[0]}; allowed: {', '.join(sorted(names))}")
+            raise ParamError(f"{origin}: unknown key model.{sorted(bad)[0]}; allowed: {', '.join(sorted(names))}")
         missing = [k for k in ("hidden", "ffn", "heads", "kv_heads", "layers") if k not in model_doc]
         if missing:
-            raise ValueError(f"{origin}: model.{missing[0]} is required")
+            raise ParamError(f"{origin}: model.{missing[0]} is required")
         try:
             model = ModelShape(**{"name": "custom", **model_doc})
         except ValueError as exc:
-            raise ValueError(f"{origin}: {exc}") from None
+            raise ParamError(f"{origin}: {exc}") from None
     else:
-        raise ValueError(f"{origin}: model must be a preset name or a table, not {model_doc!r}")
+        raise ParamError(f"{origin}: model must be a preset name or a table, not {model_doc!r}")
     try:
         phase = Phase(doc.get("phase"))
     except ValueError:
-        raise ValueError(f"{origin}: phase must be 'prefill' or 'decode', not {doc.get('phase')!r}") from None
+        raise ParamError(f"{origin}: phase must be 'prefill' or 'decode', not {doc.get('phase')!r}") from None
     shape = PRESET_PHASES[phase.value]
     try:
         return expand(model, phase, batch=doc.get("batch", shape["batch"]),
                       seq_len=doc.get("seq_len", shape["seq_len"]))
     except ValueError as exc:
-        raise ValueError(f"{origin}: {exc}") from None
+        raise ParamError(f"{origin}: {exc}") from None
 
 
 WORKLOAD_FILE_BYTES = 64 * 1024      # a workload file is a handful of keys; more is not one
@@ -340,15 +341,15 @@ def _yaml_document(text: str, spec: str) -> Any:
         depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ValueError(f"{spec}: YAML anchors and aliases are not allowed in a workload file")
+                raise ParamError(f"{spec}: YAML anchors and aliases are not allowed in a workload file")
             depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
             if depth > MAX_NESTING:
-                raise ValueError(f"{spec}: nests more than {MAX_NESTING} levels deep; a workload file has two")
+                raise ParamError(f"{spec}: nests more than {MAX_NESTING} levels deep; a workload file has two")
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ValueError(f"{spec}:{where} {getattr(exc, 'problem', None) or exc}") from None
+        raise ParamError(f"{spec}:{where} {getattr(exc, 'problem', None) or exc}") from None
 
 
 def load(spec: str) -> Workload:
@@ -358,22 +359,22 @@ def load(spec: str) -> Workload:
     if not _is_file_spec(spec):
         return preset(spec)
     if not path.is_file():
-        raise ValueError(f"workload file {spec!r} does not exist")
+        raise ParamError(f"workload file {spec!r} does not exist")
     size = path.stat().st_size
     if size > WORKLOAD_FILE_BYTES:
-        raise ValueError(f"workload file {spec!r} has {size:,} bytes; a workload file holds at most "
+        raise ParamError(f"workload file {spec!r} has {size:,} bytes; a workload file holds at most "
                          f"{WORKLOAD_FILE_BYTES:,}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"workload file {spec!r} is not UTF-8 text (byte {exc.start})") from None
+        raise ParamError(f"workload file {spec!r} is not UTF-8 text (byte {exc.start})") from None
     if path.suffix.lower() == ".toml":
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{spec}: {exc}") from None
+            raise ParamError(f"{spec}: {exc}") from None
         except RecursionError:                        # tomllib parses nested arrays recursively
-            raise ValueError(f"{spec}: nests too deeply; a workload file has two levels") from None
+            raise ParamError(f"{spec}: nests too deeply; a workload file has two levels") from None
     else:
         doc = _yaml_document(text, spec)
     return _from_mapping(doc, spec)

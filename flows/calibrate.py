@@ -27,7 +27,7 @@ from cost_models.targets import Target, get_target, on_hard_multiplier
 from flows.cluster import Cluster
 from flows.synth import SynthResult, get_synth_target, make_job, run_jobs
 from generators.artifact import render, write_atomic
-from generators.params import Params
+from generators.params import ParamError, Params
 
 
 def sample_points(params_cls: type[Params], box: Mapping[str, tuple[int, int]], n: int,
@@ -211,11 +211,11 @@ def calibrate(fam: Calibratable, target_name: str, *, samples: int, seed: int = 
     are synthesized on the Dask cluster at ``scheduler`` (default ``ACCELFORGE_SCHEDULER``),
     else on a local one of ``jobs`` workers. Where they ran changes nothing in the result."""
     if not isinstance(samples, int) or not 16 <= samples <= 1000:     # a fit needs more designs
-        raise ValueError(f"samples must be an integer in 16..1000, not {samples!r}")  # than features
+        raise ParamError(f"samples must be an integer in 16..1000, not {samples!r}")  # than features
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256):
-        raise ValueError(f"calibrate.jobs must be an integer in 1..256, not {jobs!r}")
+        raise ParamError(f"calibrate.jobs must be an integer in 1..256, not {jobs!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2 ** 31 - 1:
-        raise ValueError(f"calibrate.seed must be an integer in 0..{2 ** 31 - 1}, not {seed!r}")
+        raise ParamError(f"calibrate.seed must be an integer in 0..{2 ** 31 - 1}, not {seed!r}")
     synth_target = get_synth_target(target_name)
     model_target = get_target(synth_target.model_target)
     tech = "cmos" if synth_target.flow == "generic" else model_target.tech

@@ -23,7 +23,7 @@ from amaranth.hdl import signed
 from amaranth.lib import data
 
 from cost_models.lut_mpgemm import UNIT_TABLE, unit_key
-from generators.params import Params, bool_field, int_field
+from generators.params import ParamError, Params, bool_field, int_field
 from hw.lut import LutDotUnit
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def characterize(tech: str, *, cache_root: Path, cluster: Cluster, progress: boo
     from flows.calibrate import synthesize_all
 
     if tech not in FLOW_TARGETS:
-        raise ValueError(f"tech must be one of {', '.join(FLOW_TARGETS)}, not {tech!r}")
+        raise ParamError(f"tech must be one of {', '.join(FLOW_TARGETS)}, not {tech!r}")
     points = grid()
     results = synthesize_all(points, build, FLOW_TARGETS[tech], cluster=cluster, cache_root=cache_root,
                              progress=progress)

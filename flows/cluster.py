@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from flows.tools import FlowError
+from generators.params import ParamError
 
 __all__ = ["ALLOWED_FAILURES", "SCHEDULER_ENV", "Cluster", "JobKilledWorkers", "run_batch", "where"]
 
@@ -54,9 +55,9 @@ class Cluster:
 
     def __post_init__(self) -> None:
         if self.scheduler is not None and not _ADDRESS.fullmatch(self.scheduler):
-            raise ValueError(f"scheduler must be an address like tcp://HOST:PORT, not {self.scheduler!r}")
+            raise ParamError(f"scheduler must be an address like tcp://HOST:PORT, not {self.scheduler!r}")
         if self.workers is not None and not (isinstance(self.workers, int) and 1 <= self.workers <= 1024):
-            raise ValueError(f"workers must be an integer in 1..1024, not {self.workers!r}")
+            raise ParamError(f"workers must be an integer in 1..1024, not {self.workers!r}")
 
     @classmethod
     def chosen(cls, scheduler: str | None = None, workers: int | None = None) -> "Cluster":

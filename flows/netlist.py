@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.synth import XILINX_LOGIC, XILINX_LUTRAM
+from generators.params import ParamError
 
 LUT_WEIGHT = {
     "xilinx": {**{name: 1 for name in XILINX_LOGIC}, **XILINX_LUTRAM},
@@ -85,7 +86,7 @@ def lut_breakdown(netlist: Mapping[str, Any], top: str, flow: str, verilog: str 
     ``verilog``, the text that was synthesized, lets each register be charged to the module that
     declares it (see the module docstring)."""
     if flow not in LUT_WEIGHT:
-        raise ValueError(f"flow must be one of {', '.join(LUT_WEIGHT)}, not {flow!r}")
+        raise ParamError(f"flow must be one of {', '.join(LUT_WEIGHT)}, not {flow!r}")
     weight = LUT_WEIGHT[flow]
     module = netlist["modules"][top]
     cells = module["cells"]

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from pyverilog.vparser import ast as vast
 from pyverilog.vparser.parser import VerilogParser
+from generators.params import ParamError
 
 _ATTRIBUTE = re.compile(r"\(\*.*?\*\)", re.S)
 
@@ -111,5 +112,5 @@ def flop_bits(verilog: str, top: str) -> int:
 def top_ports(verilog: str, top: str) -> tuple[PortInfo, ...]:
     modules = analyze(verilog)
     if top not in modules:
-        raise ValueError(f"module {top!r} is not in the Verilog; modules: {', '.join(sorted(modules))}")
+        raise ParamError(f"module {top!r} is not in the Verilog; modules: {', '.join(sorted(modules))}")
     return modules[top].ports

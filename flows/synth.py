@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from flows.tools import FlowError, run_tool, tool_version
 from generators.artifact import Artifact, write_atomic
+from generators.params import ParamError
 
 if TYPE_CHECKING:
     from flows.cluster import Cluster
@@ -83,7 +84,7 @@ def get_synth_target(name: str) -> SynthTarget:
     try:
         return SYNTH_TARGETS[name]
     except KeyError:
-        raise ValueError(f"target must be one of {', '.join(SYNTH_TARGETS)}, not {name!r}") from None
+        raise ParamError(f"target must be one of {', '.join(SYNTH_TARGETS)}, not {name!r}") from None
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def make_job(artifact: Artifact, target_name: str, *, clock_mhz: float | None = 
              cache_root: Path, timeout_s: float = 1800.0) -> SynthJob:
     target = get_synth_target(target_name)
     if clock_mhz is not None and not (isinstance(clock_mhz, (int, float)) and 1.0 <= clock_mhz <= 1000.0):
-        raise ValueError(f"clock_mhz must be a number in 1..1000, not {clock_mhz!r}")
+        raise ParamError(f"clock_mhz must be a number in 1..1000, not {clock_mhz!r}")
     if target.has_fmax and clock_mhz is None:
         clock_mhz = target.default_clock_mhz
     if not target.has_fmax:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from generators.artifact import Artifact, write_atomic
 from generators.axi import engine_maps
+from generators.params import ParamError
 
 _PART = re.compile(r"^x[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -32,14 +33,14 @@ class VivadoProject:
 
 def check_part(part: str) -> str:
     if not isinstance(part, str) or not _PART.match(part.lower()):
-        raise ValueError(f"part must be a Xilinx part name such as xc7a100tcsg324-1, not {part!r}")
+        raise ParamError(f"part must be a Xilinx part name such as xc7a100tcsg324-1, not {part!r}")
     return part.lower()
 
 
 def vivado_project(artifact: Artifact, *, part: str, clock_mhz: float = 200.0) -> VivadoProject:
     part = check_part(part)
     if not 1.0 <= clock_mhz <= 1000.0:
-        raise ValueError(f"clock_mhz must be a number in 1..1000, not {clock_mhz!r}")
+        raise ParamError(f"clock_mhz must be a number in 1..1000, not {clock_mhz!r}")
     top = artifact.top
     period = 1e3 / clock_mhz
     clock, reset = ("aclk", "aresetn") if "axi" in artifact.extra else ("clk", "rst")

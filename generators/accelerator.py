@@ -22,7 +22,7 @@ from amaranth.lib.wiring import Out
 
 from generators import attention, lut_mpgemm, mac_mpgemm, systolic
 from generators.attention import AttentionParams
-from generators.params import Params, choice_field, int_field, nested_errors
+from generators.params import ParamError, Params, choice_field, int_field, nested_errors
 
 
 class GemmKind(enum.Enum):
@@ -67,10 +67,10 @@ class AcceleratorParams(Params):
             object.__setattr__(self, "gemm_params", cls())
         super().__post_init__()
         if not isinstance(self.gemm_params, cls):
-            raise ValueError(f"accelerator.gemm_params must be {cls.__name__} for gemm "
+            raise ParamError(f"accelerator.gemm_params must be {cls.__name__} for gemm "
                              f"{self.gemm.value!r}, not {type(self.gemm_params).__name__}")
         if not isinstance(self.attention, AttentionParams):
-            raise ValueError(f"accelerator.attention must be AttentionParams, not {self.attention!r}")
+            raise ParamError(f"accelerator.attention must be AttentionParams, not {self.attention!r}")
 
     @property
     def gemm_class(self) -> type[Params]:
@@ -101,7 +101,7 @@ class AcceleratorParams(Params):
             if dot and prefix in nested:
                 nested[prefix][name] = value
             elif dot:
-                raise ValueError(f"accelerator has no nested part {prefix!r}; known: gemm, attention")
+                raise ParamError(f"accelerator has no nested part {prefix!r}; known: gemm, attention")
             else:
                 top[key] = value
         return top, nested

@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 
 from generators import fixed_softmax as fx
 from generators.lanes import pack_lanes, unpack_lanes
-from generators.params import Params, Rule, bool_field, choice_field, int_field
+from generators.params import ParamError, Params, Rule, bool_field, choice_field, int_field
 from generators.widths import bits_for, ceil_div
 from hw.block_loader import BlockLoader
 from hw.run_control import RunSignature
@@ -363,10 +363,10 @@ def _checked_codes(params: AttentionParams, name: str, x: np.ndarray, rows: int 
     x = np.asarray(x, dtype=np.int64)
     if x.ndim != 2 or x.shape[1] != params.head_dim or (rows is not None and x.shape[0] != rows):
         want = f"{rows if rows is not None else 'n'} x {params.head_dim}"
-        raise ValueError(f"{name} must be {want}, not {x.shape}")
+        raise ParamError(f"{name} must be {want}, not {x.shape}")
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if x.size and (x.min() < lo or x.max() > hi):
-        raise ValueError(f"{name} codes must lie in {lo}..{hi}")
+        raise ParamError(f"{name} codes must lie in {lo}..{hi}")
     return x
 
 
@@ -400,7 +400,7 @@ def scale_code(params: AttentionParams, factor: float) -> int:
     """
     code = round(factor * np.log2(np.e) * (1 << params.scale_frac))
     if not 0 <= code < 1 << fx.SCALE_BITS:
-        raise ValueError(f"scale factor {factor:g} does not fit the 16-bit scale port with "
+        raise ParamError(f"scale factor {factor:g} does not fit the 16-bit scale port with "
                          f"scale_frac={params.scale_frac}")
     return code
 

@@ -39,7 +39,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.artifact import Artifact, Port, render, write_atomic
-from generators.params import Params
+from generators.params import ParamError, Params
 from hw.axi import LITE_DATA_BITS, AxiLiteSignature, AxiStreamSignature, tdata_bits
 from hw.run_control import RunSignature
 
@@ -192,7 +192,7 @@ def register_map(engine: wiring.Component, params: Params, *, prefix: str = "",
     """The register map of ``engine`` wrapped: control and status, identification, arguments.
     ``prefix`` and ``top`` place it inside a composed top."""
     if not frames_runs(engine):
-        raise ValueError(f"{params.family} has no AXI wrapper: its runs make as many output beats as "
+        raise ParamError(f"{params.family} has no AXI wrapper: its runs make as many output beats as "
                          f"their op asks, and the wrapper frames a run by a fixed count")
     run: RunSignature = engine.run_protocol
     streams, arguments = _split_members(engine, run, prefix)
@@ -488,7 +488,7 @@ INTERFACES = ("engine", "axi")
 def render_as(interface: str, params: Params, build, extra: dict[str, Any] | None = None) -> Artifact:
     """``render`` for the engine's own ports, :func:`render_axi` for its AXI wrapper."""
     if interface not in INTERFACES:
-        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
+        raise ParamError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
     return render_axi(params, build, extra) if interface == "axi" else render(params, build, extra)
 
 

@@ -43,7 +43,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.lanes import pack_lanes, unpack_lanes
-from generators.params import Params, Rule, choice_field, int_field
+from generators.params import ParamError, Params, Rule, choice_field, int_field
 from generators.widths import signed_bits
 from hw.run_control import RunSignature, handoff_state, run_handshake
 from hw.tile_buffer import TileDrain
@@ -420,7 +420,7 @@ def padded_groups(params: MpGemmParams, a: np.ndarray) -> np.ndarray:
     """``A`` (``m_tile x K``) zero-padded to whole groups: ``groups x m_tile x group``."""
     a = np.asarray(a, dtype=np.int64)
     if a.ndim != 2 or a.shape[0] != params.m_tile:
-        raise ValueError(f"A must be {params.m_tile} x K, not {a.shape}")
+        raise ParamError(f"A must be {params.m_tile} x K, not {a.shape}")
     groups = params.groups(a.shape[1])
     padded = np.zeros((params.m_tile, groups * params.group), dtype=np.int64)
     padded[:, :a.shape[1]] = a
@@ -437,10 +437,10 @@ def pack_activations(params: MpGemmParams, a: np.ndarray) -> list[int]:
 def check_weights(params: MpGemmParams, w: np.ndarray, k: int) -> np.ndarray:
     w = np.asarray(w, dtype=np.int64)
     if w.shape != (k, params.n_tile):
-        raise ValueError(f"W must be {k} x {params.n_tile}, not {w.shape}")
+        raise ParamError(f"W must be {k} x {params.n_tile}, not {w.shape}")
     lo, hi = params.weight_range()
     if w.size and (w.min() < lo or w.max() > hi):
-        raise ValueError(f"{params.weight_format.value} weights must lie in {lo}..{hi}")
+        raise ParamError(f"{params.weight_format.value} weights must lie in {lo}..{hi}")
     return w
 
 

