@@ -145,23 +145,37 @@ def _color_norm(values):
     return LogNorm(values.min(), values.max())
 
 
+TRADEOFFS = (("area", "tokens_per_s", "area", "tokens/s", ("minimize", "maximize")),
+             ("tokens_per_s", "energy_per_token_j", "tokens/s", "energy per token (J)", ("maximize", "minimize")))
+"""The two panels of ``tradeoffs.png``: x and y columns, their labels and directions."""
+
+
+def panel_front(designs: pd.DataFrame, x: str, y: str, directions: tuple[str, str]) -> pd.DataFrame:
+    """The designs that no other beats on both ``x`` and ``y`` (a 2-D front)."""
+    if designs.empty:
+        return designs
+    values = designs[[x, y]].to_numpy(dtype=float)
+    return designs[pareto_mask(values, directions)]
+
+
 def _tradeoffs(explorer: Explorer, frame: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
     """The trade-offs users choose between, whatever the study's objectives: throughput against
     area (device utilisation on an FPGA) and energy per token against throughput, every design
-    that fits in grey, the front in colour."""
+    that fits in grey, in colour the designs no other beats on both of the panel's axes (the
+    study's own front, over all its objectives, is not that)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     good = frame[frame["feasible"]]
     area_label = _label(explorer, OBJECTIVES["area"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, (x, y, xlabel, ylabel) in zip(axes, (
-            ("area", "tokens_per_s", area_label, "tokens/s"),
-            ("tokens_per_s", "energy_per_token_j", "tokens/s", "energy per token (J)")), strict=True):
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, (x, y, xlabel, ylabel, directions) in zip(axes, TRADEOFFS, strict=True):
+        xlabel = area_label if x == "area" else xlabel
+        best = panel_front(good, x, y, directions)
         ax.scatter(good[x], good[y], s=8, color="#b0b0b0", label="fits the device")
-        ax.scatter(front[x], front[y], s=30, color="#2a788e", edgecolors="black", linewidths=0.5,
-                   label="Pareto front", zorder=3)
+        ax.scatter(best[x], best[y], s=30, color="#2a788e", edgecolors="black", linewidths=0.5,
+                   label="best of these two", zorder=3)
         _log_where_wide(ax, good[x], good[y])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -225,6 +239,8 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path,
     import matplotlib.pyplot as plt
 
     labels = [p.digest() for p in points]
+    shown = (f"the first {len(points)} of {len(front)} front designs, by {explorer.objectives[0].name}"
+             if len(points) < len(front) else f"all {len(front)} front designs")
     engines = list(dict.fromkeys(o["engine"] for o in priced["ops"]))
     fig, ax = plt.subplots(figsize=(7, 4))
     bottom = np.zeros(len(points))
@@ -233,7 +249,7 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path,
         ax.bar(labels, t, bottom=bottom, label=engine)
         bottom = bottom + t
     ax.set_ylabel("seconds per pass")
-    ax.set_title(f"time per engine, {explorer.workload.name} on {explorer.cfg.target}")
+    ax.set_title(f"time per engine, {explorer.workload.name} on {explorer.cfg.target}\n({shown})", fontsize=10)
     ax.tick_params(axis="x", rotation=45, labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -249,11 +265,12 @@ def breakdown_plots(explorer: Explorer, front: pd.DataFrame, out: Path,
     ax.loglog(x, bandwidth * x, color="black", linewidth=1, label=f"bandwidth {explorer.target.offchip_gbytes_s:g} GB/s")
     best = ops / explorer.workload.min_offchip_bytes()
     ax.axvline(best, color="grey", linestyle="--", linewidth=1, label="workload's least traffic")
-    ax.scatter(intensity, perf, c=np.arange(len(points)), cmap="viridis", edgecolors="black", zorder=3,
-               label="front designs")
-    ax.set_xlabel("operations per off-chip byte")
+    placed = ax.scatter(intensity, perf, c=np.arange(1, len(points) + 1), cmap="viridis", edgecolors="black",
+                        zorder=3, label="front designs")
+    fig.colorbar(placed, ax=ax, label=f"place on the front, by {explorer.objectives[0].name}")
+    ax.set_xlabel("operations per off-chip byte (a multiply and an add count two)")
     ax.set_ylabel("operations per second")
-    ax.set_title("roofline of the front designs")
+    ax.set_title(f"roofline of {shown}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, paths["roofline.png"])
@@ -344,13 +361,25 @@ def calibration_frame(explorer: Explorer) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def not_fitted(calibration: pd.DataFrame) -> str:
+    """Which figures of which models rest on coefficients never fitted, as one phrase ("" if none)."""
+    figures = [c for c in calibration.columns if c not in ("model", "coefficients")]
+    parts = []
+    for _, row in calibration.iterrows():
+        missing = [f for f in figures if str(row[f]).startswith("not fitted")]
+        if missing:
+            parts.append(f"{', '.join(missing)} of {row['model']}")
+    return "; ".join(parts)
+
+
 def shown_columns(explorer: Explorer, front: pd.DataFrame) -> list[str]:
-    """The front's columns a reader compares: parameters, objectives, throughput and every
-    device resource, each once (a column equal to an earlier one is dropped)."""
+    """The front's columns a reader compares: the hash and the objectives first (what one
+    reads at a glance), then throughput and every device resource, then the parameters, each
+    once (a figure equal to an earlier one is dropped)."""
     names = [d.name for d in explorer.space.dimensions]
     fabric = ["lut", "ff", "dsp", "bram"] if explorer.target.kind.value == "fpga" else []
-    wanted = ["hash", *names, *[o.column for o in explorer.objectives], "tokens_per_s", "energy_per_token_j",
-              "area", *fabric, "fmax_mhz", "memory_bound"]
+    wanted = ["hash", *[o.column for o in explorer.objectives], "tokens_per_s", "energy_per_token_j",
+              "area", *fabric, "fmax_mhz", "memory_bound", *names]
     shown: list[str] = []
     for c in dict.fromkeys(c for c in wanted if c in front):
         if c in names or not any(front[c].equals(front[k]) for k in shown):
@@ -370,7 +399,7 @@ def _cell(value: Any) -> str:
 def _html(explorer, frame, front, designs, checks, pngs: list[Path], per_op: pd.DataFrame) -> str:
     cfg = explorer.cfg
     images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
-                     f'alt="{html.escape(p.stem)}" style="max-width:48%">' for p in pngs)
+                     f'alt="{html.escape(p.stem)}" style="max-width:100%">' for p in pngs)
     table = front[shown_columns(explorer, front)].head(50).copy()
     links = {d["hash"]: d for d in designs}
     for c in table.columns:                      # the table is written unescaped, for the links
@@ -397,6 +426,11 @@ def _html(explorer, frame, front, designs, checks, pngs: list[Path], per_op: pd.
                        for k, v in cfg.to_dict().items())
     pins = ", ".join(f"{k}={v}" for k, v in explorer.space.pinned.items())
     distinct = distinct_designs(explorer, frame)
+    calibration = calibration_frame(explorer)
+    unfitted = not_fitted(calibration)
+    warning = (f'<p><b>Not fitted:</b> {html.escape(unfitted)}; the figures that rest on them (and the '
+               f'tokens/s a clock sets) are first guesses, not synthesis-checked (see "Where the figures '
+               f'come from").</p>' if unfitted else "")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>accelforge: {html.escape(cfg.family)} on {html.escape(cfg.target)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table.t{{border-collapse:collapse;font-size:12px}}
 .t td,.t th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} th{{text-align:left}}</style></head><body>
@@ -405,6 +439,7 @@ def _html(explorer, frame, front, designs, checks, pngs: list[Path], per_op: pd.
 run the workload, {len(front)} on the Pareto front ({html.escape(', '.join(o.name for o in explorer.objectives))}).
 Area is {html.escape(explorer.target.area_label)}. Pinned by the workload or --set: {html.escape(pins)}.
 {html.escape(_scope(explorer))}</p>
+{warning}
 {images}
 <h2>Pareto front</h2>{front_table}
 <h2>Generated designs</h2><ul>{design_items}</ul>
@@ -413,7 +448,7 @@ Area is {html.escape(explorer.target.area_label)}. Pinned by the workload or --s
 <p>Each model's coefficients on this target: fitted to synthesis (with the error on designs left out of
 the fit) or not fitted. A figure from a set that was not fitted is a first guess. Energy is never fitted
 (no power measurement); cycles are exact for the engines with RTL.</p>
-{_html_table(calibration_frame(explorer))}
+{_html_table(calibration)}
 <h2>Settings</h2><table class="t">{settings}</table>
 </body></html>
 """

@@ -171,6 +171,9 @@ def test_explore_of_the_accelerator_end_to_end(tmp_path):
     assert manifest["family"] == "accelerator" and manifest["params"]["attention.head_dim"] == 128
     for name in ("breakdown.png", "roofline.png", "report.html"):
         assert (out / name).stat().st_size > 0, name
+    text = (out / "report.html").read_text()              # the unfitted vector unit is named at the top
+    assert text.index("<b>Not fitted:</b>") < text.index("<h2>Pareto front</h2>")
+    assert "lut, ff, dsp, bram, fmax_mhz of vector_unit" in text
     proc = _cli("report", str(out))
     assert proc.returncode == 0, proc.stderr
 

@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -78,6 +79,23 @@ def test_small_sweep_writes_every_output(tmp_path):
     assert np.allclose(frame["area"], used.max(axis=1))
 
 
+def test_each_tradeoff_panel_marks_its_own_two_axis_front():
+    """A design beaten on both of a panel's axes is never marked, though it may be on the study's
+    own front over other objectives; every unbeaten design is."""
+    from dse.report import TRADEOFFS, panel_front
+
+    rng = np.random.default_rng(5)
+    designs = pd.DataFrame({"area": rng.uniform(0.01, 1, 300), "tokens_per_s": rng.uniform(0.01, 20, 300),
+                            "energy_per_token_j": rng.uniform(0.1, 50, 300)})
+    for x, y, _, _, directions in TRADEOFFS:
+        sx, sy = (1 if d == "minimize" else -1 for d in directions)
+        marked = panel_front(designs, x, y, directions)
+        for i, row in designs.iterrows():
+            beaten = ((sx * designs[x] <= sx * row[x]) & (sy * designs[y] <= sy * row[y])
+                      & ((designs[x] != row[x]) | (designs[y] != row[y]))).any()
+            assert (i in marked.index) == (not beaten), (x, y, i)
+
+
 def test_the_report_links_designs_says_where_figures_come_from_and_reuses_verilog(tmp_path):
     out = tmp_path / "run"
     assert _cli(*BASE, "--trials", "40", "--batch", "20", "--top", "1", "--out", str(out)).returncode == 0
@@ -87,6 +105,9 @@ def test_the_report_links_designs_says_where_figures_come_from_and_reuses_verilo
     assert f'href="designs/{design.name}/{top}.v"' in text and f'href="designs/{design.name}/manifest.json"' in text
     assert "Where the figures come from" in text and "held-out error" in text     # systolic on ECP5 is fitted
     assert "device utilisation" in text and 'alt="tradeoffs"' in text
+    assert "<b>Not fitted:</b>" not in text or "fmax_mhz of systolic" in text
+    head = re.findall(r"<th>([^<]*)</th>", text[text.index("<h2>Pareto front</h2>"):])
+    assert head[0] == "hash" and max(head.index(c) for c in ("latency_s", "area", "fmax_mhz")) < head.index("rows")
     verilog = design / f"{top}.v"
     stamp = verilog.stat().st_mtime_ns
     assert _cli("report", str(out), "--top", "1").returncode == 0
