@@ -9,9 +9,14 @@ so the same code runs a board (:mod:`driver.pynq`) and a simulation (:mod:`drive
     send(port, data: bytes)     queue one frame on an input stream (returns once queued)
     receive(port) -> bytes      one frame from the output stream (ends with tlast)
     tick()                      let time pass while polling
+
+:class:`BlockingDriver` offers the same calls without ``await``, for a notebook or a script.
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Protocol, Sequence
 
 
@@ -119,3 +124,37 @@ class Driver:
         beats = await self.receive()
         await self.wait_done()
         return beats
+
+
+def complete(coroutine) -> Any:
+    """Run ``coroutine`` to its end from plain code: ``asyncio.run`` where no event loop runs, and
+    in a thread of its own where one does (a Jupyter notebook, PYNQ's usual place, runs one, in
+    which ``asyncio.run`` refuses to start)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+class BlockingDriver:
+    """A :class:`Driver` whose calls return their results (``identify()``, ``run(...)``, ...) rather
+    than coroutines, each run with :func:`complete`. For a backend bound to no event loop, as the
+    PYNQ one is; the simulation backend lives in cocotb's loop and is driven with ``await``."""
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.driver, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            return complete(attr(*args, **kwargs))
+        call.__doc__, call.__name__ = attr.__doc__, name
+        return call
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | {n for n in dir(self.driver) if not n.startswith("_")})

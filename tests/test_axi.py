@@ -160,6 +160,35 @@ def test_driver_splits_arguments_into_words_and_checks_what_it_talks_to():
         asyncio.run(Driver(other, good).identify())
 
 
+def test_the_blocking_driver_runs_from_plain_code_and_inside_a_running_event_loop():
+    """What a PYNQ notebook does: plain calls, where Jupyter already runs an event loop (in which
+    asyncio.run refuses to start)."""
+    from driver.axi import BlockingDriver
+
+    rmap = _map(n_tile=16)
+    good = RegisterFile({r["offset"]: r["value"] for r in rmap["registers"] if "value" in r})
+    drv = BlockingDriver(Driver(rmap, good))
+    assert drv.identify() is None and drv.status()["DONE"] is False
+    assert drv.offset("CTRL") == 0 and "run" in dir(drv)
+
+    async def notebook_cell():
+        drv.set_arguments(5, {})
+        with pytest.raises(DriverError, match="HASH reads"):
+            BlockingDriver(Driver(_map(n_tile=32), good)).identify()
+        return drv.status()
+    assert asyncio.run(notebook_cell())["ERROR"] is False
+    assert good.values[0x40] == 5                          # the run length, written from inside the loop
+
+
+def test_a_frame_over_the_dma_length_register_is_refused_saying_how_to_widen_it():
+    from driver.pynq import check_frame
+
+    check_frame(16_383)
+    with pytest.raises(DriverError, match=r"16,384 bytes is over the AXI DMA's 16,383-byte .*Width of Buffer"):
+        check_frame(16_384)
+    check_frame(1 << 20, length_bits=26)
+
+
 def test_beats_round_trip_through_frames():
     beats = [0, 1, (1 << 36) - 1, 0x123456789]
     frame = encode_beats(beats, 64)
