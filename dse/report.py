@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +288,11 @@ def write_designs(explorer: Explorer, front: pd.DataFrame, out: Path, top: int) 
     """Verilog and manifest of the first ``top`` front designs; one written before by the same
     tools is kept (a report rebuilt with nothing changed generates no Verilog)."""
     written = []
-    for row, params in front_points(explorer, front, top):
+    chosen = front_points(explorer, front, top)
+    for i, (row, params) in enumerate(chosen, 1):
+        if sys.stderr.isatty():                  # a large design's Verilog takes a minute to generate
+            print(f"writing design {i} of {len(chosen)} ({params.digest()}) under {out / 'designs'}",
+                  file=sys.stderr, flush=True)
         metrics = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()
                    if k in ("latency_s", "tokens_per_s", "energy_per_token_j", "area", "lut", "ff", "dsp", "bram")}
         extra = {"explore": {"workload": explorer.workload.name, "target": explorer.cfg.target,
