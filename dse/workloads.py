@@ -259,8 +259,10 @@ def expand(model: ModelShape, phase: Phase, *, batch: int, seq_len: int) -> Work
     if quantized:
         vector("lm_head_quant", "act_quant", batch * h, count=1)
     gemm("lm_head", model.vocab, h, rows=batch, count=1)
-    return Workload(name=f"{model.name}-{phase.value}", model=model, phase=phase, batch=batch,
-                    seq_len=seq_len, ops=tuple(ops))
+    name = f"{model.name}-{phase.value}"
+    if dict(batch=batch, seq_len=seq_len) != PRESET_PHASES[phase.value]:    # not the preset's shape: say so
+        name += f" (batch {batch}, seq_len {seq_len})"
+    return Workload(name=name, model=model, phase=phase, batch=batch, seq_len=seq_len, ops=tuple(ops))
 
 
 PRESET_PHASES = {"prefill": dict(batch=1, seq_len=128), "decode": dict(batch=1, seq_len=1024)}

@@ -731,3 +731,13 @@ def test_each_metric_is_a_user_attribute_of_its_own_and_older_trials_still_repor
         assert all(isinstance(t.user_attrs[k], (int, float, bool)) for k in KEPT_METRICS if k in t.user_attrs)
     assert stored_metrics({"origin": "w:0", "metrics": {"lut": 3.0}}) == {"lut": 3.0}
     assert stored_metrics({"origin": "w:0", "lut": 3.0, "tokens_per_s": 2.0}) == {"lut": 3.0, "tokens_per_s": 2.0}
+
+
+def test_a_workload_of_another_shape_than_its_preset_says_so_in_its_name(tmp_path):
+    from dse.workloads import load
+
+    assert load("bitnet-b1.58-2b4t-decode").name == "bitnet-b1.58-2b4t-decode"
+    (tmp_path / "w.toml").write_text('model = "bitnet-b1.58-2b4t"\nphase = "decode"\n')
+    assert load(str(tmp_path / "w.toml")).name == "bitnet-b1.58-2b4t-decode"         # the preset's shape
+    (tmp_path / "long.toml").write_text('model = "bitnet-b1.58-2b4t"\nphase = "decode"\nseq_len = 2048\n')
+    assert load(str(tmp_path / "long.toml")).name == "bitnet-b1.58-2b4t-decode (batch 1, seq_len 2048)"
