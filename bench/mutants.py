@@ -8,7 +8,11 @@ family the killed, surviving and invalid (not compiling) mutants and the kill ra
 survivor: a gap in the bench or an equivalent mutant, to be explained. ``--out FILE`` also
 writes every outcome as JSON.
 
-    python bench/mutants.py [--family F ...] [--mutants 30] [--seed 0] [--out FILE] [--smoke]
+    python bench/mutants.py [--family F ...] [--mutants 30] [--seed 0 --seed 1] [--out FILE] [--smoke]
+
+Each ``--seed`` draws its own sample (the two may share sites); the kill rate counts every
+mutant that builds, equivalent ones included (``bench/results/equivalent_mutants.json``
+explains those, and ``make regress`` requires every survivor to be one of them).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def main() -> int:
     engines = [name for name, f in FAMILIES.items() if f.testbench]
     ap.add_argument("--family", action="append", choices=engines, help="default: every engine family")
     ap.add_argument("--mutants", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, action="append", help="default: 0; give it again for more samples")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--smoke", action="store_true", help="one mutant of the systolic bench: that it runs")
     args = ap.parse_args()
@@ -40,26 +44,30 @@ def main() -> int:
         args.mutants, args.family = 1, args.family or ["systolic"]
     if args.mutants < 1:
         ap.error("--mutants must be a positive integer")
+    seeds = args.seed or [0]
     report = {}
-    print(f"{'family':<12} {'mutants':>7} {'killed':>6} {'survived':>8} {'invalid':>7} {'kill rate':>9} {'time':>6}")
+    print(f"{'family':<12} {'seed':>4} {'mutants':>7} {'killed':>6} {'survived':>8} {'invalid':>7} "
+          f"{'kill rate':>9} {'time':>6}")
     survivors = []
     for name in args.family or engines:
         family = get_family(name)
         params = small_design(family)
         artifact = render(params, family.build)
-        start = time.time()
         judge = cycle_misses(family, params)
-        outcomes = [run_mutant(artifact, family.testbench, m, cycles=judge)
-                    for m in sample(artifact.verilog, args.mutants, args.seed)]
-        counts = Counter(o.verdict for o in outcomes)
-        valid = counts["killed"] + counts["survived"]
-        rate = counts["killed"] / valid if valid else float("nan")
-        print(f"{name:<12} {len(outcomes):>7} {counts['killed']:>6} {counts['survived']:>8} {counts['invalid']:>7} "
-              f"{rate:>9.0%} {time.time() - start:>5.0f}s")
-        survivors += [f"{name} {params.digest()}: {o.mutant.describe()}" for o in outcomes if o.verdict == "survived"]
-        report[name] = {"params": params.to_dict(), "hash": params.digest(),
-                        "outcomes": [{"verdict": o.verdict, "mutant": o.mutant.describe(), "detail": o.detail}
-                                     for o in outcomes]}
+        report[name] = {"params": params.to_dict(), "hash": params.digest(), "seeds": {}}
+        for seed in seeds:
+            start = time.time()
+            outcomes = [run_mutant(artifact, family.testbench, m, cycles=judge)
+                        for m in sample(artifact.verilog, args.mutants, seed)]
+            counts = Counter(o.verdict for o in outcomes)
+            valid = counts["killed"] + counts["survived"]
+            rate = counts["killed"] / valid if valid else float("nan")
+            print(f"{name:<12} {seed:>4} {len(outcomes):>7} {counts['killed']:>6} {counts['survived']:>8} "
+                  f"{counts['invalid']:>7} {rate:>9.0%} {time.time() - start:>5.0f}s", flush=True)
+            survivors += [f"{name} {params.digest()} seed {seed}: {o.mutant.describe()}"
+                          for o in outcomes if o.verdict == "survived"]
+            report[name]["seeds"][str(seed)] = [{"verdict": o.verdict, "mutant": o.mutant.describe(),
+                                                 "detail": o.detail} for o in outcomes]
     for line in survivors:
         print("survived:", line)
     if args.out:

@@ -8,6 +8,7 @@ from generators.artifact import render
 from verif.mutants import Mutant, run_mutant, sample, sites, small_design
 
 ENGINES = [f for f in FAMILIES.values() if f.testbench]
+CAMPAIGN_MUTANTS, CAMPAIGN_SEEDS = 30, (0, 1)     # the campaign of bench/results/mutants.json
 
 
 @pytest.mark.parametrize("family", ENGINES, ids=lambda f: f.name)
@@ -50,11 +51,13 @@ def test_a_mutant_that_only_changes_cycles_is_killed_by_the_model():
 
 
 @pytest.mark.regress
+@pytest.mark.parametrize("seed", CAMPAIGN_SEEDS)
 @pytest.mark.parametrize("family", ENGINES, ids=lambda f: f.name)
-def test_the_full_campaign_kills_every_mutant_but_the_explained_equivalent_ones(family):
-    """``python bench/mutants.py --mutants 20 --seed 0``'s sample for one family: each survivor
-    must be one of the equivalent mutants explained in ``bench/results/equivalent_mutants.json``
-    (a change no input can observe), and at least 95% of the rest are killed."""
+def test_the_full_campaign_kills_every_mutant_but_the_explained_equivalent_ones(family, seed):
+    """``python bench/mutants.py --mutants 30 --seed S``'s sample for one family, for each seed:
+    each survivor must be one of the equivalent mutants explained in
+    ``bench/results/equivalent_mutants.json`` (a change no input can observe), and at least 95%
+    of the rest are killed."""
     import json
     from pathlib import Path
 
@@ -65,7 +68,7 @@ def test_the_full_campaign_kills_every_mutant_but_the_explained_equivalent_ones(
     params = small_design(family)
     artifact = render(params, family.build)
     outcomes = [run_mutant(artifact, family.testbench, m, cycles=cycle_misses(family, params))
-                for m in sample(artifact.verilog, 20, 0)]
+                for m in sample(artifact.verilog, CAMPAIGN_MUTANTS, seed)]
     unexplained = [o.mutant.describe() for o in outcomes if o.verdict == "survived"
                    and o.mutant.describe() not in explained]
     assert not unexplained, unexplained
