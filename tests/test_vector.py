@@ -268,10 +268,10 @@ def test_every_op_is_bit_exact_with_exact_cycles_on_verilator(settings, capsys):
     stalled, and with refused op codes; every unstalled run's cycles equal the model's."""
     assert cli.main(["verify", "vector", *[a for s in settings for a in ("--set", s)], "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["passed"] and doc["cycles_match"] and doc["tests"] == 6
+    assert doc["passed"] and doc["cycles_match"] and doc["tests"] == 8
     ops = {r["test"] for r in doc["model_cycles"] if r["exact"]}
     assert ops == {"every_op_at_both_lengths", "back_to_back", "extremes", "quantize_and_normalize",
-                   "unknown_ops_are_refused"}
+                   "unknown_ops_are_refused", "argmax_in_every_lane", "unsaturated_values"}
 
 
 def test_the_sum_of_squares_register_is_exactly_as_wide_as_the_longest_row_needs():

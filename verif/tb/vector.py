@@ -9,6 +9,7 @@ in every test, and shifts cover the port's whole range.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cocotb
@@ -187,6 +188,54 @@ async def extremes(dut):
                  Run(VectorOpcode.RMS, 0, row), Run(VectorOpcode.SCALE, norm - p.bits + 2, row),
                  Run(VectorOpcode.SCALE, norm, full(lo))]
     await _issue(dut, "extremes", runs, cocotb.RANDOM_SEED)
+
+
+@cocotb.test()
+async def argmax_in_every_lane(dut):
+    """ARGMAX with the largest value in each lane alone, in the first and in a later beat, then
+    tied in each pair of lanes of one beat (the lower lane wins) and across beats (the earlier
+    wins): every node of the tree across lanes picks each side, and breaks each tie. Random
+    rows rarely do: their largest value is the limit, which comes early and in low lanes."""
+    p = _params()
+    lo, hi = limits(p.bits)
+    n = min(p.max_beats, 3)
+    runs = []
+    for lane in range(p.lanes):
+        for beat in dict.fromkeys((0, n - 1)):
+            row = np.full((n, p.lanes), lo + 1)
+            row[beat, lane] = hi - 1
+            runs.append(Run(VectorOpcode.ARGMAX, 0, row))
+    for a, b in itertools.combinations(range(p.lanes), 2):
+        row = np.full((1, p.lanes), lo)
+        row[0, a] = row[0, b] = hi
+        runs.append(Run(VectorOpcode.ARGMAX, 0, row))
+    if n > 1:
+        for lane in range(p.lanes):
+            row = np.full((n, p.lanes), 0)
+            row[-1, 0] = row[0, lane] = 5 % (hi + 1)           # the earlier beat wins, whatever the lane
+            runs.append(Run(VectorOpcode.ARGMAX, 0, row))
+    await _issue(dut, "argmax_in_every_lane", runs, cocotb.RANDOM_SEED)
+
+
+@cocotb.test()
+async def unsaturated_values(dut):
+    """Every element-wise op on values small enough that no lane saturates, at shifts 0, 1 and
+    2: each lane's own wide value, rounding bit and pipeline show in its output, which the
+    limits in the other tests mostly clamp away."""
+    p = _params()
+    rng = np.random.default_rng(cocotb.RANDOM_SEED + 6)
+    small = 1 << max((p.bits - 3) // 2, 1)
+    runs = []
+    for op in (VectorOpcode.ADD, VectorOpcode.MUL, VectorOpcode.RELU, VectorOpcode.RELU2, VectorOpcode.ROPE):
+        for shift in (0, 1, 2):
+            n = int(rng.integers(1, min(p.max_beats, 6) + 1))
+            x = rng.integers(-small, small, size=(n, p.lanes), endpoint=True)
+            y = rng.integers(-small, small, size=(n, p.lanes), endpoint=True) if op.binary else None
+            runs.append(Run(op, shift, x, y))
+    row = rng.integers(-small, small, size=(min(p.max_beats, 4), p.lanes), endpoint=True)
+    runs += [Run(VectorOpcode.ABSMAX, 0, row), Run(VectorOpcode.SCALE, p.bits + 1, row),
+             Run(VectorOpcode.RMS, 0, row), Run(VectorOpcode.SCALE, p.bits + 7, row)]
+    await _issue(dut, "unsaturated_values", runs, cocotb.RANDOM_SEED)
 
 
 @cocotb.test()
