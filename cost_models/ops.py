@@ -150,10 +150,10 @@ class AttentionOp:
 
 # Lane operations per element of each kind of element-wise op, as the accelerator's stated
 # vector model prices them: RMSNorm square + accumulate + scale + gain; LayerNorm adds the
-# mean subtraction and the bias; RoPE two products and an add per element; SiLU a table
-# sigmoid and a product, relu2 a compare and a square (each then times `up` in a gated
+# mean subtraction and the bias; RoPE two products and an add per element; SiLU (GELU) a
+# table sigmoid (Phi) and a product, relu2 a compare and a square (each then times `up` in a gated
 # FFN); quantization an absmax, a scale and a round; argmax a compare.
-OPS_PER_ELEMENT = {"rms_norm": 4, "layer_norm": 7, "rope": 3, "silu": 3, "relu2": 2, "relu": 1,
+OPS_PER_ELEMENT = {"rms_norm": 4, "layer_norm": 7, "rope": 3, "silu": 3, "gelu": 3, "relu2": 2, "relu": 1,
                    "gate_mul": 1, "residual": 1, "bias": 1, "position": 1, "act_quant": 3,
                    "group_scale": 2, "argmax": 1}
 

@@ -16,7 +16,8 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.ops import VectorOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind
-from generators.vector import VectorOpcode, VectorParams, divide_steps, index_bits, latency, root_steps, sum_bits
+from generators.vector import (GATE_RANGE, VectorOpcode, VectorParams, derived_input_frac, divide_steps, index_bits,
+                               latency, root_steps, sum_bits)
 from generators.widths import bit_length, bits_for, ceil_div
 from generators.params import ParamError
 
@@ -28,12 +29,13 @@ RTL_OPS: dict[str, tuple[VectorOpcode, ...]] = {
     "relu": (VectorOpcode.RELU,), "relu2": (VectorOpcode.RELU2,), "argmax": (VectorOpcode.ARGMAX,),
     "act_quant": (VectorOpcode.ABSMAX, VectorOpcode.SCALE),
     "rms_norm": (VectorOpcode.RMS, VectorOpcode.SCALE, VectorOpcode.MUL),
-    "rope": (VectorOpcode.ROPE,),
+    "rope": (VectorOpcode.ROPE,), "silu": (VectorOpcode.SILU,), "gelu": (VectorOpcode.GELU,),
 }
 """The unit's runs for each kind of workload op it can execute, each a pass over the row: a
 W4 group's partial sums are scaled, then added; quantization finds the row's absmax, then
 scales; RMSNorm finds the factor, scales, then multiplies by the gain; RoPE rotates lane
-pairs by the (cos, sin) its y stream brings. LayerNorm, SiLU and GELU are not yet in the RTL."""
+pairs by the (cos, sin) its y stream brings; SiLU and GELU look their gate up. LayerNorm is
+not yet in the RTL."""
 
 
 def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
@@ -63,7 +65,21 @@ def prepare(points: Points) -> dict[str, np.ndarray]:
     col = {k: np.asarray(v) for k, v in col.items()}
     lanes, bits, beats = (col[k].astype(np.int64) for k in ("lanes", "bits", "max_beats"))
     return {"lanes": lanes, "bits": bits, "max_beats": beats, "index": index_bits(beats, lanes),
+            "entries": gate_entries(bits, col["input_frac"], col["table_bits"]),
             "valid": VectorParams.valid_columns(col)}
+
+
+def gate_entries(bits, input_frac, table_bits) -> np.ndarray:
+    """Entries of each gate table (:class:`generators.vector.GateTable`): its segments from the
+    lowest to the highest input within [-8, 8)."""
+    bits = np.asarray(bits, dtype=np.int64)
+    given = np.asarray(input_frac, dtype=np.int64)
+    frac = np.where(given > 0, given, derived_input_frac(bits))
+    step = np.minimum(np.asarray(table_bits, dtype=np.int64), frac)
+    drop = frac - step
+    first = np.maximum(-np.left_shift(GATE_RANGE, step), np.right_shift(-np.left_shift(1, bits - 1), drop))
+    last = np.minimum(np.left_shift(GATE_RANGE, step) - 1, np.right_shift(np.left_shift(1, bits - 1) - 1, drop))
+    return last - first + 1
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
@@ -82,6 +98,7 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     elements = np.maximum(index, bit_length(c["max_beats"] * lanes))   # the elements-taken counter
     paired = _paired(lanes)
     scalar = bits + 8
+    rom_bits = 2 * c["entries"] * (bits + 1)          # SILU's and GELU's tables, bits + 1 wide
     sequencer = sums + 2 * steps + sums + 4 * roots + 2 + bits_for(np.maximum(steps, 2 * roots) + 1) + 2
     registers = (lanes * (wide + bits + bits + 1 + index) + 2 * count + elements + 4 + bits_for(wide) + 3
                  + scalar + sums + sequencer)
@@ -92,14 +109,16 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
                 "select": lanes * wide, "shifter": lanes * (wide + 1) * np.log2(wide + 1),
                 "clamp": lanes * bits, "reduce": lanes * (bits + 1 + index),
                 "tree": (lanes - 1) * (bits + 1 + index), "sum": lanes * sums,
-                "sequencer": sequencer, "control": 2 * count + elements},
+                "sequencer": sequencer, "control": 2 * count + elements, "gate_tables": lanes * rom_bits / 64},
         "ff": {"const": one, "registers": registers},
         "period_ns": {"const": one, "dsp": (hard | hard_rope).astype(np.float64),
                       "soft_mult_level": ~hard * np.log2(bits),
-                      "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes)},
+                      "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes),
+                      "table_levels": np.log2(2 * c["entries"])},
         "cmos": {"const": one, "reg": registers, "mult": bits * (lanes * (bits + 9) + paired * bits),
                  "adder": lanes * (bits + 3 * wide + sums) + sequencer,
-                 "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index)},
+                 "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index),
+                 "rom": lanes * rom_bits},
     }
 
 
@@ -150,7 +169,7 @@ def model_info() -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------- calibration hooks
-CALIBRATION_BOX = {"lanes": (1, 16), "bits": (4, 24), "max_beats": (1, 4096)}
+CALIBRATION_BOX = {"lanes": (1, 16), "bits": (4, 24), "max_beats": (1, 4096), "table_bits": (0, 6)}
 FLOW_BOXES: dict[str, dict[str, tuple[int, int]]] = {}
 
 

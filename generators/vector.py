@@ -4,14 +4,17 @@ A run applies one op (:class:`VectorOpcode`, sampled with ``start`` as ``op``, w
 rounding ``shift``) to a row of ``n`` beats of ``x_stream`` (and, for the binary ops, ``n``
 beats of ``y_stream``, taken in the same cycle as ``x``):
 
-* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``, ``ROPE``) compute a wide
-  value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
+* element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``, ``ROPE``, ``SILU``,
+  ``GELU``) compute a wide value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
   signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the
   unit's scalar, which the last ``ABSMAX`` or ``RMS`` set. ``ROPE`` rotates each lane pair
   ``(x[2i], x[2i+1])`` by ``(y[2i], y[2i+1]) = (cos, sin)`` of its position (the complex
   product; with an odd ``lanes`` the last lane has no partner and is only scaled by its
   ``y``): the interleaved convention, to which a compiler brings the rotate-half one by
-  permuting the Q and K projections' rows alike. Two pipeline stages: the wide value, then
+  permuting the Q and K projections' rows alike. ``SILU`` and ``GELU`` multiply ``x`` by its
+  gate, ``sigmoid`` or ``Phi`` of ``x / 2**input_frac``, looked up in each lane's table
+  (:class:`GateTable`: ``2**table_bits`` entries per unit over [-8, 8), 0 or 1 beyond, in
+  units of ``2**-(bits - 1)``; ``shift = bits - 1`` returns the input's format). Two pipeline stages: the wide value, then
   the shift and saturation.
 * reductions (``ARGMAX``, ``ABSMAX``, ``RMS``) emit one beat: ``ARGMAX`` the index of the
   first largest ``x`` (unsigned, in the beat's low bits); ``ABSMAX`` the largest ``|x|`` (in
@@ -31,11 +34,13 @@ the cost model prices (:mod:`cost_models.vector`), held by the bench.
 from __future__ import annotations
 
 import enum
+import functools
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,7 +48,7 @@ from generators.params import Params, Rule, int_field
 from generators.widths import bit_length, bits_for
 from hw.run_control import RunSignature
 
-__all__ = ["VectorOpcode", "VectorParams", "VectorUnit", "build", "latency"]
+__all__ = ["GateTable", "VectorOpcode", "VectorParams", "VectorUnit", "build", "latency"]
 
 QUANT_LEVELS = 127
 """``ABSMAX`` readies a symmetric int8 quantization: ``SCALE`` maps the row onto +-127."""
@@ -57,9 +62,11 @@ class VectorOpcode(enum.IntEnum):
     RELU2 = 3     # max(x, 0) ** 2 (BitNet b1.58 2B4T's FFN)
     SCALE = 4     # x * scalar: quantization after ABSMAX, normalization after RMS
     ROPE = 5      # lane pairs rotated by (cos, sin) from y: rotary positions
-    ARGMAX = 6    # index of the first largest x: greedy decoding
-    ABSMAX = 7    # max |x| over the row: the per-token quantization scale
-    RMS = 8       # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
+    SILU = 6      # x * sigmoid(x) (Llama's FFN)
+    GELU = 7      # x * Phi(x) (GPT-style FFNs)
+    ARGMAX = 8    # index of the first largest x: greedy decoding
+    ABSMAX = 9    # max |x| over the row: the per-token quantization scale
+    RMS = 10      # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
 
     @property
     def binary(self) -> bool:
@@ -68,6 +75,77 @@ class VectorOpcode(enum.IntEnum):
     @property
     def reduction(self) -> bool:
         return self >= VectorOpcode.ARGMAX
+
+    @property
+    def gated(self) -> bool:
+        return self in GATES
+
+
+def sigmoid(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))   # no overflow
+
+
+def gauss_cdf(t: float) -> float:
+    return 0.5 * math.erfc(-t / math.sqrt(2.0))
+
+
+GATES: dict[VectorOpcode, Callable[[float], float]] = {VectorOpcode.SILU: sigmoid, VectorOpcode.GELU: gauss_cdf}
+"""Each gated op's gate: ``z = x * gate(x)``. Both rise monotonically from 0 to 1, which the
+tables' error bound relies on."""
+GATE_RANGE = 8
+"""The tables cover ``[-8, 8)``; beyond, a gate is 0 or 1 (``sigmoid(-8) = 3.4e-4``)."""
+
+
+def derived_input_frac(bits):
+    """``input_frac`` unset: half the lane's bits are fractional."""
+    return np.asarray(bits) // 2
+
+
+@dataclass(frozen=True)
+class GateTable:
+    """A gate's lookup table for ``bits``-bit lanes whose value is ``x / 2**frac``.
+
+    The entry for ``x >> drop`` (``drop = frac - step``: ``2**step`` entries per unit, at most
+    one per input value) holds ``round(2**(bits - 1) * (g(a) + g(b)) / 2)``, with ``a`` and
+    ``b`` the first and last input of its segment: the middle of the gate's values there,
+    since it is monotonic. Segments reach from the lowest to the highest input within
+    ``[-8, 8)``; below the table the gate is 0, above it ``one = 2**(bits - 1)``.
+    """
+    bits: int
+    frac: int
+    table_bits: int
+
+    @property
+    def step(self) -> int:
+        return min(self.table_bits, self.frac)
+
+    @property
+    def drop(self) -> int:
+        return self.frac - self.step
+
+    @property
+    def one(self) -> int:
+        return 1 << (self.bits - 1)
+
+    @property
+    def first(self) -> int:
+        """The lowest segment index in the table (``x >> drop`` below it: gate 0)."""
+        return max(-GATE_RANGE << self.step, -(1 << (self.bits - 1)) >> self.drop)
+
+    @property
+    def last(self) -> int:
+        """The highest segment index in the table (above it: gate ``one``)."""
+        return min((GATE_RANGE << self.step) - 1, ((1 << (self.bits - 1)) - 1) >> self.drop)
+
+    def segment(self, index: int) -> tuple[float, float]:
+        """The first and last input value of a segment, as reals."""
+        return (index << self.drop) / 2 ** self.frac, (((index + 1) << self.drop) - 1) / 2 ** self.frac
+
+    @functools.cache
+    def entries(self, op: VectorOpcode) -> tuple[int, ...]:
+        gate = GATES[op]
+        return tuple(round(self.one * (gate(a) + gate(b)) / 2)
+                for a, b in map(self.segment, range(self.first, self.last + 1)))
 
 
 def index_bits(max_beats, lanes) -> np.ndarray:
@@ -130,8 +208,14 @@ class VectorParams(Params):
     lanes: int = int_field(8, 1, 64, log=True, doc="elements per beat: element operations per cycle")
     bits: int = int_field(16, 4, 32, doc="signed fixed-point width of an element in and out")
     max_beats: int = int_field(512, 1, 65536, log=True, doc="longest row one run takes, in beats")
+    table_bits: int = int_field(3, 0, 6, doc="SILU and GELU tables: log2 of their entries per unit of x, "
+                                             "over [-8, 8)")
+    input_frac: int | None = int_field(None, 1, 31, optional=True, search=False,
+                                       doc="fractional bits of SILU and GELU's input x; unset = bits // 2")
 
     rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("input_frac", ("bits",), lambda c: np.asarray(c["input_frac"]) < np.asarray(c["bits"]),
+             "below bits ({bits})"),
         Rule("max_beats", ("lanes", "bits"),
              lambda c: index_bits(c["max_beats"], c["lanes"]) <= np.asarray(c["lanes"]) * c["bits"],
              lambda v: f"at most {1 << min(v['lanes'] * v['bits'], 62)} // lanes ({v['lanes']}) beats, "
@@ -155,6 +239,11 @@ class VectorParams(Params):
 
     def latency(self, op: VectorOpcode) -> int:
         return int(latency(op, self.lanes, self.bits, self.max_beats))
+
+    @property
+    def gate_table(self) -> GateTable:
+        frac = self.input_frac if self.input_frac is not None else int(derived_input_frac(self.bits))
+        return GateTable(self.bits, frac, self.table_bits)
 
 
 class VectorUnit(wiring.Component):
@@ -202,13 +291,23 @@ class VectorUnit(wiring.Component):
         factor = Cat(scalar, Const(0, 1)).as_signed()
         square = is_op[VectorOpcode.RELU2]
         rope = is_op[VectorOpcode.ROPE]
+        gated = is_op[VectorOpcode.SILU] | is_op[VectorOpcode.GELU]
+        table = p.gate_table
+        silu, gelu = (Array(Const(e, p.bits + 1) for e in table.entries(g))
+                      for g in (VectorOpcode.SILU, VectorOpcode.GELU))
         xs, ys = self.x_stream.payload, self.y_stream.payload
         for i in range(p.lanes):
             x, y = xs[i], ys[i]
             relu = Mux(x[-1], 0, x)
             odd = i % 2 == 1
             own_y = Mux(rope, ys[i - 1], y) if odd else y      # lane 2i+1: x[2i+1] * cos
-            other = Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, own_y))
+            segment = x >> table.drop
+            entry = Signal(range(len(silu)), name=f"entry_{i}")
+            gate = Signal(p.bits + 1, name=f"gate_{i}")      # a signal: read from two tables
+            m.d.comb += [entry.eq(segment - table.first),
+                         gate.eq(Mux(segment < table.first, 0, Mux(segment > table.last, table.one,
+                                     Mux(is_op[VectorOpcode.GELU], gelu[entry], silu[entry]))))]
+            other = Mux(gated, gate, Mux(is_op[VectorOpcode.RMS], x, Mux(is_op[VectorOpcode.SCALE], factor, own_y)))
             product = Signal(signed(2 * p.bits + 9), name=f"product_{i}")   # a signal: used twice
             m.d.comb += product.eq(Mux(square, relu, x) * Mux(square, relu, other))
             if odd:                                            # + x[2i] * sin

@@ -3,7 +3,7 @@ real-number references with the bounds that hold between them.
 
 Element-wise ops: ``z = sat(floor(w / 2**shift + 1/2))`` with ``w`` the op's exact integer
 value (``x + y``, ``x * y``, ``max(x, 0)``, ``max(x, 0)**2``, ``x * scalar``, a lane pair's
-complex product by ``(cos, sin)``) and ``sat`` the
+complex product by ``(cos, sin)``, ``x`` times its table gate) and ``sat`` the
 clamp to ``bits``-bit two's complement. Against ``clamp(w / 2**shift)`` in exact rationals
 the golden result is within :data:`ELEMENTWISE_BOUND` for every input (rounding half up moves
 at most half a unit; a clamp only brings both to the same limit).
@@ -12,6 +12,11 @@ The scalars are exact floors (:class:`Unit`), so the composed ops have bounds of
 quantization (``ABSMAX``, then ``SCALE`` at ``quant_shift``, on lanes of at least 8 bits)
 lands within :data:`QUANT_BOUND` of ``127 * x / absmax``, and normalization (``RMS``, then ``SCALE`` at
 ``shift``) within ``1/2 + |x| / 2**shift`` of ``x * 2**(norm_shift - shift) / sqrt(mean(x**2) + 1)``.
+The gated ops (``SILU``, ``GELU``) land within :func:`gate_bound` of the real
+``x * gate(x)`` (float64), for every input: half a unit of rounding, plus the table's
+largest ``|x| * |entry - gate|`` over a segment, which for a monotonic gate is reached at
+the segment's ends, and beyond the table ``8 * gate(-8)`` (``|x| * gate(-|x|)`` falls
+there).
 Python integers throughout: a 32-bit lane times the scalar needs 73 bits.
 """
 from __future__ import annotations
@@ -23,7 +28,8 @@ from math import isqrt
 
 import numpy as np
 
-from generators.vector import QUANT_LEVELS, VectorOpcode, norm_shift, quant_shift, scalar_bits
+from generators.vector import (GATE_RANGE, GATES, QUANT_LEVELS, GateTable, VectorOpcode, norm_shift, quant_shift,
+                               scalar_bits)
 
 ELEMENTWISE_BOUND = Fraction(1, 2)
 """Largest distance, in output units, between an element-wise result and its reference."""
@@ -58,12 +64,24 @@ def _rotations(x, y) -> list[int]:
     return out
 
 
-def wide(op: VectorOpcode, x, y=None, scalar: int = 0) -> list[int]:
+def gate(table: GateTable, op: VectorOpcode, x: int) -> int:
+    """The gate the lane's table gives ``x``: its segment's entry, 0 below, ``one`` above."""
+    segment = x >> table.drop
+    if segment < table.first:
+        return 0
+    if segment > table.last:
+        return table.one
+    return table.entries(op)[segment - table.first]
+
+
+def wide(op: VectorOpcode, x, y=None, scalar: int = 0, table: GateTable | None = None) -> list[int]:
     """The op's exact integer value per element, before the shift (``x`` and ``y`` as beats x
-    lanes for ``ROPE``)."""
+    lanes for ``ROPE``; a gated op needs the unit's ``table``)."""
     if op is VectorOpcode.ROPE:
         return _rotations(x, y)
     xs = _ints(x)
+    if op.gated:
+        return [v * gate(table, op, v) for v in xs]
     ys = _ints(y) if op.binary else [0] * len(xs)
     value = {VectorOpcode.ADD: lambda a, b: a + b, VectorOpcode.MUL: lambda a, b: a * b,
              VectorOpcode.RELU: lambda a, b: max(a, 0), VectorOpcode.RELU2: lambda a, b: max(a, 0) ** 2,
@@ -79,9 +97,10 @@ def round_shift(w: int, shift: int, bits: int) -> int:
     return min(max((((w << 1) >> shift) + 1) >> 1, lo), hi)
 
 
-def elementwise(op: VectorOpcode, x, y, shift: int, bits: int, scalar: int = 0) -> np.ndarray:
+def elementwise(op: VectorOpcode, x, y, shift: int, bits: int, scalar: int = 0,
+                table: GateTable | None = None) -> np.ndarray:
     """What the unit's ``z`` lanes hold, in the shape of ``x``."""
-    out = [round_shift(w, shift, bits) for w in wide(op, x, y, scalar)]
+    out = [round_shift(w, shift, bits) for w in wide(op, x, y, scalar, table)]
     return np.array(out, dtype=np.int64).reshape(np.shape(x))
 
 
@@ -109,9 +128,11 @@ def rms_scalar(x, bits: int) -> int:
 
 @dataclass
 class Unit:
-    """The unit's state across runs: the scalar ``SCALE`` reads (zero after reset)."""
+    """The unit's state across runs: the scalar ``SCALE`` reads (zero after reset); ``table``
+    is its gate tables' shape (``VectorParams.gate_table``)."""
     lanes: int
     bits: int
+    table: GateTable | None = None
     scalar: int = 0
 
     def run(self, op: VectorOpcode, x, y=None, shift: int = 0) -> list[int]:
@@ -125,7 +146,7 @@ class Unit:
         if op is VectorOpcode.RMS:
             self.scalar = rms_scalar(x, self.bits)
             return [self.scalar & ((1 << (self.lanes * self.bits)) - 1)]
-        return elementwise(op, x, y, shift, self.bits, self.scalar).ravel().tolist()
+        return elementwise(op, x, y, shift, self.bits, self.scalar, self.table).ravel().tolist()
 
 
 def reference(op: VectorOpcode, x, y, shift: int, bits: int, scalar: int = 0) -> list[Fraction]:
@@ -163,3 +184,25 @@ def norm_error_excess(x, bits: int, shift: int) -> float:
         real = min(max(v * 2.0 ** (int(norm_shift(bits)) - shift) / float(rms), lo), hi)
         worst = max(worst, abs(int(g) - real) - (0.5 + abs(v) / 2.0 ** shift))
     return worst
+
+
+def gate_bound(table: GateTable, op: VectorOpcode, shift: int) -> float:
+    """The largest distance, in output units, of a gated op's result from the real
+    ``x * gate(x / 2**frac) * 2**(bits - 1 - shift)`` (clamped to the lane), for every ``x``."""
+    g, one, scale = GATES[op], table.one, 2.0 ** table.frac
+    worst = 0.0
+    for index, entry in zip(range(table.first, table.last + 1), table.entries(op), strict=True):
+        a, b = table.segment(index)
+        worst = max(worst, max(abs(a), abs(b)) * scale * max(abs(entry - one * g(a)), abs(entry - one * g(b))))
+    lo, hi = limits(table.bits)
+    if (lo >> table.drop) < table.first or (hi >> table.drop) > table.last:   # inputs beyond the table
+        worst = max(worst, GATE_RANGE * scale * one * g(-GATE_RANGE))
+    return 0.5 + worst / 2.0 ** shift
+
+
+def gate_reference(table: GateTable, op: VectorOpcode, x, shift: int) -> np.ndarray:
+    """``clamp(x * gate(x / 2**frac) * 2**(bits - 1 - shift))`` per element, in float64."""
+    lo, hi = limits(table.bits)
+    g = GATES[op]
+    return np.array([min(max(v * g(v / 2.0 ** table.frac) * 2.0 ** (table.bits - 1 - shift), lo), hi)
+                     for v in _ints(x)])

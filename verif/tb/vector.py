@@ -78,11 +78,11 @@ class Host(LockStepHost):
                          gaps=(gap, gap), stall=stall, held=("op", "shift"), length_port="n",
                          maximum=params.max_beats)
         self.p = params
-        self.unit = Unit(params.lanes, params.bits)
+        self.unit = Unit(params.lanes, params.bits, params.gate_table)
 
     async def reset(self) -> None:
         await super().reset()
-        self.unit = Unit(self.p.lanes, self.p.bits)
+        self.unit = Unit(self.p.lanes, self.p.bits, self.p.gate_table)
 
     async def execute(self, runs: list[Run]) -> list[Timing]:
         p = self.p
@@ -226,7 +226,8 @@ async def unsaturated_values(dut):
     rng = np.random.default_rng(cocotb.RANDOM_SEED + 6)
     small = 1 << max((p.bits - 3) // 2, 1)
     runs = []
-    for op in (VectorOpcode.ADD, VectorOpcode.MUL, VectorOpcode.RELU, VectorOpcode.RELU2, VectorOpcode.ROPE):
+    for op in (VectorOpcode.ADD, VectorOpcode.MUL, VectorOpcode.RELU, VectorOpcode.RELU2, VectorOpcode.ROPE,
+               VectorOpcode.SILU, VectorOpcode.GELU):
         for shift in (0, 1, 2):
             n = int(rng.integers(1, min(p.max_beats, 6) + 1))
             x = rng.integers(-small, small, size=(n, p.lanes), endpoint=True)
@@ -236,6 +237,27 @@ async def unsaturated_values(dut):
     runs += [Run(VectorOpcode.ABSMAX, 0, row), Run(VectorOpcode.SCALE, p.bits + 1, row),
              Run(VectorOpcode.RMS, 0, row), Run(VectorOpcode.SCALE, p.bits + 7, row)]
     await _issue(dut, "unsaturated_values", runs, cocotb.RANDOM_SEED)
+
+
+@cocotb.test()
+async def gates_over_every_segment(dut):
+    """SILU and GELU on the first and last input of every table segment and on the first input
+    beyond each end (where the gate becomes 0 or 1), lanes rotated so that each lane's own
+    table reads every entry, at the input's format (``shift = bits - 1``) and at shifts that
+    round and saturate."""
+    p = _params()
+    table = p.gate_table
+    lo, hi = limits(p.bits)
+    ends = [v for i in range(table.first, table.last + 1) for v in (i << table.drop, ((i + 1) << table.drop) - 1)]
+    values = np.array(sorted({min(max(v, lo), hi) for v in [*ends, ends[0] - 1, ends[-1] + 1, lo, hi]}))
+    runs = []
+    for op, shift in itertools.product((VectorOpcode.SILU, VectorOpcode.GELU), (p.bits - 1, 0, p.bits + 2)):
+        for lane in range(p.lanes if shift == p.bits - 1 else 1):
+            beats = -(-len(values) // p.lanes)
+            x = np.resize(np.roll(values, lane), beats * p.lanes).reshape(beats, p.lanes)
+            for first in range(0, beats, p.max_beats):
+                runs.append(Run(op, shift, x[first:first + p.max_beats]))
+    await _issue(dut, "gates_over_every_segment", runs, cocotb.RANDOM_SEED)
 
 
 @cocotb.test()
