@@ -1,7 +1,8 @@
 """PPA model of the vector unit (:mod:`generators.vector`), vectorised over design points.
 
 Cycles are exact: a run of ``n`` beats takes ``n`` plus the op's stated latency
-(:func:`generators.vector.latency`) from its accepted start to ``done``, back to back, and a workload op of ``elements`` values is ``ceil(elements / lanes)`` beats in runs of
+(:func:`generators.vector.latency`) from its accepted start to ``done``, back to back, and a
+workload op of ``elements`` values is ``ceil(elements / lanes)`` beats in runs of
 at most ``max_beats``, one run per RTL op it needs (:data:`RTL_OPS`). Resources, Fmax, area
 and energy are structural counts of the RTL times the coefficients in
 ``cost_models/data/vector.json``.
@@ -19,7 +20,6 @@ from cost_models.targets import Target, TargetKind
 from generators.vector import (GATE_RANGE, VectorOpcode, VectorParams, derived_input_frac, divide_steps, index_bits,
                                latency, root_steps, sum_bits)
 from generators.widths import bit_length, bits_for, ceil_div
-from generators.params import ParamError
 
 Points = Union[VectorParams, Sequence[VectorParams], Mapping[str, np.ndarray]]
 
@@ -30,19 +30,19 @@ RTL_OPS: dict[str, tuple[VectorOpcode, ...]] = {
     "act_quant": (VectorOpcode.ABSMAX, VectorOpcode.SCALE),
     "rms_norm": (VectorOpcode.RMS, VectorOpcode.SCALE, VectorOpcode.MUL),
     "rope": (VectorOpcode.ROPE,), "silu": (VectorOpcode.SILU,), "gelu": (VectorOpcode.GELU,),
+    "layer_norm": (VectorOpcode.MEAN, VectorOpcode.CENTER, VectorOpcode.RMS, VectorOpcode.SCALE, VectorOpcode.MUL,
+                   VectorOpcode.ADD),
 }
 """The unit's runs for each kind of workload op it can execute, each a pass over the row: a
 W4 group's partial sums are scaled, then added; quantization finds the row's absmax, then
 scales; RMSNorm finds the factor, scales, then multiplies by the gain; RoPE rotates lane
-pairs by the (cos, sin) its y stream brings; SiLU and GELU look their gate up. LayerNorm is
-not yet in the RTL."""
+pairs by the (cos, sin) its y stream brings; SiLU and GELU look their gate up; LayerNorm
+finds the mean, centres the row, then normalizes it as RMSNorm does and adds the bias."""
 
 
 def rtl_ops(kind: str) -> tuple[VectorOpcode, ...]:
-    try:
-        return RTL_OPS[kind]
-    except KeyError:
-        raise ParamError(f"the vector unit runs {', '.join(RTL_OPS)}; {kind!r} is not in its RTL yet") from None
+    """The runs of a kind of :class:`cost_models.ops.VectorOp` (every kind has them)."""
+    return RTL_OPS[kind]
 
 
 def run_cycles(op: VectorOpcode, n, lanes, bits, max_beats) -> np.ndarray:
@@ -83,12 +83,13 @@ def gate_entries(bits, input_frac, table_bits) -> np.ndarray:
 
 
 def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndarray]]:
-    """Structural features of the RTL, grouped by the figure they price: per lane an adder, a
-    ``bits x (bits + 9)`` multiplier and RoPE's ``bits x bits`` one (in fabric or on DSPs),
-    the wide-value select, a rounding
-    barrel shifter, a saturating clamp, the reduction's compare and select and its share of the
-    sum of squares; across lanes the argmax tree; once, the divider and square-root sequencer.
-    The flip-flop feature is the RTL's register bits."""
+    """Structural features of the RTL, grouped by the figure they price: per lane two adders
+    (``x + y``, ``x - offset``), a ``bits x (bits + 9)`` multiplier and RoPE's ``bits x bits``
+    one (in fabric or on DSPs), the wide-value select, a rounding barrel shifter, a saturating
+    clamp, the reduction's compare and select, its share of the sums, and the two gate tables
+    (ROM bits, and their read's depth in the first stage); across lanes the argmax tree; once,
+    the divider and square-root sequencer (with ``MEAN``'s rounding and magnitude). The
+    flip-flop feature is the RTL's register bits."""
     lanes, bits, index = c["lanes"], c["bits"], c["index"]
     wide = 2 * bits + 9                               # a lane times the scalar
     sums = sum_bits(lanes, bits, c["max_beats"])      # RMS's sum of squares
@@ -101,22 +102,22 @@ def features(c: Mapping[str, np.ndarray], on_dsp) -> dict[str, dict[str, np.ndar
     rom_bits = 2 * c["entries"] * (bits + 1)          # SILU's and GELU's tables, bits + 1 wide
     sequencer = sums + 2 * steps + sums + 4 * roots + 2 + bits_for(np.maximum(steps, 2 * roots) + 1) + 2
     registers = (lanes * (wide + bits + bits + 1 + index) + 2 * count + elements + 4 + bits_for(wide) + 3
-                 + scalar + sums + sequencer)
+                 + scalar + bits + 1 + sums + sequencer)           # bits + 1: MEAN's offset and its sign
     one = np.ones_like(lanes)
     return {
-        "lut": {"const": one, "adders": lanes * bits,
+        "lut": {"const": one, "adders": 2 * lanes * bits,
                 "soft_products": bits * (lanes * ~hard * (bits + 9) + paired * ~hard_rope * bits),
                 "select": lanes * wide, "shifter": lanes * (wide + 1) * np.log2(wide + 1),
                 "clamp": lanes * bits, "reduce": lanes * (bits + 1 + index),
                 "tree": (lanes - 1) * (bits + 1 + index), "sum": lanes * sums,
-                "sequencer": sequencer, "control": 2 * count + elements, "gate_tables": lanes * rom_bits / 64},
+                "sequencer": sequencer + 2 * sums, "control": 2 * count + elements, "gate_tables": lanes * rom_bits / 64},
         "ff": {"const": one, "registers": registers},
         "period_ns": {"const": one, "dsp": (hard | hard_rope).astype(np.float64),
                       "soft_mult_level": ~hard * np.log2(bits),
                       "shift_levels": np.log2(wide + 1), "tree_levels": np.log2(lanes),
                       "table_levels": np.log2(2 * c["entries"])},
         "cmos": {"const": one, "reg": registers, "mult": bits * (lanes * (bits + 9) + paired * bits),
-                 "adder": lanes * (bits + 3 * wide + sums) + sequencer,
+                 "adder": lanes * (2 * bits + 3 * wide + sums) + sequencer + 2 * sums,
                  "mux": lanes * (wide + 1) * np.log2(wide + 1) + (lanes - 1) * (bits + 1 + index),
                  "rom": lanes * rom_bits},
     }

@@ -5,9 +5,10 @@ rounding ``shift``) to a row of ``n`` beats of ``x_stream`` (and, for the binary
 beats of ``y_stream``, taken in the same cycle as ``x``):
 
 * element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``, ``ROPE``, ``SILU``,
-  ``GELU``) compute a wide value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
+  ``GELU``, ``CENTER``) compute a wide value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
   signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the
-  unit's scalar, which the last ``ABSMAX`` or ``RMS`` set. ``ROPE`` rotates each lane pair
+  unit's scalar, which the last ``ABSMAX`` or ``RMS`` set; ``CENTER`` subtracts the offset the
+  last ``MEAN`` set. ``ROPE`` rotates each lane pair
   ``(x[2i], x[2i+1])`` by ``(y[2i], y[2i+1]) = (cos, sin)`` of its position (the complex
   product; with an odd ``lanes`` the last lane has no partner and is only scaled by its
   ``y``): the interleaved convention, to which a compiler brings the rotate-half one by
@@ -16,14 +17,15 @@ beats of ``y_stream``, taken in the same cycle as ``x``):
   (:class:`GateTable`: ``2**table_bits`` entries per unit over [-8, 8), 0 or 1 beyond, in
   units of ``2**-(bits - 1)``; ``shift = bits - 1`` returns the input's format). Two pipeline stages: the wide value, then
   the shift and saturation.
-* reductions (``ARGMAX``, ``ABSMAX``, ``RMS``) emit one beat: ``ARGMAX`` the index of the
+* reductions (``ARGMAX``, ``ABSMAX``, ``RMS``, ``MEAN``) emit one beat: ``ARGMAX`` the index of the
   first largest ``x`` (unsigned, in the beat's low bits); ``ABSMAX`` the largest ``|x|`` (in
   lane 0), and sets the scalar to ``floor(127 * 2**(bits + 1) / absmax)`` so that ``SCALE``
   at ``shift = bits + 1`` quantizes the row to [-127, 127]; ``RMS`` sets the scalar to
   ``floor(2**(bits + 7) / sqrt(mean(x**2) + 1))``, so that ``SCALE`` normalizes the row (the
   mean is over ``n * lanes`` elements; the ``+ 1`` is an epsilon of one unit squared), and
-  emits it (its low ``lanes * bits`` bits). The scalars come from a restoring divider and a
-  digit-by-digit square root, one quotient or root bit per cycle.
+  emits it (its low ``lanes * bits`` bits); ``MEAN`` sets the offset to ``floor(mean(x) +
+  1/2)`` and emits it (in lane 0). The scalars and the offset come from a restoring divider
+  and a digit-by-digit square root, one quotient or root bit per cycle.
 
 ``done`` pulses in the cycle the run's last ``z`` beat leaves; the next start is taken in
 that cycle; a start whose ``op`` names no op is refused, as one with ``n`` outside
@@ -64,9 +66,11 @@ class VectorOpcode(enum.IntEnum):
     ROPE = 5      # lane pairs rotated by (cos, sin) from y: rotary positions
     SILU = 6      # x * sigmoid(x) (Llama's FFN)
     GELU = 7      # x * Phi(x) (GPT-style FFNs)
-    ARGMAX = 8    # index of the first largest x: greedy decoding
-    ABSMAX = 9    # max |x| over the row: the per-token quantization scale
-    RMS = 10      # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
+    CENTER = 8    # x - offset, the offset the last MEAN set: LayerNorm's centring
+    ARGMAX = 9    # index of the first largest x: greedy decoding
+    ABSMAX = 10   # max |x| over the row: the per-token quantization scale
+    RMS = 11      # 1 / sqrt(mean(x**2) + 1): RMSNorm's factor
+    MEAN = 12     # the row's mean, rounded: LayerNorm's offset
 
     @property
     def binary(self) -> bool:
@@ -192,10 +196,10 @@ def root_steps(bits):
 
 def latency(op: VectorOpcode, lanes, bits, max_beats):
     """Cycles a run takes beyond its ``n`` beats, unstalled: the element-wise pipeline's two
-    stages; a reduction's result beat after the divider (load, steps, hand-over) and for
-    ``RMS`` the drained square and the root."""
+    stages; a reduction's result beat after the divider (load, steps, hand-over), for ``MEAN``
+    the drained first stage, for ``RMS`` the drained square and the root."""
     divide = 3 + divide_steps(lanes, bits, max_beats)
-    return {VectorOpcode.ARGMAX: 1 + 0 * divide, VectorOpcode.ABSMAX: divide,
+    return {VectorOpcode.ARGMAX: 1 + 0 * divide, VectorOpcode.ABSMAX: divide, VectorOpcode.MEAN: divide + 1,
             VectorOpcode.RMS: divide + 2 + root_steps(bits)}.get(op, 2 + 0 * divide)
 
 
@@ -271,11 +275,13 @@ class VectorUnit(wiring.Component):
         width = int(index_bits(p.max_beats, p.lanes))
         base = Signal(max(width, int(bit_length(p.max_beats * p.lanes))))   # elements taken: the next beat's lane 0
         scalar = Signal(int(scalar_bits(p.bits)))           # SCALE's factor, set by ABSMAX and RMS
+        offset = Signal(signed(p.bits))                     # CENTER's offset, set by MEAN
         accept = Signal()
         is_op = {code: op == code for code in VectorOpcode}
         binary = is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL] | is_op[VectorOpcode.ROPE]
         reduction = op >= VectorOpcode.ARGMAX
-        pipelined = ~reduction | is_op[VectorOpcode.RMS]    # RMS squares in the first stage
+        mean = is_op[VectorOpcode.MEAN]
+        pipelined = ~reduction | is_op[VectorOpcode.RMS] | mean   # RMS squares in the first stage, MEAN sums there
 
         # ---- the two element-wise stages: a stall moves neither
         v1, v2 = Signal(), Signal()
@@ -316,8 +322,10 @@ class VectorUnit(wiring.Component):
                 turned = product - xs[i + 1] * ys[i + 1]
             else:                                              # an odd lanes' last lane: unpaired
                 turned = product
+            centred = x - Mux(is_op[VectorOpcode.CENTER], offset, 0)     # MEAN: x itself
             wide = Mux(is_op[VectorOpcode.ADD], x + y,
-                       Mux(is_op[VectorOpcode.RELU], relu, Mux(rope, turned, product)))
+                       Mux(is_op[VectorOpcode.RELU], relu,
+                           Mux(rope, turned, Mux(is_op[VectorOpcode.CENTER] | mean, centred, product))))
             halves = (w1[i] << 1) >> shift                  # floor(w / 2**(shift - 1))
             rounded = (halves + 1) >> 1                     # floor(w / 2**shift + 1/2)
             with m.If(advance):
@@ -351,12 +359,20 @@ class VectorUnit(wiring.Component):
             level += 1
         top, top_index = pairs[0]
 
-        # ---- RMS: the sum of x**2 + 1 over the row, accumulated from the first stage
+        # ---- RMS: the sum of x**2 + 1 over the row, accumulated from the first stage; MEAN:
+        # the sum of x there, in two's complement (it needs bits + width(n) bits: fewer)
         total = Signal(p.sum_bits)
         with m.If(accept):
             m.d.sync += total.eq(0)
         with m.Elif(v1 & is_op[VectorOpcode.RMS]):
             m.d.sync += total.eq(total + sum(w1[i].as_unsigned() for i in range(p.lanes)) + p.lanes)
+        with m.Elif(v1 & mean):
+            m.d.sync += total.eq(total + sum(w1[i] for i in range(p.lanes)))
+        # MEAN's floor(sum / N + 1/2) = floor((2 sum + N) / 2N), a negative one through the
+        # magnitude: floor(-a / d) = -floor((a + d - 1) / d)
+        doubled = Signal(signed(p.sum_bits + 2))
+        m.d.comb += doubled.eq(Cat(Const(0, 1), total).as_signed() + base)
+        negative = Signal()
 
         # ---- the scalar: a restoring divider, then (RMS) a digit-by-digit square root
         steps = int(divide_steps(p.lanes, p.bits, p.max_beats))
@@ -370,9 +386,12 @@ class VectorUnit(wiring.Component):
         phase = Signal(2)                                   # 0 feed, 1 divide, 2 root, 3 result
         fed = self.busy & (feed_left == 0)
         with m.If(fed & (phase == 0) & ~is_op[VectorOpcode.ARGMAX] & reduction & ~v1):
+            below = doubled[-1]
             numerator = Mux(absmax, QUANT_LEVELS << int(quant_shift(p.bits)),
-                            base << (2 * int(norm_shift(p.bits))))          # base: the row's elements
-            m.d.sync += [divisor.eq(Mux(absmax, top, total)), dividend.eq(numerator), remainder.eq(0),
+                            Mux(mean, Mux(below, ((base << 1) - 1) - doubled, doubled),
+                                base << (2 * int(norm_shift(p.bits)))))    # base: the row's elements
+            m.d.sync += [divisor.eq(Mux(absmax, top, Mux(mean, base << 1, total))), dividend.eq(numerator),
+                         negative.eq(below), remainder.eq(0),
                          quotient.eq(0), left.eq(steps), phase.eq(1)]
         with m.If(phase == 1):
             with m.If(left != 0):
@@ -382,6 +401,8 @@ class VectorUnit(wiring.Component):
                              dividend.eq(dividend << 1), left.eq(left - 1)]
             with m.Elif(absmax):
                 m.d.sync += [scalar.eq(quotient), phase.eq(3)]
+            with m.Elif(mean):
+                m.d.sync += [offset.eq(Mux(negative, -quotient, quotient)), phase.eq(3)]
             with m.Else():
                 m.d.sync += [radicand.eq(quotient), root.eq(0), root_rem.eq(0), left.eq(roots), phase.eq(2)]
         with m.If(phase == 2):
@@ -393,7 +414,8 @@ class VectorUnit(wiring.Component):
                              radicand.eq(radicand << 2), left.eq(left - 1)]
             with m.Else():
                 m.d.sync += [scalar.eq(root), phase.eq(3)]
-        result = Mux(is_op[VectorOpcode.ARGMAX], top_index, Mux(absmax, top[:p.bits], scalar))
+        result = Mux(is_op[VectorOpcode.ARGMAX], top_index,
+                     Mux(absmax, top[:p.bits], Mux(mean, offset.as_unsigned(), scalar)))
 
         # ---- run control
         out_valid = Mux(reduction, fed & (is_op[VectorOpcode.ARGMAX] | (phase == 3)), v2)

@@ -18,11 +18,12 @@ from generators.vector import VectorOpcode, VectorParams
 from tests.model_checks import assert_batch_equals_points
 from generators.vector import norm_shift, quant_shift
 from verif.golden.vector import (ELEMENTWISE_BOUND, QUANT_BOUND, argmax, absmax, elementwise, gate_bound,
-                                 gate_reference, limits, norm_error_excess, quant_error, quant_scalar, rms_scalar,
-                                 worst_error)
+                                 gate_reference, limits, mean_offset, norm_error_excess, quant_error, quant_scalar,
+                                 rms_scalar, worst_error)
 
-ELEMENTWISE = [op for op in VectorOpcode if not op.reduction and op is not VectorOpcode.ROPE and not op.gated]
-"""Checked element by element; ROPE's lane pairs and the gated ops have their own tests."""
+ELEMENTWISE = [op for op in VectorOpcode
+               if not op.reduction and not op.gated and op not in (VectorOpcode.ROPE, VectorOpcode.CENTER)]
+"""Checked element by element; ROPE's lane pairs, the gated ops and CENTER have their own tests."""
 SCALAR = 1000003                                    # a scalar for SCALE wider than any 4-bit lane
 
 
@@ -201,6 +202,26 @@ def test_the_gate_tables_rise_from_zero_to_one_and_the_model_counts_their_entrie
         assert int(model.prepare(p)["entries"][0]) == len(entries), p
 
 
+def test_center_subtracts_the_offset_and_mean_rounds_half_up():
+    """``CENTER``: every 4-bit ``x`` and offset at every shift, against the definition; ``MEAN``:
+    ``floor(mean + 1/2)`` exactly, ties of both signs included, so a centred row's own mean is
+    within 1/2 of zero when nothing saturates."""
+    bits = 4
+    lo, hi = limits(bits)
+    xs = np.arange(lo, hi + 1)
+    for offset, shift in itertools.product(range(lo, hi + 1), range(VectorParams(bits=bits).shift_limit)):
+        want = [min(max(floor(Fraction(int(v) - offset, 1 << shift) + Fraction(1, 2)), lo), hi) for v in xs]
+        assert elementwise(VectorOpcode.CENTER, xs, None, shift, bits, offset=offset).tolist() == want
+    assert [mean_offset(r) for r in ([0, 1], [-1, 0], [1, 2], [-1, -2], [lo] * 3, [hi, hi, hi - 1])] == \
+        [1, 0, 2, -1, lo, hi]
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        row = rng.integers(-(1 << 20), 1 << 20, size=int(rng.integers(1, 50)))
+        offset = mean_offset(row)
+        assert offset == floor(Fraction(int(row.sum()), len(row)) + Fraction(1, 2))
+        assert abs(Fraction(int(row.sum()), len(row)) - offset) <= Fraction(1, 2)
+
+
 def test_reductions_take_the_first_largest_and_the_magnitude_of_the_lowest():
     lo, hi = limits(8)
     assert argmax([3, 7, 7, -1]) == 1 and argmax([lo] * 5) == 0
@@ -214,7 +235,8 @@ def test_cycles_of_an_op_are_its_runs_back_to_back():
     for lanes, bits, max_beats, kind, elements in ((8, 16, 512, "residual", 2560), (3, 5, 7, "group_scale", 100),
                                                    (1, 9, 1, "relu2", 5), (16, 16, 64, "argmax", 128256),
                                                    (8, 16, 512, "rms_norm", 2560), (4, 12, 32, "act_quant", 6912),
-                                                   (8, 16, 512, "silu", 6912), (5, 9, 3, "gelu", 50)):
+                                                   (8, 16, 512, "silu", 6912), (5, 9, 3, "gelu", 50),
+                                                   (8, 16, 512, "layer_norm", 4096)):
         p = VectorParams(lanes=lanes, bits=bits, max_beats=max_beats)
         beats = -(-elements // lanes)
         sizes = [min(max_beats, beats - start) for start in range(0, beats, max_beats)]
@@ -223,9 +245,10 @@ def test_cycles_of_an_op_are_its_runs_back_to_back():
         assert int(cycles[0]) == want and int(runs[0]) == len(sizes) * len(model.rtl_ops(kind))
 
 
-def test_an_op_the_rtl_lacks_is_refused_by_name():
-    with pytest.raises(ValueError, match="'layer_norm' is not in its RTL yet"):
-        model.estimate(VectorParams(), VectorOp(kind="layer_norm", elements=64), get_target("kv260"))
+def test_every_kind_of_element_wise_op_runs_in_the_rtl_and_others_are_refused():
+    from cost_models.ops import OPS_PER_ELEMENT
+
+    assert set(model.RTL_OPS) == set(OPS_PER_ELEMENT)
     with pytest.raises(ValueError, match="vector.kind must be one of"):
         VectorOp(kind="softmax", elements=4)
     with pytest.raises(ValueError, match="vector must be KIND,ELEMENTS"):
@@ -303,8 +326,6 @@ def test_the_command_line_prices_generates_and_refuses(tmp_path, capsys):
     assert doc["cycles"] == 4096 // 8 + 2 and doc["vector"] == {"kind": "residual", "elements": 4096}
     assert cli.main(["estimate", "vector", "--gemm", "1,2,3"]) == 2
     assert "use --vector KIND,ELEMENTS" in capsys.readouterr().err
-    assert cli.main(["estimate", "vector", "--vector", "layer_norm,64"]) == 2
-    assert "'layer_norm' is not in its RTL yet" in capsys.readouterr().err
     out = tmp_path / "axi"
     assert cli.main(["generate", "vector", "--interface", "axi", "--out", str(out)]) == 2
     assert "vector has no AXI wrapper" in capsys.readouterr().err and not out.exists()

@@ -3,7 +3,7 @@ real-number references with the bounds that hold between them.
 
 Element-wise ops: ``z = sat(floor(w / 2**shift + 1/2))`` with ``w`` the op's exact integer
 value (``x + y``, ``x * y``, ``max(x, 0)``, ``max(x, 0)**2``, ``x * scalar``, a lane pair's
-complex product by ``(cos, sin)``, ``x`` times its table gate) and ``sat`` the
+complex product by ``(cos, sin)``, ``x`` times its table gate, ``x - offset``) and ``sat`` the
 clamp to ``bits``-bit two's complement. Against ``clamp(w / 2**shift)`` in exact rationals
 the golden result is within :data:`ELEMENTWISE_BOUND` for every input (rounding half up moves
 at most half a unit; a clamp only brings both to the same limit).
@@ -74,7 +74,7 @@ def gate(table: GateTable, op: VectorOpcode, x: int) -> int:
     return table.entries(op)[segment - table.first]
 
 
-def wide(op: VectorOpcode, x, y=None, scalar: int = 0, table: GateTable | None = None) -> list[int]:
+def wide(op: VectorOpcode, x, y=None, scalar: int = 0, table: GateTable | None = None, offset: int = 0) -> list[int]:
     """The op's exact integer value per element, before the shift (``x`` and ``y`` as beats x
     lanes for ``ROPE``; a gated op needs the unit's ``table``)."""
     if op is VectorOpcode.ROPE:
@@ -85,7 +85,7 @@ def wide(op: VectorOpcode, x, y=None, scalar: int = 0, table: GateTable | None =
     ys = _ints(y) if op.binary else [0] * len(xs)
     value = {VectorOpcode.ADD: lambda a, b: a + b, VectorOpcode.MUL: lambda a, b: a * b,
              VectorOpcode.RELU: lambda a, b: max(a, 0), VectorOpcode.RELU2: lambda a, b: max(a, 0) ** 2,
-             VectorOpcode.SCALE: lambda a, b: a * scalar}
+             VectorOpcode.SCALE: lambda a, b: a * scalar, VectorOpcode.CENTER: lambda a, b: a - offset}
     if op not in value:
         raise ValueError(f"{op.name} is a reduction, not an element-wise op")
     return [value[op](a, b) for a, b in zip(xs, ys, strict=True)]
@@ -98,9 +98,9 @@ def round_shift(w: int, shift: int, bits: int) -> int:
 
 
 def elementwise(op: VectorOpcode, x, y, shift: int, bits: int, scalar: int = 0,
-                table: GateTable | None = None) -> np.ndarray:
+                table: GateTable | None = None, offset: int = 0) -> np.ndarray:
     """What the unit's ``z`` lanes hold, in the shape of ``x``."""
-    out = [round_shift(w, shift, bits) for w in wide(op, x, y, scalar, table)]
+    out = [round_shift(w, shift, bits) for w in wide(op, x, y, scalar, table, offset)]
     return np.array(out, dtype=np.int64).reshape(np.shape(x))
 
 
@@ -118,6 +118,12 @@ def quant_scalar(amax: int, bits: int) -> int:
     return (QUANT_LEVELS << int(quant_shift(bits))) // amax if amax else (1 << width) - 1
 
 
+def mean_offset(x) -> int:
+    """``floor(mean(x) + 1/2)``, exactly."""
+    xs = _ints(x)
+    return (2 * sum(xs) + len(xs)) // (2 * len(xs))
+
+
 def rms_scalar(x, bits: int) -> int:
     """``floor(2**(bits + 7) / sqrt(mean(x**2) + 1))``, exactly: the integer square root of the
     divider's floor (``isqrt(floor(a)) == floor(sqrt(a))``)."""
@@ -128,12 +134,13 @@ def rms_scalar(x, bits: int) -> int:
 
 @dataclass
 class Unit:
-    """The unit's state across runs: the scalar ``SCALE`` reads (zero after reset); ``table``
-    is its gate tables' shape (``VectorParams.gate_table``)."""
+    """The unit's state across runs: the scalar ``SCALE`` reads and the offset ``CENTER``
+    reads (zero after reset); ``table`` is its gate tables' shape (``VectorParams.gate_table``)."""
     lanes: int
     bits: int
     table: GateTable | None = None
     scalar: int = 0
+    offset: int = 0
 
     def run(self, op: VectorOpcode, x, y=None, shift: int = 0) -> list[int]:
         """One run's ``z`` beats as integers: a reduction's one beat, else each element."""
@@ -146,7 +153,10 @@ class Unit:
         if op is VectorOpcode.RMS:
             self.scalar = rms_scalar(x, self.bits)
             return [self.scalar & ((1 << (self.lanes * self.bits)) - 1)]
-        return elementwise(op, x, y, shift, self.bits, self.scalar, self.table).ravel().tolist()
+        if op is VectorOpcode.MEAN:
+            self.offset = mean_offset(x)
+            return [self.offset & ((1 << self.bits) - 1)]
+        return elementwise(op, x, y, shift, self.bits, self.scalar, self.table, self.offset).ravel().tolist()
 
 
 def reference(op: VectorOpcode, x, y, shift: int, bits: int, scalar: int = 0) -> list[Fraction]:

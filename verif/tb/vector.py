@@ -145,7 +145,8 @@ async def back_to_back(dut):
 @cocotb.test()
 async def quantize_and_normalize(dut):
     """The token's composed ops on random rows: ABSMAX then SCALE at the quantization shift;
-    RMS then SCALE (8 fractional bits) then MUL by a gain row."""
+    RMS then SCALE (8 fractional bits) then MUL by a gain row; LayerNorm's MEAN, CENTER, RMS,
+    SCALE, MUL by the gain and ADD of a bias row."""
     p = _params()
     rng = np.random.default_rng(cocotb.RANDOM_SEED + 5)
     runs = []
@@ -155,6 +156,10 @@ async def quantize_and_normalize(dut):
         runs += [Run(VectorOpcode.ABSMAX, 0, row), Run(VectorOpcode.SCALE, p.bits + 1, row),
                  Run(VectorOpcode.RMS, 0, row), Run(VectorOpcode.SCALE, 7 + max(p.bits - 8, 0), row),
                  Run(VectorOpcode.MUL, p.bits - 1, row, gain)]
+        centred = np.clip(row - int(np.floor(row.mean() + 0.5)), *limits(p.bits))     # what CENTER leaves
+        runs += [Run(VectorOpcode.MEAN, 0, row), Run(VectorOpcode.CENTER, 0, row), Run(VectorOpcode.RMS, 0, centred),
+                 Run(VectorOpcode.SCALE, 7 + max(p.bits - 8, 0), centred), Run(VectorOpcode.MUL, p.bits - 1, row, gain),
+                 Run(VectorOpcode.ADD, 0, row, gain)]
     await _issue(dut, "quantize_and_normalize", runs, cocotb.RANDOM_SEED)
 
 
@@ -163,7 +168,9 @@ async def extremes(dut):
     """Saturating sums and products (both limits), ``|lo|``, and ties: every element equal (the
     first wins), and the row's largest value found first in a later lane than again later;
     quantization of a row of limits, of a zero row (the divider's zero divisor) and of a
-    one-spike row; normalization of a zero row, of a row of limits and of a one-spike row."""
+    one-spike row; normalization of a zero row, of a row of limits and of a one-spike row;
+    the mean of each (a row of limits: the offset at either limit, so that CENTER of the other
+    limit saturates) and means that tie at +-1/2 and +-3/2 (rounded up)."""
     p = _params()
     lo, hi = limits(p.bits)
     n = min(p.max_beats, 4)
@@ -186,7 +193,14 @@ async def extremes(dut):
         runs += [Run(VectorOpcode.ABSMAX, 0, row), Run(VectorOpcode.SCALE, quant, row),
                  Run(VectorOpcode.SCALE, 0, full(hi)),
                  Run(VectorOpcode.RMS, 0, row), Run(VectorOpcode.SCALE, norm - p.bits + 2, row),
-                 Run(VectorOpcode.SCALE, norm, full(lo))]
+                 Run(VectorOpcode.SCALE, norm, full(lo)),
+                 Run(VectorOpcode.MEAN, 0, row), Run(VectorOpcode.CENTER, 0, row),
+                 Run(VectorOpcode.CENTER, 0, full(hi)), Run(VectorOpcode.CENTER, 1, full(lo))]
+    beats = 2 if p.max_beats > 1 else 1
+    if beats * p.lanes % 2 == 0:                                   # an even count of elements can tie
+        half = np.arange(beats * p.lanes).reshape(beats, p.lanes) % 2
+        for row in (half, -half, half + 1, -half - 1):              # means 1/2, -1/2, 3/2, -3/2
+            runs += [Run(VectorOpcode.MEAN, 0, row), Run(VectorOpcode.CENTER, 0, row)]
     await _issue(dut, "extremes", runs, cocotb.RANDOM_SEED)
 
 
