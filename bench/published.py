@@ -102,7 +102,7 @@ def main() -> None:
         shape = (f"{g.rows}x{g.cols} {g.dataflow.value}" if design.gemm.value == "systolic"
                  else f"{g.m_tile}x{g.n_tile}" + (f" g{g.g}" if hasattr(g, "g") else f" k{g.k_lanes}"))
         text = (f"{design.gemm.value} {shape} x{design.gemm_instances}, attention lanes {design.attention.lanes} "
-                f"x{design.attention_instances}, {design.vector_lanes} vector lanes; {m['clock_mhz']:.0f} MHz, "
+                f"x{design.attention_instances}, {design.vector.lanes} vector lanes; {m['clock_mhz']:.0f} MHz, "
                 f"{m['lut']:,.0f} LUT, {m['dsp']:.0f} DSP, {m['bram']:.0f} BRAM")
         print(f"| {case.system} | {workload.name}, {case.seq_len} | {case.value} {unit} | {ours:.3g} {unit} | "
               f"{roof:.3g} {unit} | {text} |")

@@ -3,9 +3,9 @@
 Every op of a pass runs on the engine that computes it: GEMMs on the GEMM engine (its
 ``gemm_instances`` replicas each take a ``ceil(N / instances)`` slice of the columns),
 attention on the attention engine (replicas share the KV heads, each with its GQA
-group of query heads), element-wise ops on the vector unit
-(:mod:`cost_models.vector_unit`, a stated model without RTL) and the KV-cache write and
-embedding read as plain transfers. Ops run one after another in layer order (no overlap
+group of query heads), element-wise ops on the vector unit (:mod:`cost_models.vector`, its
+RTL's exact runs and fitted resources) and the KV-cache write and embedding read as plain
+transfers. Ops run one after another in layer order (no overlap
 between ops); each costs ``max(compute, off-chip bytes / bandwidth)`` with the engines'
 own exact cycle counts at the accelerator's one clock (the target's, capped by the
 slowest engine's Fmax), and all engines share the board's bandwidth. Resources of every
@@ -22,11 +22,12 @@ import cost_models.attention as attention_model
 import cost_models.lut_mpgemm as lut_model
 import cost_models.mac_mpgemm as mac_model
 import cost_models.systolic as systolic_model
-import cost_models.vector_unit as vector_model
+import cost_models.vector as vector_model
 from cost_models.ops import AttentionOp, Gemm, TransferOp, VectorOp
 from cost_models.targets import Target
 from generators.accelerator import GEMM_ENGINES, GemmKind
 from generators.attention import AttentionParams
+from generators.vector import VectorParams
 
 GEMM_MODELS: dict[GemmKind, Callable[..., dict[str, np.ndarray]]] = {
     GemmKind.SYSTOLIC: systolic_model.estimate,
@@ -110,6 +111,23 @@ def _attention(led: _Ledger, col, ops, target: Target) -> None:
             led.add_engine(sel, attention_model.estimate(sub, probe, target), copies)
 
 
+def _vector(led: _Ledger, col, ops, target: Target) -> None:
+    """One vector unit per design: each element-wise op's runs back to back on it."""
+    sel = np.arange(len(led.fmax))
+    sub = _sub(col, "vector", [f.name for f in VectorParams.fields()], sel)
+    vec_ops = [(i, op) for i, (op, _) in enumerate(ops) if isinstance(op, VectorOp)]
+    cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    for i, op in vec_ops:
+        key = (op.kind, op.elements)
+        if key not in cache:
+            cache[key] = vector_model.estimate(sub, op, target)
+            if len(cache) == 1:
+                led.add_engine(sel, cache[key], 1)
+        led.add_op(i, sel, cache[key], 1)
+    if not vec_ops:                        # a workload with no element-wise op still pays for the unit
+        led.add_engine(sel, vector_model.estimate(sub, VectorOp(kind="residual", elements=1), target), 1)
+
+
 def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target: Target, *,
           tokens: int, min_offchip_bytes: float, breakdown: bool = False) -> dict[str, Any]:
     """Whole-pass PPA of every design in ``col`` (``AcceleratorParams.columns`` layout) for
@@ -120,21 +138,13 @@ def price(col: Mapping[str, np.ndarray], ops: Sequence[tuple[Any, int]], target:
     design is priced above it. With ``breakdown`` the result's ``ops`` lists, per op,
     its engine, count, seconds per run and whether memory bounds it.
     """
-    lanes = np.asarray(col["vector_lanes"])
-    n = len(lanes)
+    n = len(np.asarray(col["gemm"]))
     led = _Ledger(n, ops)
     _gemms(led, col, ops, target)
     _attention(led, col, ops, target)
-    vec = vector_model.resources(lanes, target)
-    for k in RESOURCES:
-        led.res[k] += vec.get(k, 0)                   # the stated vector model has no distributed RAM
-    led.fmax = np.minimum(led.fmax, vec["fmax_mhz"])
-    led.w_static += vec["w_static"]
+    _vector(led, col, ops, target)
     for i, (op, _) in enumerate(ops):
-        if isinstance(op, VectorOp):
-            cost = vector_model.op_cost(lanes, op, target)
-            led.cycles[i], led.bytes[i], led.energy[i] = cost["cycles"], cost["offchip_bytes"], cost["energy_j"]
-        elif isinstance(op, TransferOp):
+        if isinstance(op, TransferOp):
             led.bytes[i] = op.bytes
 
     clock = np.minimum(led.fmax, target.clock_mhz)
@@ -177,6 +187,6 @@ def _engine(op) -> str:
 
 def model_info() -> dict[str, object]:
     return {"family": "accelerator", "engines": {
-        **{k.value: m.__module__ for k, m in GEMM_MODELS.items()}, "attention": attention_model.__name__},
-        "vector_unit": vector_model.model_info(),
+        **{k.value: m.__module__ for k, m in GEMM_MODELS.items()}, "attention": attention_model.__name__,
+        "vector": vector_model.__name__},
         "schedule": "ops in layer order, one at a time; each max(compute, bytes / bandwidth)"}

@@ -2,11 +2,13 @@
 
 The space is conditional: the GEMM engine kind is a categorical choice and each kind's
 fields come from that family's own Params declarations and workload pins (so a new
-field joins the search with no edit here); the attention engine's fields likewise.
-Trials store the fields as ``<kind>.<field>`` and ``attention.<field>``, so two kinds
-never share a name; ``gemm.<field>`` is how a user pins them (``--set gemm.n_tile=64``).
-A kind the workload rules out (8-bit weights on an mpGEMM engine) or that lacks a pinned
-field drops out of the choice.
+field joins the search with no edit here); the attention engine's and the vector unit's
+fields likewise. Trials store the fields as ``<kind>.<field>``, ``attention.<field>`` and
+``vector.<field>``, so two kinds never share a name; ``gemm.<field>`` is how a user pins
+them (``--set gemm.n_tile=64``). A kind the workload rules out (8-bit weights on an mpGEMM
+engine) or that lacks a pinned field drops out of the choice. The vector unit's lanes are
+16 bits (:data:`VECTOR_DEFAULTS`) unless the user sets ``vector.bits``: no objective
+weighs precision, so a free width would only ever narrow.
 """
 from __future__ import annotations
 
@@ -19,17 +21,20 @@ import optuna
 
 from cost_models import accelerator as model
 from dse.space import Dimension, PinConflict, SearchSpace, derive, fitted_defaults
-from generators.accelerator import GEMM_ENGINES, AcceleratorParams, GemmKind
-from generators.attention import AttentionParams
+from generators.accelerator import GEMM_ENGINES, PARTS, AcceleratorParams, GemmKind
 from generators.params import ParamError, nested_errors
+
+VECTOR_DEFAULTS = {"bits": 16}
+"""The vector unit's pins under the user's: the hidden state's 16-bit fixed point."""
 
 
 @dataclass(frozen=True)
 class AcceleratorSpace:
-    """A conditional space: top fields, one sub-space per allowed GEMM kind, attention."""
+    """A conditional space: top fields, one sub-space per allowed GEMM kind, then one per fixed
+    part (attention, vector)."""
     top: SearchSpace
     kinds: Mapping[str, SearchSpace]
-    attention: SearchSpace
+    parts: Mapping[str, SearchSpace]
     params: type[AcceleratorParams] = AcceleratorParams
     supports_grid: bool = False
     dimensions: tuple[Dimension, ...] = field(init=False)
@@ -39,12 +44,12 @@ class AcceleratorSpace:
         dims = [*self.top.dimensions]
         for kind, space in self.kinds.items():
             dims += space.keyed(kind)
-        dims += self.attention.keyed("attention")
+        for prefix, space in self.parts.items():
+            dims += space.keyed(prefix)
         object.__setattr__(self, "dimensions", tuple(dims))
         pinned = dict(self.top.pinned)
-        for kind, space in self.kinds.items():
-            pinned.update({f"{kind}.{k}": v for k, v in space.pinned.items()})
-        pinned.update({f"attention.{k}": v for k, v in self.attention.pinned.items()})
+        for prefix, space in {**self.kinds, **self.parts}.items():
+            pinned.update({f"{prefix}.{k}": v for k, v in space.pinned.items()})
         object.__setattr__(self, "pinned", pinned)
 
     def _kind(self, values: Mapping[str, Any]) -> str:
@@ -53,13 +58,13 @@ class AcceleratorSpace:
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         values = self.top.suggest(trial)
         kind = self._kind(values)
-        for space, prefix in ((self.kinds[kind], kind), (self.attention, "attention")):
+        for prefix, space in {kind: self.kinds[kind], **self.parts}.items():
             values.update({d.name: d.suggest(trial) for d in space.keyed(prefix)})
         return values
 
     def size(self) -> int:
         top = math.prod(d.size() for d in self.top.dimensions if d.name != "gemm")
-        return top * sum(s.size() for s in self.kinds.values()) * self.attention.size()
+        return top * sum(s.size() for s in self.kinds.values()) * math.prod(s.size() for s in self.parts.values())
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         raise ParamError("explore.sampler grid needs a flat space; the accelerator's space is conditional "
@@ -74,9 +79,11 @@ class AcceleratorSpace:
             for info in cls.fields():
                 key = f"{kind.value}.{info.name}"
                 out[key] = info.encode([r.get(key, pins.get(info.name, info.default)) for r in rows])
-        for info in AttentionParams.fields():
-            key = f"attention.{info.name}"
-            out[key] = info.encode([r.get(key, self.attention.pinned.get(info.name, info.default)) for r in rows])
+        for prefix, cls in PARTS.items():
+            pins = self.parts[prefix].pinned
+            for info in cls.fields():
+                key = f"{prefix}.{info.name}"
+                out[key] = info.encode([r.get(key, pins.get(info.name, info.default)) for r in rows])
         return out
 
     def point(self, values: Mapping[str, Any]) -> AcceleratorParams:
@@ -85,12 +92,13 @@ class AcceleratorSpace:
         kind = self._kind(values)
         flat = {k: v for k, v in {**self.top.pinned, **values}.items() if k in self.top.params.field_names()}
         flat.update({f"gemm.{k}": v for k, v in self.kinds[kind].pinned.items()})
-        flat.update({f"attention.{k}": v for k, v in self.attention.pinned.items()})
+        for prefix, space in self.parts.items():
+            flat.update({f"{prefix}.{k}": v for k, v in space.pinned.items()})
         for key, value in values.items():
             prefix, _, name = key.partition(".")
             if prefix == kind:
                 flat[f"gemm.{name}"] = value
-            elif prefix == "attention":
+            elif prefix in self.parts:
                 flat[key] = value
         return AcceleratorParams.from_dict({k: _plain_int(v) for k, v in flat.items()})
 
@@ -103,6 +111,13 @@ def _plain_int(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _part_pins(families: Mapping[str, Any], prefix: str, workload, user: Mapping[str, str]) -> dict[str, Any]:
+    """A fixed part's pins: the workload's and the user's ``<prefix>.*``; the vector unit's
+    defaults under both."""
+    pins = families[prefix].pins_for(workload, user, path=f"accelerator.{prefix}")
+    return {**VECTOR_DEFAULTS, **pins} if prefix == "vector" else pins
 
 
 def _kind_pins(families: Mapping[str, Any], kind: GemmKind, workload, user: Mapping[str, str]) -> dict[str, Any]:
@@ -130,9 +145,8 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
             refusals.append(f"{kind.value}: {exc}")
     if not spaces:
         raise ParamError("no GEMM engine kind can run this design: " + "; ".join(refusals))
-    attention = derive(AttentionParams, families["attention"].pins_for(workload, nested["attention"],
-                                                                         path="accelerator.attention"),
-                       nested_ranges["attention"])
+    parts = {prefix: derive(cls, _part_pins(families, prefix, workload, nested[prefix]), nested_ranges[prefix])
+             for prefix, cls in PARTS.items()}
     top = derive(AcceleratorParams, top_pins, top_ranges)
     if "gemm" not in top_pins:
         allowed = tuple(k for k in spaces)
@@ -140,7 +154,7 @@ def derive_space(families: Mapping[str, Any], workload, user: Mapping[str, str],
             Dimension(d.info, allowed) if d.name == "gemm" else d for d in top.dimensions)
             if len(allowed) > 1 else tuple(d for d in top.dimensions if d.name != "gemm"),
             {**top.pinned, **({} if len(allowed) > 1 else {"gemm": allowed[0]})})
-    return AcceleratorSpace(top=top, kinds=spaces, attention=attention)
+    return AcceleratorSpace(top=top, kinds=spaces, parts=parts)
 
 
 def design(families: Mapping[str, Any], workload,
@@ -152,8 +166,7 @@ def design(families: Mapping[str, Any], workload,
     kind = AcceleratorParams.kind_of(values)
     fitted: dict[str, Any] = {}
     parts = (("gemm", GEMM_ENGINES[kind][0], _kind_pins(families, kind, workload, nested["gemm"])),
-             ("attention", AttentionParams, families["attention"].pins_for(
-                 workload, nested["attention"], path="accelerator.attention")))
+             *((prefix, cls, _part_pins(families, prefix, workload, nested[prefix])) for prefix, cls in PARTS.items()))
     for prefix, cls, pins in parts:
         with nested_errors(f"accelerator.{prefix}", cls):
             part_fitted = fitted_defaults(cls, pins)

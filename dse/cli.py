@@ -257,7 +257,7 @@ def _estimate_workload(family: Family, args: argparse.Namespace) -> int:
             t = o["count"] * o["seconds"]
             print(f"  {o['name']:<22} {o['engine']:<10} {o['count']:>6} {o['seconds']:>11.4g} {t:>10.4g} "
                   f"{t / total:>6.1%}  {o['bound']}")
-    notes = _fitted_notes(family, fitted) + _model_notes(document["model"]) + _unfitted_notes(family, target)
+    notes = _fitted_notes(family, fitted) + _unfitted_notes(family, target)
     if family.op_type is not None:
         notes.append(f"only the workload's {family.op_type.label} are priced; the rest of a token is left "
                      f"out (the accelerator family prices every op)")
@@ -276,14 +276,6 @@ def _unfitted_notes(family: Family, target) -> list[str]:
     return [f"{family.name}'s coefficients for {target.tech} are not fitted: its {what} are first guesses"]
 
 
-def _model_notes(info: dict[str, Any]) -> list[str]:
-    """What a user must know about where the figures come from (unfitted or RTL-less parts)."""
-    notes = []
-    vector = info.get("vector_unit")
-    if vector and not vector.get("rtl", True):
-        notes.append("the vector unit is modelled without RTL; its coefficients are not fitted "
-                     "(cost_models/data/vector_unit.json)")
-    return notes
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -338,9 +338,8 @@ def _scope(explorer) -> str:
     """What the figures cover, said where users read them."""
     kind = explorer.family.op_type
     if kind is None:
-        return ("Every op of a token is priced (GEMMs, attention, element-wise ops, KV-cache write); the "
-                "vector unit that runs the element-wise ops is modelled without RTL, its coefficients not "
-                "fitted.")
+        return ("Every op of a token is priced (GEMMs, attention, element-wise ops, KV-cache write), each "
+                "on the engine whose RTL runs it, the vector unit's included.")
     return f"Only the workload's {kind.label} are priced; the rest of a token is left out."
 
 

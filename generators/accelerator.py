@@ -2,12 +2,13 @@
 vector unit, sharing one device and its off-chip memory.
 
 ``AcceleratorParams`` nests the families' own Params: the GEMM engine's fields are
-addressed as ``gemm.<field>`` (``gemm.n_tile=64``) and the attention engine's as
-``attention.<field>``; the engine kind itself is ``gemm`` (``systolic``,
-``lut_mpgemm``, ``mac_mpgemm``). Errors name the nested field
+addressed as ``gemm.<field>`` (``gemm.n_tile=64``), the attention engine's as
+``attention.<field>`` and the vector unit's as ``vector.<field>``; the engine kind itself
+is ``gemm`` (``systolic``, ``lut_mpgemm``, ``mac_mpgemm``). Errors name the nested field
 (``accelerator.gemm.n_tile must be ...``). The top module instantiates every engine
 replica with its ports brought out under ``gemm<i>__`` / ``attention<i>__``; the vector
-unit is a cost-model component with no RTL yet, so the top has none.
+unit is priced from its own RTL's model (:mod:`generators.vector`), and joins the top with
+the controller that will issue its runs.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from amaranth.lib.wiring import Out
 from generators import attention, lut_mpgemm, mac_mpgemm, systolic
 from generators.attention import AttentionParams
 from generators.params import ParamError, Params, choice_field, int_field, nested_errors
+from generators.vector import VectorParams
 
 
 class GemmKind(enum.Enum):
@@ -37,7 +39,10 @@ GEMM_ENGINES: dict[GemmKind, tuple[type[Params], Callable[[Any], wiring.Componen
     GemmKind.LUT_MPGEMM: (lut_mpgemm.LutMpGemmParams, lut_mpgemm.build),
     GemmKind.MAC_MPGEMM: (mac_mpgemm.MacMpGemmParams, mac_mpgemm.build),
 }
-NESTED = ("gemm", "attention")
+PARTS: dict[str, type[Params]] = {"attention": AttentionParams, "vector": VectorParams}
+"""The nested parts of one fixed family, each an attribute of that name (the GEMM engine's
+family is a choice: ``gemm`` and ``gemm_params``)."""
+NESTED = ("gemm", *PARTS)
 
 
 def _nested(prefix: str, cls: type[Params], make: Callable[[], Any]) -> Any:
@@ -55,10 +60,9 @@ class AcceleratorParams(Params):
     gemm: GemmKind = choice_field(GemmKind.LUT_MPGEMM, doc="GEMM engine kind; its fields are gemm.<field>")
     gemm_instances: int = int_field(1, 1, 8, doc="GEMM engine replicas, each a slice of every GEMM's N")
     attention_instances: int = int_field(1, 1, 8, doc="attention engine replicas, each a share of the KV heads")
-    vector_lanes: int = int_field(16, 1, 256, log=True,
-                                  doc="vector unit lanes for the element-wise ops (modelled, no RTL yet)")
     gemm_params: Params | None = field(default=None)
     attention: AttentionParams = field(default_factory=AttentionParams)
+    vector: VectorParams = field(default_factory=VectorParams)
 
     def __post_init__(self) -> None:
         kind = self._coerce(self.field_info("gemm"), self.gemm)
@@ -69,8 +73,9 @@ class AcceleratorParams(Params):
         if not isinstance(self.gemm_params, cls):
             raise ParamError(f"accelerator.gemm_params must be {cls.__name__} for gemm "
                              f"{self.gemm.value!r}, not {type(self.gemm_params).__name__}")
-        if not isinstance(self.attention, AttentionParams):
-            raise ParamError(f"accelerator.attention must be AttentionParams, not {self.attention!r}")
+        for prefix, cls in PARTS.items():
+            if not isinstance(getattr(self, prefix), cls):
+                raise ParamError(f"accelerator.{prefix} must be {cls.__name__}, not {getattr(self, prefix)!r}")
 
     @property
     def gemm_class(self) -> type[Params]:
@@ -80,20 +85,22 @@ class AcceleratorParams(Params):
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out.update({f"gemm.{k}": v for k, v in self.gemm_params.to_dict().items()})
-        out.update({f"attention.{k}": v for k, v in self.attention.to_dict().items()})
+        for prefix in PARTS:
+            out.update({f"{prefix}.{k}": v for k, v in getattr(self, prefix).to_dict().items()})
         return out
 
     def digest_values(self) -> dict[str, Any]:
         """The nested parts' values as their own digests take them (late fields at their
         default left out there too)."""
-        out = {k: v for k, v in super().digest_values().items() if not k.startswith(("gemm.", "attention."))}
+        out = {k: v for k, v in super().digest_values().items() if not k.startswith(tuple(f"{p}." for p in NESTED))}
         out.update({f"gemm.{k}": v for k, v in self.gemm_params.digest_values().items()})
-        out.update({f"attention.{k}": v for k, v in self.attention.digest_values().items()})
+        for prefix in PARTS:
+            out.update({f"{prefix}.{k}": v for k, v in getattr(self, prefix).digest_values().items()})
         return out
 
     @staticmethod
     def split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        """Top-level items and the ``gemm.`` / ``attention.`` items by prefix."""
+        """Top-level items and the ``gemm.`` / ``attention.`` / ``vector.`` items by prefix."""
         top: dict[str, Any] = {}
         nested: dict[str, dict[str, Any]] = {p: {} for p in NESTED}
         for key, value in values.items():
@@ -101,7 +108,7 @@ class AcceleratorParams(Params):
             if dot and prefix in nested:
                 nested[prefix][name] = value
             elif dot:
-                raise ParamError(f"accelerator has no nested part {prefix!r}; known: gemm, attention")
+                raise ParamError(f"accelerator has no nested part {prefix!r}; known: {', '.join(NESTED)}")
             else:
                 top[key] = value
         return top, nested
@@ -118,8 +125,8 @@ class AcceleratorParams(Params):
             cls.field_info(name)
         gemm_cls = GEMM_ENGINES[cls.kind_of(top)][0]
         gemm = _nested("gemm", gemm_cls, lambda: gemm_cls.from_dict(nested["gemm"]))
-        att = _nested("attention", AttentionParams, lambda: AttentionParams.from_dict(nested["attention"]))
-        return cls(**top, gemm_params=gemm, attention=att)
+        parts = {prefix: _nested(prefix, part, lambda: part.from_dict(nested[prefix])) for prefix, part in PARTS.items()}
+        return cls(**top, gemm_params=gemm, **parts)
 
     @classmethod
     def check_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,18 +135,19 @@ class AcceleratorParams(Params):
         gemm_cls = GEMM_ENGINES[cls.kind_of(out)][0]
         out.update({f"gemm.{k}": v for k, v in _nested(
             "gemm", gemm_cls, lambda: gemm_cls.check_fields(nested["gemm"])).items()})
-        out.update({f"attention.{k}": v for k, v in _nested(
-            "attention", AttentionParams, lambda: AttentionParams.check_fields(nested["attention"])).items()})
+        for prefix, part in PARTS.items():
+            out.update({f"{prefix}.{k}": v for k, v in _nested(
+                prefix, part, lambda: part.check_fields(nested[prefix])).items()})
         return out
 
     @classmethod
     def parse_strings(cls, values: Mapping[str, str]) -> dict[str, Any]:
         """Top-level and nested ``--set`` text as typed values, nested names checked against the
-        chosen GEMM kind's and the attention engine's fields."""
+        chosen GEMM kind's, the attention engine's and the vector unit's fields."""
         top, nested = cls.split(values)
         parsed = super().parse_strings(top)
         gemm_cls = GEMM_ENGINES[cls.kind_of(parsed)][0]
-        for prefix, part in (("gemm", gemm_cls), ("attention", AttentionParams)):
+        for prefix, part in (("gemm", gemm_cls), *PARTS.items()):
             for name, text in nested[prefix].items():
                 info = _nested(prefix, part, lambda: part.field_info(name))
                 parsed[f"{prefix}.{name}"] = info.parse(text)
@@ -148,19 +156,20 @@ class AcceleratorParams(Params):
     @classmethod
     def columns(cls, points) -> dict[str, np.ndarray]:
         """Top fields, then every GEMM kind's fields as ``<kind>.<field>`` (the kind's
-        defaults where a point uses another kind) and ``attention.<field>``."""
+        defaults where a point uses another kind), ``attention.<field>`` and ``vector.<field>``."""
         out = super().columns(points)
         for kind, (gemm_cls, _) in GEMM_ENGINES.items():
             own = [p.gemm_params if p.gemm is kind else gemm_cls() for p in points]
             out.update({f"{kind.value}.{k}": v for k, v in gemm_cls.columns(own).items()})
-        out.update({f"attention.{k}": v for k, v in AttentionParams.columns([p.attention for p in points]).items()})
+        for prefix, part in PARTS.items():
+            out.update({f"{prefix}.{k}": v for k, v in part.columns([getattr(p, prefix) for p in points]).items()})
         return out
 
     @classmethod
     def nested_help(cls) -> list[str]:
         return ["gemm.<field>: the fields of the chosen GEMM engine (accelforge params systolic | "
                 "lut_mpgemm | mac_mpgemm)", "attention.<field>: the attention engine's fields "
-                "(accelforge params attention)"]
+                "(accelforge params attention)", "vector.<field>: the vector unit's fields (accelforge params vector)"]
 
 
 class Accelerator(wiring.Component):

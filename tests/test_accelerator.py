@@ -47,7 +47,8 @@ def test_nested_params_round_trip_and_hash():
     ({"attention.lanes": "5"}, "accelerator.attention.lanes must be a divisor of head_dim (64), not 5"),
     ({"gemm": "tpu"}, "accelerator.gemm must be one of 'systolic', 'lut_mpgemm', 'mac_mpgemm', not 'tpu'"),
     ({"gemm_instances": "9"}, "accelerator.gemm_instances must be an integer in 1..8, not 9"),
-    ({"vector.lanes": "4"}, "accelerator has no nested part 'vector'"),
+    ({"vector.lanes": "65"}, "accelerator.vector.lanes must be an integer in 1..64, not 65"),
+    ({"memory.ports": "4"}, "accelerator has no nested part 'memory'; known: gemm, attention, vector"),
 ])
 def test_bad_nested_values_name_the_nested_field(items, message):
     with pytest.raises(ValueError) as info:
@@ -80,7 +81,7 @@ def test_estimate_lists_every_op_and_they_sum_to_the_latency(workload, headline)
     assert doc["tokens_per_s"] <= doc["roofline_tokens_per_s"]
     if headline == "ttft_s":
         assert doc["ttft_s"] == doc["latency_s"]
-    assert doc["model"]["vector_unit"]["rtl"] is False
+    assert doc["model"]["engines"]["vector"] == "cost_models.vector"      # the RTL's own model
 
 
 def _random_designs(workload, target, n: int, seed: int):
@@ -105,7 +106,8 @@ def test_replicas_add_resources_and_split_the_work():
     one = ACC.design(wl, {"gemm.n_tile": "16", "attention.lanes": "8"})
     two = one.replace(gemm_instances=2, attention_instances=2)
     m = ACC.price(AcceleratorParams.columns([one, two]), wl, target, breakdown=True)
-    base = AcceleratorParams.columns([one.replace(gemm_instances=1, attention_instances=1, vector_lanes=1)])
+    base = AcceleratorParams.columns([one.replace(gemm_instances=1, attention_instances=1,
+                                                  vector=one.vector.replace(lanes=1))])
     assert m["lut"][1] > m["lut"][0] and m["dsp"][1] >= m["dsp"][0]
     ops = {o["name"]: o for o in m["ops"]}
     assert ops["attention"]["seconds"][1] < ops["attention"]["seconds"][0]
@@ -171,9 +173,9 @@ def test_explore_of_the_accelerator_end_to_end(tmp_path):
     assert manifest["family"] == "accelerator" and manifest["params"]["attention.head_dim"] == 128
     for name in ("breakdown.png", "roofline.png", "report.html"):
         assert (out / name).stat().st_size > 0, name
-    text = (out / "report.html").read_text()              # the unfitted vector unit is named at the top
+    text = (out / "report.html").read_text()              # Xilinx fits have no place and route: Fmax only
     assert text.index("<b>Not fitted:</b>") < text.index("<h2>Pareto front</h2>")
-    assert "lut, ff, dsp, bram, fmax_mhz of vector_unit" in text
+    assert "fmax_mhz of vector;" in text and "lut, ff" not in text and "modelled without RTL" not in text
     proc = _cli("report", str(out))
     assert proc.returncode == 0, proc.stderr
 
@@ -244,3 +246,18 @@ def test_block_ram_budget_is_a_constraint(tmp_path):
     frame = pd.read_parquet(out / "trials.parquet")
     assert (frame["bram"] > 56).any(), "the sample should hold designs over the budget"
     assert not frame[frame["bram"] > 56]["feasible"].any()
+
+
+def test_a_report_names_each_figure_whose_coefficients_were_never_fitted():
+    """The attention engine was never fitted to transistor counts, and no engine's Fmax on
+    Xilinx (no place and route here); ECP5's figures are all fitted."""
+    from types import SimpleNamespace
+
+    from dse.report import calibration_frame, not_fitted
+
+    def named(target):
+        return not_fitted(calibration_frame(SimpleNamespace(target=get_target(target), family=ACC)))
+
+    assert named("asic-45nm") == "transistors of attention"
+    assert named("kv260") == "; ".join(f"fmax_mhz of {e}" for e in ACC.model_info()["engines"])
+    assert named("ecp5-85k") == ""
