@@ -277,11 +277,16 @@ class VectorUnit(wiring.Component):
         scalar = Signal(int(scalar_bits(p.bits)))           # SCALE's factor, set by ABSMAX and RMS
         offset = Signal(signed(p.bits))                     # CENTER's offset, set by MEAN
         accept = Signal()
-        is_op = {code: op == code for code in VectorOpcode}
-        binary = is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL] | is_op[VectorOpcode.ROPE]
-        reduction = op >= VectorOpcode.ARGMAX
+        # decoded once, each a signal: an expression is written out again at every use, and its
+        # copies are logic no stimulus can tell apart
+        is_op = {code: Signal(name=f"is_{code.name.lower()}") for code in VectorOpcode}
+        binary, reduction = Signal(), Signal()
+        m.d.comb += [*(is_op[code].eq(op == code) for code in VectorOpcode),
+                     binary.eq(is_op[VectorOpcode.ADD] | is_op[VectorOpcode.MUL] | is_op[VectorOpcode.ROPE]),
+                     reduction.eq(op >= VectorOpcode.ARGMAX)]
         mean = is_op[VectorOpcode.MEAN]
-        pipelined = ~reduction | is_op[VectorOpcode.RMS] | mean   # RMS squares in the first stage, MEAN sums there
+        pipelined = Signal()                                # RMS squares in the first stage, MEAN sums there
+        m.d.comb += pipelined.eq(~reduction | is_op[VectorOpcode.RMS] | mean)
 
         # ---- the two element-wise stages: a stall moves neither
         v1, v2 = Signal(), Signal()
@@ -297,7 +302,8 @@ class VectorUnit(wiring.Component):
         factor = Cat(scalar, Const(0, 1)).as_signed()
         square = is_op[VectorOpcode.RELU2]
         rope = is_op[VectorOpcode.ROPE]
-        gated = is_op[VectorOpcode.SILU] | is_op[VectorOpcode.GELU]
+        gated = Signal()
+        m.d.comb += gated.eq(is_op[VectorOpcode.SILU] | is_op[VectorOpcode.GELU])
         table = p.gate_table
         silu, gelu = (Array(Const(e, p.bits + 1) for e in table.entries(g))
                       for g in (VectorOpcode.SILU, VectorOpcode.GELU))
@@ -327,7 +333,8 @@ class VectorUnit(wiring.Component):
                        Mux(is_op[VectorOpcode.RELU], relu,
                            Mux(rope, turned, Mux(is_op[VectorOpcode.CENTER] | mean, centred, product))))
             halves = (w1[i] << 1) >> shift                  # floor(w / 2**(shift - 1))
-            rounded = (halves + 1) >> 1                     # floor(w / 2**shift + 1/2)
+            rounded = Signal(signed(p.wide_bits + 1), name=f"rounded_{i}")   # a signal: read thrice
+            m.d.comb += rounded.eq((halves + 1) >> 1)       # floor(w / 2**shift + 1/2)
             with m.If(advance):
                 m.d.sync += [w1[i].eq(wide),
                              z2[i].eq(Mux(rounded > hi, hi, Mux(rounded < lo, lo, rounded)))]
