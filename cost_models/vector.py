@@ -17,8 +17,8 @@ from cost_models.coefficients import CmosCoefficients, FabricCoefficients, coeff
 from cost_models.ops import VectorOp
 from cost_models.pricing import price
 from cost_models.targets import Target, TargetKind
-from generators.vector import (GATE_RANGE, VectorOpcode, VectorParams, derived_input_frac, divide_steps, index_bits,
-                               latency, root_steps, sum_bits)
+from generators.vector import (VectorOpcode, VectorParams, derived_input_frac, divide_steps, gate_segments,
+                               index_bits, latency, root_steps, sum_bits)
 from generators.widths import bit_length, bits_for, ceil_div
 
 Points = Union[VectorParams, Sequence[VectorParams], Mapping[str, np.ndarray]]
@@ -75,10 +75,7 @@ def gate_entries(bits, input_frac, table_bits) -> np.ndarray:
     bits = np.asarray(bits, dtype=np.int64)
     given = np.asarray(input_frac, dtype=np.int64)
     frac = np.where(given > 0, given, derived_input_frac(bits))
-    step = np.minimum(np.asarray(table_bits, dtype=np.int64), frac)
-    drop = frac - step
-    first = np.maximum(-np.left_shift(GATE_RANGE, step), np.right_shift(-np.left_shift(1, bits - 1), drop))
-    last = np.minimum(np.left_shift(GATE_RANGE, step) - 1, np.right_shift(np.left_shift(1, bits - 1) - 1, drop))
+    first, last = gate_segments(bits, frac, np.minimum(np.asarray(table_bits, dtype=np.int64), frac))
     return last - first + 1
 
 

@@ -7,7 +7,7 @@ fields likewise. Trials store the fields as ``<kind>.<field>``, ``attention.<fie
 ``vector.<field>``, so two kinds never share a name; ``gemm.<field>`` is how a user pins
 them (``--set gemm.n_tile=64``). A kind the workload rules out (8-bit weights on an mpGEMM
 engine) or that lacks a pinned field drops out of the choice. The vector unit's lanes are
-16 bits (:data:`VECTOR_DEFAULTS`) unless the user sets ``vector.bits``: no objective
+16 bits (:data:`PART_DEFAULTS`) unless the user sets ``vector.bits``: no objective
 weighs precision, so a free width would only ever narrow.
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dse.space import Dimension, PinConflict, SearchSpace, derive, fitted_defaul
 from generators.accelerator import GEMM_ENGINES, PARTS, AcceleratorParams, GemmKind
 from generators.params import ParamError, nested_errors
 
-VECTOR_DEFAULTS = {"bits": 16}
-"""The vector unit's pins under the user's: the hidden state's 16-bit fixed point."""
+PART_DEFAULTS: dict[str, dict[str, Any]] = {"vector": {"bits": 16}}
+"""Each fixed part's pins under the workload's and the user's: the vector unit's lanes hold
+the hidden state's 16-bit fixed point."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,9 @@ def _plain_int(value: Any) -> Any:
 
 
 def _part_pins(families: Mapping[str, Any], prefix: str, workload, user: Mapping[str, str]) -> dict[str, Any]:
-    """A fixed part's pins: the workload's and the user's ``<prefix>.*``; the vector unit's
-    defaults under both."""
-    pins = families[prefix].pins_for(workload, user, path=f"accelerator.{prefix}")
-    return {**VECTOR_DEFAULTS, **pins} if prefix == "vector" else pins
+    """A fixed part's pins: its defaults (:data:`PART_DEFAULTS`) under the workload's and the
+    user's ``<prefix>.*``."""
+    return {**PART_DEFAULTS.get(prefix, {}), **families[prefix].pins_for(workload, user, path=f"accelerator.{prefix}")}
 
 
 def _kind_pins(families: Mapping[str, Any], kind: GemmKind, workload, user: Mapping[str, str]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ rounding ``shift``) to a row of ``n`` beats of ``x_stream`` (and, for the binary
 beats of ``y_stream``, taken in the same cycle as ``x``):
 
 * element-wise ops (``ADD``, ``MUL``, ``RELU``, ``RELU2``, ``SCALE``, ``ROPE``, ``SILU``,
-  ``GELU``, ``CENTER``) compute a wide value ``w`` per element, then ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the
-  signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the
+  ``GELU``, ``CENTER``) compute a wide value ``w`` per element, then
+  ``z = sat(floor(w / 2**shift + 1/2))``, saturating to the signed ``bits`` of a lane; ``n`` beats leave on ``z_stream``. ``SCALE`` multiplies by the
   unit's scalar, which the last ``ABSMAX`` or ``RMS`` set; ``CENTER`` subtracts the offset the
   last ``MEAN`` set. ``ROPE`` rotates each lane pair
   ``(x[2i], x[2i+1])`` by ``(y[2i], y[2i+1]) = (cos, sin)`` of its position (the complex
@@ -15,8 +15,8 @@ beats of ``y_stream``, taken in the same cycle as ``x``):
   permuting the Q and K projections' rows alike. ``SILU`` and ``GELU`` multiply ``x`` by its
   gate, ``sigmoid`` or ``Phi`` of ``x / 2**input_frac``, looked up in each lane's table
   (:class:`GateTable`: ``2**table_bits`` entries per unit over [-8, 8), 0 or 1 beyond, in
-  units of ``2**-(bits - 1)``; ``shift = bits - 1`` returns the input's format). Two pipeline stages: the wide value, then
-  the shift and saturation.
+  units of ``2**-(bits - 1)``; ``shift = bits - 1`` returns the input's format). Two
+  pipeline stages: the wide value, then the shift and saturation.
 * reductions (``ARGMAX``, ``ABSMAX``, ``RMS``, ``MEAN``) emit one beat: ``ARGMAX`` the index of the
   first largest ``x`` (unsigned, in the beat's low bits); ``ABSMAX`` the largest ``|x|`` (in
   lane 0), and sets the scalar to ``floor(127 * 2**(bits + 1) / absmax)`` so that ``SCALE``
@@ -105,6 +105,15 @@ def derived_input_frac(bits):
     return np.asarray(bits) // 2
 
 
+def gate_segments(bits, frac, step):
+    """The lowest and highest segment index of a gate table (``x >> (frac - step)`` within
+    [-8, 8) and within the lane's range), vectorised."""
+    bits, frac, step = (np.asarray(v, dtype=np.int64) for v in (bits, frac, step))
+    drop, top = frac - step, np.left_shift(1, bits - 1)
+    return (np.maximum(-np.left_shift(GATE_RANGE, step), np.right_shift(-top, drop)),
+            np.minimum(np.left_shift(GATE_RANGE, step) - 1, np.right_shift(top - 1, drop)))
+
+
 @dataclass(frozen=True)
 class GateTable:
     """A gate's lookup table for ``bits``-bit lanes whose value is ``x / 2**frac``.
@@ -134,12 +143,12 @@ class GateTable:
     @property
     def first(self) -> int:
         """The lowest segment index in the table (``x >> drop`` below it: gate 0)."""
-        return max(-GATE_RANGE << self.step, -(1 << (self.bits - 1)) >> self.drop)
+        return int(gate_segments(self.bits, self.frac, self.step)[0])
 
     @property
     def last(self) -> int:
         """The highest segment index in the table (above it: gate ``one``)."""
-        return min((GATE_RANGE << self.step) - 1, ((1 << (self.bits - 1)) - 1) >> self.drop)
+        return int(gate_segments(self.bits, self.frac, self.step)[1])
 
     def segment(self, index: int) -> tuple[float, float]:
         """The first and last input value of a segment, as reals."""
