@@ -61,3 +61,46 @@ class AxiLiteSignature(wiring.Signature):
 
     def __repr__(self):
         return f"AxiLiteSignature({self.addr_bits})"
+
+
+MAX_BURST_BEATS = 256
+"""The longest AXI4 INCR burst (``axlen`` is 8 bits)."""
+PAGE_BYTES = 4096
+"""No AXI4 burst crosses a 4 KB boundary."""
+
+
+class AxiSignature(wiring.Signature):
+    """An AXI4 (full) manager port with ``addr_bits`` of byte address and ``data_bits`` of data
+    (8..1024, a power of two): the five channels with one ID bit, INCR bursts of up to
+    :data:`MAX_BURST_BEATS` beats, and byte strobes. The cache and protection fields are left
+    to the defaults an interconnect assumes, so they are not ports."""
+
+    def __init__(self, addr_bits: int, data_bits: int):
+        if not isinstance(addr_bits, int) or not 12 <= addr_bits <= 64:
+            raise ValueError(f"addr_bits must be an integer in 12..64, not {addr_bits!r}")
+        if not isinstance(data_bits, int) or data_bits < 8 or data_bits > 1024 or data_bits & (data_bits - 1):
+            raise ValueError(f"data_bits must be a power of two in 8..1024, not {data_bits!r}")
+        self.addr_bits, self.data_bits = addr_bits, data_bits
+        burst = {"addr": Out(addr_bits), "len": Out(8), "size": Out(3), "burst": Out(2), "id": Out(1),
+                 "valid": Out(1), "ready": In(1)}
+        super().__init__({
+            **{f"aw{k}": v for k, v in burst.items()},
+            "wdata": Out(data_bits), "wstrb": Out(data_bits // 8), "wlast": Out(1), "wvalid": Out(1),
+            "wready": In(1),
+            "bid": In(1), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            **{f"ar{k}": v for k, v in burst.items()},
+            "rid": In(1), "rdata": In(data_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
+            "rready": Out(1),
+        })
+
+    @property
+    def size(self) -> int:
+        """``axsize``: log2 of the bytes of a beat."""
+        return (self.data_bits // 8).bit_length() - 1
+
+    def __eq__(self, other):
+        return isinstance(other, AxiSignature) and (other.addr_bits, other.data_bits) == (self.addr_bits,
+                                                                                        self.data_bits)
+
+    def __repr__(self):
+        return f"AxiSignature({self.addr_bits}, {self.data_bits})"

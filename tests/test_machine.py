@@ -1,0 +1,142 @@
+"""The machine: its ISA, its golden model, its Params, and its RTL running programs from
+cocotbext-axi's AxiRam with the image and the cycles held against the golden and the model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cost_models.machine import AXI_RAM, program_cycles
+from generators.isa import BY_NAME, INSTRUCTION_BITS, ISA, OPCODE_BITS, assemble, decode, disassemble, encode
+from generators.machine import MachineParams, render
+from generators.params import ParamError
+from generators.vector import VectorOpcode
+from hw.dma import bursts
+from verif.golden.machine import Golden
+from verif.runner import run
+
+
+def test_every_instruction_fits_its_word_and_round_trips():
+    rng = np.random.default_rng(0)
+    assert len({i.opcode for i in ISA}) == len(ISA)
+    for inst in ISA:
+        assert OPCODE_BITS + sum(f.bits for f in inst.fields) <= INSTRUCTION_BITS, inst.name
+        assert inst.opcode < 1 << OPCODE_BITS
+        for _ in range(20):
+            fields = {f.name: int(rng.integers(0, 1 << f.bits, dtype=np.uint64)) for f in inst.fields}
+            word = encode(inst.name, **fields)
+            assert 0 <= word < 1 << INSTRUCTION_BITS
+            assert decode(word) == (inst.name, fields)
+    program = [("LOAD", {"buffer": 3, "dram": 9, "beats": 2}), ("HALT", {})]
+    assert disassemble(assemble(program)) == program
+
+
+@pytest.mark.parametrize("name, fields, message", [
+    ("JUMP", {}, "instruction must be one of"),
+    ("LOAD", {"buffer": 0, "dram": 0}, "LOAD.beats must be given"),
+    ("LOAD", {"buffer": 1 << 16, "dram": 0, "beats": 1}, "LOAD.buffer must be an integer in 0..65535"),
+    ("LOAD", {"buffer": -1, "dram": 0, "beats": 1}, "LOAD.buffer must be an integer"),
+    ("HALT", {"beats": 1}, "HALT has no field 'beats'"),
+])
+def test_the_assembler_names_the_field_and_its_range(name, fields, message):
+    with pytest.raises(ValueError, match=message):
+        encode(name, **fields)
+
+
+def test_a_word_with_an_unknown_opcode_is_refused():
+    with pytest.raises(ValueError, match="opcode must be one of"):
+        decode(15)
+
+
+@pytest.mark.parametrize("beat, count, max_burst, page", [(0, 1, 16, 256), (254, 51, 16, 256), (3, 40, 1, 256),
+                                                          (30, 70, 256, 32), (0, 512, 16, 8)])
+def test_bursts_cover_the_transfer_and_never_cross_a_page(beat, count, max_burst, page):
+    out = bursts(beat, count, max_burst, page)
+    assert sum(n for _, n in out) == count
+    assert out[0][0] == beat and all(a + n == b for (a, n), (b, _) in zip(out, out[1:]))
+    assert all(1 <= n <= max_burst and a // page == (a + n - 1) // page for a, n in out)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"vector.lanes": 3}, "lanes x vector.bits must be a power of two in 32..1024"),
+    ({"vector.lanes": 1, "vector.bits": 16}, "power of two in 32..1024"),
+    ({"max_burst": 12}, "machine.max_burst must be a power of two"),
+    ({"buffer_beats": 100}, "machine.buffer_beats must be a power of two"),
+    ({"buffer_beats": 8}, "machine.buffer_beats must be an integer in 16..65536"),
+    ({"vector.lanse": 8}, "machine.vector .vector. has no parameter 'lanse'"),
+])
+def test_bad_params_name_the_field_and_the_allowed_values(values, message):
+    with pytest.raises(ParamError, match=message):
+        MachineParams.from_dict(values)
+
+
+def test_params_round_trip_with_the_vector_units_fields():
+    p = MachineParams.from_dict({"buffer_beats": 64, "vector.lanes": 4, "vector.bits": 8})
+    assert MachineParams.from_dict(p.to_dict()) == p
+    assert p.port_bits == 32 and p.instruction_beats == 4
+    assert p.digest() != MachineParams().digest()
+
+
+def test_the_golden_refuses_what_the_rtl_stops_on():
+    p = MachineParams()
+    image = bytearray(1 << 16)
+    for word in (encode("LOAD", buffer=0, dram=0, beats=0),
+                 encode("LOAD", buffer=p.buffer_beats - 1, dram=0, beats=2),
+                 encode("VECTOR", op=len(VectorOpcode), shift=0, x=0, y=0, z=0, beats=1),
+                 encode("VECTOR", op=int(VectorOpcode.ADD), shift=p.vector.shift_limit, x=0, y=0, z=0, beats=1)):
+        with pytest.raises(ValueError, match="instruction 0"):
+            Golden(p).run([word, encode("HALT")], image)
+    with pytest.raises(ValueError, match="no HALT"):
+        Golden(p).run([encode("LOAD", buffer=0, dram=0, beats=1)], image)
+
+
+def test_the_golden_moves_and_computes_beats():
+    """LOAD, an ADD and a STORE by hand: the stored beats are the lane-wise saturated sums."""
+    p = MachineParams.from_dict({"vector.lanes": 2, "vector.bits": 16})
+    image = bytearray(64)
+    image[0:8] = bytes.fromhex("0100ff7f" "02000080")       # beats (1, 32767) and (2, -32768)
+    program = [encode("LOAD", buffer=0, dram=0, beats=2),
+               encode("VECTOR", op=int(VectorOpcode.ADD), shift=0, x=0, y=0, z=4, beats=2),
+               encode("STORE", buffer=4, dram=4, beats=2), encode("HALT")]
+    assert Golden(p).run(program, image) == 4
+    assert image[16:24] == bytes.fromhex("0200ff7f" "04000080")   # 2, 32767 (saturated), 4, -32768
+
+
+def test_cycles_add_up_per_instruction():
+    p = MachineParams()
+    one = program_cycles(p, [encode("HALT")])
+    load = program_cycles(p, [encode("LOAD", buffer=0, dram=0, beats=10), encode("HALT")])
+    assert load - one == program_cycles(p, [encode("HALT")]) + 2 + AXI_RAM.read_latency + 9
+    longer = program_cycles(p, [encode("LOAD", buffer=0, dram=0, beats=11), encode("HALT")])
+    assert longer == load + 1
+
+
+MACHINES = [[], ["vector.lanes=4", "vector.bits=8", "max_burst=1", "buffer_beats=128"],
+            ["vector.lanes=2", "vector.bits=32", "max_burst=2", "buffer_beats=64", "vector.max_beats=7"]]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("simulator, settings", [("verilator", MACHINES[0]), ("verilator", MACHINES[1]),
+                                                 ("icarus", MACHINES[2])],
+                         ids=["default", "32-bit-port", "icarus-64-bit-port"])
+def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
+    p = MachineParams.from_dict(MachineParams.parse_strings(dict(s.split("=") for s in settings)))
+    result = run(render(p), "verif.tb.machine", simulator=simulator)
+    assert result.passed, result.summary()
+    assert {r["test"] for r in result.records} == {"programs_match_the_golden", "long_transfers_in_bursts",
+                                                   "bad_instructions_stop_with_error"}
+    for record in result.records:
+        program = [int(w, 16) for w in record["program"]]
+        assert record["CYCLES"] == program_cycles(p, program), record["test"]
+        assert record["read_latency"] == [AXI_RAM.read_latency], record["test"]
+        assert record["write_latency"] == [AXI_RAM.write_latency], record["test"]
+    ops = {decode(int(w, 16))[1].get("op") for r in result.records for w in r["program"]
+           if decode(int(w, 16))[0] == "VECTOR"}
+    assert len(ops) >= len(VectorOpcode) // 2, f"the random programs reached only ops {sorted(ops)}"
+
+
+def test_the_manifest_declares_the_isa_and_the_registers():
+    artifact = render(MachineParams.from_dict({"buffer_beats": 16, "vector.max_beats": 16}))
+    names = [i["name"] for i in artifact.extra["isa"]]
+    assert names == list(BY_NAME)
+    assert {r["name"] for r in artifact.extra["registers"]} >= {"CTRL", "STATUS", "PROGRAM", "IMAGE", "CYCLES"}
+    assert "m_axi_arlen" in {port.name for port in artifact.ports}
