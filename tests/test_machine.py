@@ -123,9 +123,13 @@ def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
     result = run(render(p), "verif.tb.machine", simulator=simulator)
     assert result.passed, result.summary()
     assert {r["test"] for r in result.records} == {"programs_match_the_golden", "long_transfers_in_bursts",
-                                                   "bad_instructions_stop_with_error"}
+                                                   "bad_instructions_stop_with_error",
+                                                   "a_stalling_memory_changes_no_result"}
     for record in result.records:
         program = [int(w, 16) for w in record["program"]]
+        if record.get("stalled"):                # the model is the full-rate bound
+            assert record["CYCLES"] > program_cycles(p, program)
+            continue
         assert record["CYCLES"] == program_cycles(p, program), record["test"]
         assert record["read_latency"] == [AXI_RAM.read_latency], record["test"]
         assert record["write_latency"] == [AXI_RAM.write_latency], record["test"]
