@@ -111,15 +111,33 @@ def test_cycles_add_up_per_instruction():
 
 
 MACHINES = [[], ["vector.lanes=4", "vector.bits=8", "max_burst=1", "buffer_beats=128"],
-            ["vector.lanes=2", "vector.bits=32", "max_burst=2", "buffer_beats=64", "vector.max_beats=7"]]
+            ["vector.lanes=2", "vector.bits=32", "max_burst=2", "buffer_beats=64", "vector.max_beats=7"],
+            ["buffer_beats=16", "max_burst=1", "vector.lanes=2", "vector.bits=16", "vector.max_beats=1",
+             "vector.table_bits=0"]]
+"""The default, a 32-bit port with 1-beat bursts, a 64-bit port with 7-beat runs, and the
+smallest machine: a 16-beat buffer, 1-beat bursts and runs, a 32-bit port."""
+
+
+def _machine(settings: list[str]) -> MachineParams:
+    return MachineParams.from_dict(MachineParams.parse_strings(dict(s.split("=") for s in settings)))
+
+
+@pytest.mark.parametrize("settings", [MACHINES[0], MACHINES[3]], ids=["default", "smallest"])
+def test_the_machine_lints_clean(settings, tmp_path):
+    from generators.artifact import write
+    from verif.verilator import lint
+
+    artifact = render(_machine(settings))
+    result = lint(write(artifact, tmp_path)["verilog"], artifact.top)
+    assert result.ok, "\n".join(result.messages[:20])
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator, settings", [("verilator", MACHINES[0]), ("verilator", MACHINES[1]),
-                                                 ("icarus", MACHINES[2])],
-                         ids=["default", "32-bit-port", "icarus-64-bit-port"])
+                                                 ("icarus", MACHINES[2]), ("icarus", MACHINES[3])],
+                         ids=["default", "32-bit-port", "icarus-64-bit-port", "icarus-smallest"])
 def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
-    p = MachineParams.from_dict(MachineParams.parse_strings(dict(s.split("=") for s in settings)))
+    p = _machine(settings)
     result = run(render(p), "verif.tb.machine", simulator=simulator)
     assert result.passed, result.summary()
     assert {r["test"] for r in result.records} == {"programs_match_the_golden", "long_transfers_in_bursts",
@@ -136,6 +154,7 @@ def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
     ops = {decode(int(w, 16))[1].get("op") for r in result.records for w in r["program"]
            if decode(int(w, 16))[0] == "VECTOR"}
     assert len(ops) >= len(VectorOpcode) // 2, f"the random programs reached only ops {sorted(ops)}"
+    assert any(r.get("stalled") for r in result.records)
 
 
 def test_the_manifest_declares_the_isa_and_the_registers():

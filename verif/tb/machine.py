@@ -223,7 +223,7 @@ async def bad_instructions_stop_with_error(dut):
         program = [encode("LOAD", buffer=0, dram=0, beats=1)] * (i % 2) + [word, encode("HALT")]
         counters = await b.run(program, expect_error=True)
         assert counters["PC"] == i % 2, f"bad instruction {i}: PC {counters['PC']}, expected {i % 2}"
-    program = b.random_program(ops=4, beats=2)
+    program = b.random_program(ops=4, beats=min(2, p.max_beats))
     _report(b, "bad_instructions_stop_with_error", program, await b.run(program))
 
 
