@@ -12,7 +12,12 @@ from the RTL:
   transfer, reads, queues), its beats back to back, and it ends with the last burst's
   response, the memory's write latency ``W`` after the last beat;
 * a vector run's first x beat reaches the unit three cycles after its start, so the run
-  takes its ``n + latency(op)`` (:func:`generators.vector.latency`) plus that feed delay.
+  takes its ``n + latency(op)`` (:func:`generators.vector.latency`) plus that feed delay;
+* a GEMM runs its tiles one after another, each a cycle to start the engine, the x reader and
+  the weights' read, then the read (``groups x weight_beats`` beats: the engine takes a group
+  as its weight beat completes, the activations being there first) and the engine's drain of
+  :data:`GEMM_DRAIN_CYCLES` to its output beat, which the buffer takes in that cycle (one
+  more where a weight beat spans several DRAM beats: the register that gathers them).
 
 :class:`Memory` states the two latencies; the bench measures them on every burst of
 cocotbext-axi's ``AxiRam`` at full rate (read 2, write 2: :data:`AXI_RAM`) and holds the
@@ -32,6 +37,9 @@ SPLIT_CYCLES = 2
 """Cycles from a DMA start to its first address on the port."""
 READER_CYCLES = 3
 """Cycles from a buffer reader's start to its first beat: register, read, queue."""
+GEMM_DRAIN_CYCLES = 2
+"""Cycles from the GEMM engine's last weight beat to its output beat: the last group's
+accumulation, then the tile's move to the output bank."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,11 @@ def instruction_cycles(p: MachineParams, word: int, memory: Memory = AXI_RAM) ->
         return fetch + _read(memory, f["beats"])
     if name == "STORE":
         return fetch + READER_CYCLES + f["beats"] - 1 + memory.write_latency
+    if name == "GEMM":
+        groups = -(-f["k"] // p.gemm.k_lanes)
+        gather = 1 if p.weight_beats > 1 else 0             # the register that gathers a weight beat
+        tile = 1 + _read(memory, groups * p.weight_beats) + gather + GEMM_DRAIN_CYCLES
+        return fetch + f["tiles"] * tile
     op = VectorOpcode(f["op"])
     return fetch + READER_CYCLES + f["beats"] + p.vector.latency(op) - 1
 

@@ -61,6 +61,15 @@ ISA: tuple[Instruction, ...] = (
                               Field("z", 16, "first beat the result is written to"), _BEATS),
                 "run one vector op over beats of x (and y) from the buffer; its result beats "
                 "(one for a reduction) go back to the buffer"),
+    Instruction("GEMM", 4, (Field("x", 16, "first beat of the activation row in the buffer: one group a beat"),
+                            Field("w", 32, "first beat of the weights, from the image base: the tiles one "
+                                           "after another, each in the engine's w_stream layout"),
+                            Field("z", 16, "first beat the outputs go to: one beat per tile"),
+                            Field("k", 17, "the reduction depth K: 1..gemm.k_max"),
+                            Field("tiles", 16, "output tiles of n_tile columns, one engine run each"),
+                            Field("shift", 8, "the outputs' rounding shift before they saturate to vector.bits")),
+                "y = x @ W for one activation row: each tile's weights stream from DRAM through the GEMM "
+                "engine, and its outputs, rounded and saturated, go back to the buffer"),
 )
 BY_NAME: Mapping[str, Instruction] = {i.name: i for i in ISA}
 BY_OPCODE: Mapping[int, Instruction] = {i.opcode: i for i in ISA}

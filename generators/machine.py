@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.hdl import _ir
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -32,6 +32,8 @@ from generators.artifact import Artifact, Port
 from generators.axi import CLOCK, BitField, Register, _AxiClocked
 from generators.isa import BY_NAME, INSTRUCTION_BITS, OPCODE_BITS
 from generators.params import ParamError, Params, Rule, int_field, nested_errors
+from generators.mac_mpgemm import MacMpGemmEngine, MacMpGemmParams
+from generators.mpgemm import WeightFormat
 from generators.vector import VectorOpcode, VectorParams, VectorUnit
 from hw.axi import LITE_DATA_BITS, AxiLiteSignature, AxiSignature
 from hw.dma import Dma
@@ -63,9 +65,20 @@ REGISTER = {r.name: r for r in REGISTERS}
 LITE_ADDR_BITS = 6
 
 
+def _default_gemm(lanes: int = VectorParams().lanes) -> MacMpGemmParams:
+    """The GEMM engine this slice takes: one token row, a square tile of the vector unit's
+    lanes, ternary weights (BitNet b1.58's projections)."""
+    return MacMpGemmParams(m_tile=1, n_tile=lanes, k_lanes=lanes, weight_format=WeightFormat.TERNARY, w_bits=2,
+                           a_bits=8, k_max=4096)
+
+
+PARTS: dict[str, type[Params]] = {"vector": VectorParams, "gemm": MacMpGemmParams}
+"""The machine's engines, each nested as ``<name>.<field>``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class MachineParams(Params):
-    """Parameters of the machine; the vector unit's own are ``vector.<field>``."""
+    """Parameters of the machine; its engines' own are ``vector.<field>`` and ``gemm.<field>``."""
 
     family: ClassVar[str] = "machine"
 
@@ -73,6 +86,7 @@ class MachineParams(Params):
                                                                  "vector.lanes x vector.bits")
     max_burst: int = int_field(16, 1, 256, log=True, doc="longest DRAM burst, in beats (a power of two)")
     vector: VectorParams = field(default_factory=VectorParams)
+    gemm: MacMpGemmParams = field(default_factory=_default_gemm)
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule("max_burst", (), lambda c: _power_of_two(c["max_burst"]), "a power of two"),
@@ -81,12 +95,25 @@ class MachineParams(Params):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.vector, VectorParams):
-            raise ParamError(f"machine.vector must be VectorParams, not {self.vector!r}")
+        for prefix, cls in PARTS.items():
+            if not isinstance(getattr(self, prefix), cls):
+                raise ParamError(f"machine.{prefix} must be {cls.__name__}, not {getattr(self, prefix)!r}")
         width = self.port_bits
         if width < 32 or width > 1024 or width & (width - 1):
             raise ParamError(f"machine.vector.lanes x vector.bits must be a power of two in 32..1024 (the DRAM "
                              f"port's width), not {self.vector.lanes} x {self.vector.bits} = {width}")
+        g, lanes = self.gemm, self.vector.lanes
+        for name, value, wanted, why in (
+                ("m_tile", g.m_tile, 1, "one token row a run"),
+                ("k_lanes", g.k_lanes, lanes, "one buffer beat an activation group"),
+                ("n_tile", g.n_tile, lanes, "one buffer beat a run's outputs")):
+            if value != wanted:
+                raise ParamError(f"machine.gemm.{name} must be {wanted} ({why}), not {value}")
+        if g.weight_format is WeightFormat.UINT:
+            raise ParamError("machine.gemm.weight_format must be 'int' or 'ternary' (no zero points yet), "
+                             "not 'uint'")
+        if g.a_bits > self.vector.bits:
+            raise ParamError(f"machine.gemm.a_bits must be at most vector.bits ({self.vector.bits}), not {g.a_bits}")
 
     @property
     def port_bits(self) -> int:
@@ -103,31 +130,72 @@ class MachineParams(Params):
         """Most beats one instruction moves or computes: a vector run's, and the buffer's."""
         return min(self.vector.max_beats, self.buffer_beats)
 
+    @property
+    def weight_bits(self) -> int:
+        """Bits of one GEMM weight beat: ``n_tile`` columns of ``k_lanes`` codes."""
+        return self.gemm.n_tile * self.gemm.k_lanes * self.gemm.w_bits
+
+    @property
+    def weight_beats(self) -> int:
+        """DRAM beats one GEMM weight beat takes (its low bits first)."""
+        return -(-self.weight_bits // self.port_bits)
+
+    @property
+    def max_groups(self) -> int:
+        """Activation groups (buffer beats) of the deepest GEMM run."""
+        return -(-self.gemm.k_max // self.gemm.k_lanes)
+
+    @property
+    def gemm_shift_limit(self) -> int:
+        """A GEMM's output shift takes 0..gemm_shift_limit - 1."""
+        return self.gemm.out_bits
+
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), **{f"vector.{k}": v for k, v in self.vector.to_dict().items()}}
+        out = super().to_dict()
+        for prefix in PARTS:
+            out.update({f"{prefix}.{k}": v for k, v in getattr(self, prefix).to_dict().items()})
+        return out
 
     def digest_values(self) -> dict[str, Any]:
-        out = {k: v for k, v in super().digest_values().items() if not k.startswith("vector.")}
-        return {**out, **{f"vector.{k}": v for k, v in self.vector.digest_values().items()}}
+        out = {k: v for k, v in super().digest_values().items() if "." not in k}
+        for prefix in PARTS:
+            out.update({f"{prefix}.{k}": v for k, v in getattr(self, prefix).digest_values().items()})
+        return out
+
+    @staticmethod
+    def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        top, nested = {}, {prefix: {} for prefix in PARTS}
+        for key, value in values.items():
+            prefix, dot, name = key.partition(".")
+            if dot and prefix in nested:
+                nested[prefix][name] = value
+            elif dot:
+                raise ParamError(f"machine has no nested part {prefix!r}; known: {', '.join(PARTS)}")
+            else:
+                top[key] = value
+        return top, nested
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MachineParams":
-        top = {k: v for k, v in values.items() if not k.startswith("vector.")}
+        top, nested = cls._split(values)
         for name in top:
             cls.field_info(name)
         with nested_errors("machine.vector", VectorParams):
-            vector = VectorParams.from_dict({k[len("vector."):]: v for k, v in values.items()
-                                             if k.startswith("vector.")})
-        return cls(**top, vector=vector)
+            vector = VectorParams.from_dict(nested["vector"])
+        base = _default_gemm(vector.lanes).to_dict()          # the unset GEMM fields fit the lanes
+        with nested_errors("machine.gemm", MacMpGemmParams):
+            gemm = MacMpGemmParams.from_dict({**base, **nested["gemm"]})
+        return cls(**top, vector=vector, gemm=gemm)
 
     @classmethod
     def parse_strings(cls, values: Mapping[str, str]) -> dict[str, Any]:
-        """``--set`` text as typed values, ``vector.<field>`` against the vector unit's fields."""
-        parsed = super().parse_strings({k: v for k, v in values.items() if not k.startswith("vector.")})
-        for key, text in values.items():
-            if key.startswith("vector."):
-                with nested_errors("machine.vector", VectorParams):
-                    parsed[key] = VectorParams.field_info(key[len("vector."):]).parse(text)
+        """``--set`` text as typed values, ``<part>.<field>`` against that engine's fields."""
+        top, nested = cls._split(values)
+        parsed = super().parse_strings(top)
+        for prefix, part in PARTS.items():
+            for name, text in nested[prefix].items():
+                with nested_errors(f"machine.{prefix}", part):
+                    parsed[f"{prefix}.{name}"] = part.field_info(name).parse(text)
         return parsed
 
 
@@ -181,13 +249,15 @@ class Machine(_AxiClocked):
         m = Module()
         p = self.p
         self._clock(m)
-        m.submodules.dma = dma = Dma(ADDR_BITS, p.port_bits, max(p.max_beats, p.instruction_beats), p.max_burst)
+        m.submodules.dma = dma = Dma(ADDR_BITS, p.port_bits,
+                                     max(p.max_beats, p.instruction_beats, p.max_groups * p.weight_beats), p.max_burst)
         wiring.connect(m, wiring.flipped(self.m_axi), dma.axi)
         m.submodules.unit = unit = VectorUnit(p.vector)
         m.submodules.buffer = buffer = memory.Memory(shape=p.port_bits, depth=p.buffer_beats, init=[])
         x_port, y_port = buffer.read_port(), buffer.read_port()
         write = buffer.write_port()
-        m.submodules.x_reader = x_reader = BufferReader(x_port, p.max_beats)
+        m.submodules.x_reader = x_reader = BufferReader(x_port, max(p.max_beats, p.max_groups))
+        m.submodules.gemm = engine = MacMpGemmEngine(p.gemm)
         m.submodules.y_reader = y_reader = BufferReader(y_port, p.max_beats)
 
         # ---- registers the host sees
@@ -209,8 +279,12 @@ class Machine(_AxiClocked):
         move = fields["LOAD"]                                       # LOAD and STORE share a layout
         assert fields["STORE"].keys() == move.keys()
         vec = fields["VECTOR"]
-        is_load, is_store, is_vector, is_halt = (opcode == BY_NAME[n].opcode for n in
-                                                 ("LOAD", "STORE", "VECTOR", "HALT"))
+        mm = fields["GEMM"]
+        is_load, is_store, is_vector, is_halt, is_gemm = (opcode == BY_NAME[n].opcode for n in
+                                                          ("LOAD", "STORE", "VECTOR", "HALT", "GEMM"))
+        lanes_log2 = p.vector.lanes.bit_length() - 1
+        groups = Signal(range(p.max_groups + 1))                    # a GEMM run's activation beats
+        m.d.comb += groups.eq((mm["k"] + p.vector.lanes - 1) >> lanes_log2)
         beats = Mux(is_vector, vec["beats"], move["beats"])
         binary = Signal()
         m.d.comb += binary.eq((vec["op"] == VectorOpcode.ADD) | (vec["op"] == VectorOpcode.MUL)
@@ -228,15 +302,21 @@ class Machine(_AxiClocked):
         with m.Elif(is_load | is_store):
             with m.If(move["buffer"] + beats > depth):
                 m.d.comb += fits.eq(0)
+        with m.Elif(is_gemm):
+            m.d.comb += fits.eq((mm["k"] != 0) & (mm["k"] <= p.gemm.k_max) & (mm["tiles"] != 0)
+                                & (mm["x"] + groups <= depth) & (mm["z"] + mm["tiles"] <= depth)
+                                & (mm["shift"] < p.gemm_shift_limit))
         with m.Elif(~is_halt):
             m.d.comb += fits.eq(0)
 
         # ---- datapath steering: who writes the buffer
         w_addr = Signal(range(depth))
-        loading = Signal()
-        m.d.comb += [write.addr.eq(w_addr), write.data.eq(Mux(loading, dma.read_data.payload, unit.z_stream.payload)),
-                     dma.read_data.ready.eq(1), unit.z_stream.ready.eq(1)]
-        fetched = Signal(range(p.instruction_beats + 1))
+        loading, gemming = Signal(), Signal()
+        m.d.comb += [write.addr.eq(w_addr),
+                     write.data.eq(Mux(loading, dma.read_data.payload,
+                                       Mux(gemming, self._requantize(m, engine.y_stream.payload, mm["shift"]),
+                                           unit.z_stream.payload))),
+                     dma.read_data.ready.eq(1), unit.z_stream.ready.eq(1), engine.y_stream.ready.eq(1)]
         beat_bits = p.port_bits
 
         # ---- the vector unit takes x and y from the readers
@@ -252,9 +332,21 @@ class Machine(_AxiClocked):
         with m.If(storing):
             m.d.comb += x_reader.data.ready.eq(dma.write_data.ready)
 
+        # ---- the GEMM engine: activations from the x reader (each lane's low a_bits), weights
+        # from the DMA (weight_beats DRAM beats a w_stream beat, low bits first)
+        g = p.gemm
+        m.d.comb += [engine.a_stream.payload.eq(Cat(*(x_reader.data.payload[lane * p.vector.bits:][:g.a_bits]
+                                                      for lane in range(g.k_lanes)))),
+                     engine.a_stream.valid.eq(x_reader.data.valid & gemming), engine.k.eq(mm["k"])]
+        with m.If(gemming):
+            m.d.comb += x_reader.data.ready.eq(engine.a_stream.ready)
+        self._weights(m, dma.read_data, engine.w_stream, gemming)
+
         def dram_beat(base: Signal, offset) -> Any:
             return (base >> size)[:dma.beat_bits] + offset
 
+        tile = Signal(16)
+        weights_at = Signal(dma.beat_bits)                          # the next tile's first weight beat
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
         with m.FSM():
@@ -265,7 +357,6 @@ class Machine(_AxiClocked):
             with m.State("FETCH"):
                 m.d.comb += [dma.read_start.eq(1), dma.read_beat.eq(dram_beat(program, pc * p.instruction_beats)),
                              dma.read_count.eq(p.instruction_beats)]
-                m.d.sync += fetched.eq(0)
                 m.next = "FETCHING"
             with m.State("FETCHING"):
                 with m.If(dma.read_data.valid):
@@ -287,6 +378,9 @@ class Machine(_AxiClocked):
                                  dma.read_count.eq(beats)]
                     m.d.sync += w_addr.eq(move["buffer"])
                     m.next = "LOAD"
+                with m.Elif(is_gemm):
+                    m.d.sync += [w_addr.eq(mm["z"]), tile.eq(0), weights_at.eq(dram_beat(image, mm["w"]))]
+                    m.next = "GEMM"
                 with m.Elif(is_store):
                     m.d.comb += [dma.write_start.eq(1), dma.write_beat.eq(dram_beat(image, move["dram"])),
                                  dma.write_count.eq(beats),
@@ -308,6 +402,20 @@ class Machine(_AxiClocked):
                 m.d.comb += storing.eq(1)
                 with m.If(dma.write_done):
                     self._retire(m, retired, pc)
+            with m.State("GEMM"):
+                m.d.comb += [engine.start.eq(1), x_reader.start.eq(1), x_reader.first.eq(mm["x"]),
+                             x_reader.count.eq(groups), dma.read_start.eq(1), dma.read_beat.eq(weights_at),
+                             dma.read_count.eq(groups * p.weight_beats)]
+                m.next = "GEMM_RUN"
+            with m.State("GEMM_RUN"):
+                m.d.comb += [gemming.eq(1), write.en.eq(engine.y_stream.valid)]
+                with m.If(engine.y_stream.valid):
+                    m.d.sync += [w_addr.eq(w_addr + 1), tile.eq(tile + 1),
+                                 weights_at.eq(weights_at + groups * p.weight_beats)]
+                    with m.If(tile + 1 == mm["tiles"]):
+                        self._retire(m, retired, pc)
+                    with m.Else():
+                        m.next = "GEMM"
             with m.State("VECTOR"):
                 m.d.comb += write.en.eq(unit.z_stream.valid)
                 with m.If(unit.z_stream.valid):
@@ -315,6 +423,45 @@ class Machine(_AxiClocked):
                 with m.If(unit.done):
                     self._retire(m, retired, pc)
         return m
+
+    def _requantize(self, m: Module, y, shift) -> Signal:
+        """A GEMM output beat as a buffer beat: each lane ``sat(floor(y / 2**shift + 1/2))`` in
+        vector.bits (``shift = 0`` keeps y as it is)."""
+        p = self.p
+        bits, wide = p.vector.bits, p.gemm.out_bits + 1
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        lanes = []
+        for j in range(p.gemm.n_tile):
+            half = Signal(wide, name=f"half{j}")
+            rounded = Signal(signed(wide), name=f"rounded{j}")
+            m.d.comb += [half.eq((Const(1, wide) << shift) >> 1), rounded.eq((y[j] + half) >> shift)]
+            lanes.append(Mux(rounded > hi, hi, Mux(rounded < lo, lo, rounded))[:bits])
+        out = Signal(p.port_bits)
+        m.d.comb += out.eq(Cat(*lanes))
+        return out
+
+    def _weights(self, m: Module, beats, w_stream, active: Signal) -> None:
+        """Feed ``w_stream`` from the DMA's read beats while ``active``: one DRAM beat a weight
+        beat, or a shift register that gathers ``weight_beats`` of them."""
+        p = self.p
+        if p.weight_beats == 1:
+            m.d.comb += [w_stream.payload.eq(beats.payload[:p.weight_bits]), w_stream.valid.eq(beats.valid & active)]
+            with m.If(active):
+                m.d.comb += beats.ready.eq(w_stream.ready)
+            return
+        gather = Signal(p.weight_beats * p.port_bits)
+        have = Signal(range(p.weight_beats + 1))
+        full = have == p.weight_beats
+        taken = Signal()
+        m.d.comb += [w_stream.payload.eq(gather[:p.weight_bits]), w_stream.valid.eq(full & active),
+                     taken.eq(w_stream.valid & w_stream.ready)]
+        with m.If(active):
+            m.d.comb += beats.ready.eq(~full | taken)
+        arrive = beats.valid & beats.ready & active
+        with m.If(arrive):
+            m.d.sync += [gather.eq(Cat(gather[p.port_bits:], beats.payload)), have.eq(Mux(taken, 1, have + 1))]
+        with m.Elif(taken):
+            m.d.sync += have.eq(0)
 
     @staticmethod
     def _retire(m: Module, retired: Signal, pc: Signal) -> None:

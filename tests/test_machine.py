@@ -63,16 +63,25 @@ def test_bursts_cover_the_transfer_and_never_cross_a_page(beat, count, max_burst
     ({"buffer_beats": 100}, "machine.buffer_beats must be a power of two"),
     ({"buffer_beats": 8}, "machine.buffer_beats must be an integer in 16..65536"),
     ({"vector.lanse": 8}, "machine.vector .vector. has no parameter 'lanse'"),
+    ({"gemm.n_tile": 16}, r"machine.gemm.n_tile must be 8 \(one buffer beat a run's outputs\), not 16"),
+    ({"gemm.m_tile": 2}, "machine.gemm.m_tile must be 1"),
+    ({"gemm.weight_format": "uint"}, "machine.gemm.weight_format must be 'int' or 'ternary'"),
+    ({"gemm.a_bits": 12, "vector.bits": 8, "vector.lanes": 16}, r"machine.gemm.a_bits must be at most vector.bits \(8\)"),
+    ({"gemm.k_max": 0}, "machine.gemm.k_max must be an integer in 1..65536"),
+    ({"dsp.lanes": 1}, "machine has no nested part 'dsp'"),
 ])
 def test_bad_params_name_the_field_and_the_allowed_values(values, message):
     with pytest.raises(ParamError, match=message):
         MachineParams.from_dict(values)
 
 
-def test_params_round_trip_with_the_vector_units_fields():
-    p = MachineParams.from_dict({"buffer_beats": 64, "vector.lanes": 4, "vector.bits": 8})
+def test_params_round_trip_with_the_engines_fields():
+    p = MachineParams.from_dict({"buffer_beats": 64, "vector.lanes": 4, "vector.bits": 8, "gemm.w_bits": 4,
+                                 "gemm.weight_format": "int"})
     assert MachineParams.from_dict(p.to_dict()) == p
     assert p.port_bits == 32 and p.instruction_beats == 4
+    assert (p.gemm.n_tile, p.gemm.k_lanes, p.gemm.m_tile) == (4, 4, 1)      # fitted to the lanes when unset
+    assert p.weight_bits == 64 and p.weight_beats == 2
     assert p.digest() != MachineParams().digest()
 
 
@@ -82,7 +91,10 @@ def test_the_golden_refuses_what_the_rtl_stops_on():
     for word in (encode("LOAD", buffer=0, dram=0, beats=0),
                  encode("LOAD", buffer=p.buffer_beats - 1, dram=0, beats=2),
                  encode("VECTOR", op=len(VectorOpcode), shift=0, x=0, y=0, z=0, beats=1),
-                 encode("VECTOR", op=int(VectorOpcode.ADD), shift=p.vector.shift_limit, x=0, y=0, z=0, beats=1)):
+                 encode("VECTOR", op=int(VectorOpcode.ADD), shift=p.vector.shift_limit, x=0, y=0, z=0, beats=1),
+                 encode("GEMM", x=0, w=0, z=0, k=0, tiles=1, shift=0),
+                 encode("GEMM", x=0, w=0, z=p.buffer_beats - 1, k=1, tiles=2, shift=0),
+                 encode("GEMM", x=0, w=0, z=0, k=1, tiles=1, shift=p.gemm_shift_limit)):
         with pytest.raises(ValueError, match="instruction 0"):
             Golden(p).run([word, encode("HALT")], image)
     with pytest.raises(ValueError, match="no HALT"):
@@ -101,6 +113,27 @@ def test_the_golden_moves_and_computes_beats():
     assert image[16:24] == bytes.fromhex("0200ff7f" "04000080")   # 2, 32767 (saturated), 4, -32768
 
 
+def test_the_golden_gemm_is_the_integer_product_rounded_and_saturated():
+    """One tile by hand: K = 3 (a part group), ternary weights, shift 1."""
+    from generators.mac_mpgemm import pack_weights
+
+    p = MachineParams.from_dict({"vector.lanes": 2, "vector.bits": 16, "buffer_beats": 16, "gemm.k_max": 8})
+    beat = p.port_bits // 8
+    image = bytearray(16 * beat)
+    x = [[3, -5], [7, 1000]]                         # lane 1 of beat 1 is past K; 1000 wraps to -24 in 8 bits
+    for i, row in enumerate(x):
+        image[i * beat:(i + 1) * beat] = b"".join(int(v & 0xFFFF).to_bytes(2, "little") for v in row)
+    w = np.array([[1, -1], [0, 1], [-1, -1]])         # K x n_tile
+    for i, word in enumerate(pack_weights(p.gemm, w)):
+        image[(4 + i) * beat:(5 + i) * beat] = word.to_bytes(beat, "little")
+    program = [encode("LOAD", buffer=0, dram=0, beats=2), encode("GEMM", x=0, w=4, z=4, k=3, tiles=1, shift=1),
+               encode("STORE", buffer=4, dram=8, beats=1), encode("HALT")]
+    Golden(p).run(program, image)
+    y = [3 * 1 - 5 * 0 + 7 * -1, 3 * -1 - 5 * 1 + 7 * -1]                  # -4, -15
+    z = [(v + 1) >> 1 for v in y]                                             # -2, -7 (ties up)
+    assert [int.from_bytes(image[8 * beat + 2 * j:8 * beat + 2 * j + 2], "little", signed=True) for j in range(2)] == z
+
+
 def test_cycles_add_up_per_instruction():
     p = MachineParams()
     one = program_cycles(p, [encode("HALT")])
@@ -110,12 +143,14 @@ def test_cycles_add_up_per_instruction():
     assert longer == load + 1
 
 
-MACHINES = [[], ["vector.lanes=4", "vector.bits=8", "max_burst=1", "buffer_beats=128"],
+MACHINES = [[], ["vector.lanes=4", "vector.bits=8", "max_burst=1", "buffer_beats=128", "gemm.w_bits=4",
+                 "gemm.weight_format=int", "gemm.a_bits=6"],
             ["vector.lanes=2", "vector.bits=32", "max_burst=2", "buffer_beats=64", "vector.max_beats=7"],
             ["buffer_beats=16", "max_burst=1", "vector.lanes=2", "vector.bits=16", "vector.max_beats=1",
              "vector.table_bits=0"]]
-"""The default, a 32-bit port with 1-beat bursts, a 64-bit port with 7-beat runs, and the
-smallest machine: a 16-beat buffer, 1-beat bursts and runs, a 32-bit port."""
+"""The default (ternary GEMM weights, one DRAM beat a weight beat), a 32-bit port with 1-beat
+bursts and 4-bit weights (two DRAM beats a weight beat), a 64-bit port with 7-beat runs, and
+the smallest machine: a 16-beat buffer, 1-beat bursts and runs, a 32-bit port."""
 
 
 def _machine(settings: list[str]) -> MachineParams:
@@ -141,7 +176,7 @@ def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
     result = run(render(p), "verif.tb.machine", simulator=simulator)
     assert result.passed, result.summary()
     assert {r["test"] for r in result.records} == {"programs_match_the_golden", "long_transfers_in_bursts",
-                                                   "bad_instructions_stop_with_error",
+                                                   "bad_instructions_stop_with_error", "gemm_rows_match_the_golden",
                                                    "a_stalling_memory_changes_no_result"}
     for record in result.records:
         program = [int(w, 16) for w in record["program"]]

@@ -20,6 +20,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from generators.isa import disassemble, encode
+from generators.mac_mpgemm import pack_weights
 from generators.machine import REGISTER, MachineParams
 from generators.vector import VectorOpcode
 from verif.golden.machine import Golden
@@ -142,8 +143,10 @@ class Bench:
         if got != bytes(self.image):
             first = next(i for i, (a, b) in enumerate(zip(got, self.image)) if a != b)
             listing = "; ".join(f"{n} {f}" for n, f in disassemble(program))
+            beat = first // self.beat_bytes * self.beat_bytes
             raise AssertionError(f"image differs from the golden's first at byte {first:#x} "
-                                 f"(beat {first // self.beat_bytes}) after: {listing}")
+                                 f"(beat {first // self.beat_bytes}: {got[beat:beat + self.beat_bytes].hex()}, "
+                                 f"golden {self.image[beat:beat + self.beat_bytes].hex()}) after: {listing}")
         return counters
 
     def random_program(self, ops: int, beats: int) -> list[int]:
@@ -218,6 +221,12 @@ async def bad_instructions_stop_with_error(dut):
            encode("VECTOR", op=len(VectorOpcode), shift=0, x=0, y=0, z=0, beats=1),
            encode("VECTOR", op=int(VectorOpcode.ADD), shift=p.vector.shift_limit, x=0, y=0, z=0, beats=1),
            encode("VECTOR", op=int(VectorOpcode.ADD), shift=0, x=0, y=p.buffer_beats - 1, z=0, beats=2),
+           encode("GEMM", x=0, w=0, z=0, k=0, tiles=1, shift=0),
+           encode("GEMM", x=0, w=0, z=0, k=p.gemm.k_max + 1, tiles=1, shift=0),
+           encode("GEMM", x=0, w=0, z=0, k=1, tiles=0, shift=0),
+           encode("GEMM", x=p.buffer_beats - 1, w=0, z=0, k=p.gemm.k_lanes + 1, tiles=1, shift=0),
+           encode("GEMM", x=0, w=0, z=p.buffer_beats - 1, k=1, tiles=2, shift=0),
+           encode("GEMM", x=0, w=0, z=0, k=1, tiles=1, shift=p.gemm_shift_limit),
            15]                                                          # an opcode the ISA lacks
     for i, word in enumerate(bad):
         program = [encode("LOAD", buffer=0, dram=0, beats=1)] * (i % 2) + [word, encode("HALT")]
@@ -225,6 +234,49 @@ async def bad_instructions_stop_with_error(dut):
         assert counters["PC"] == i % 2, f"bad instruction {i}: PC {counters['PC']}, expected {i % 2}"
     program = b.random_program(ops=4, beats=min(2, p.max_beats))
     _report(b, "bad_instructions_stop_with_error", program, await b.run(program))
+
+
+def _gemm_program(b: Bench, *, quantize: bool) -> list[int]:
+    """One activation row through a GEMM of random weights (``quantize``: through ABSMAX and
+    SCALE first, as a BitNet projection's int8 input is), the outputs stored."""
+    p, g, rng = b.p, b.p.gemm, b.rng
+    groups_room = max(1, (p.buffer_beats - 16) // 2)
+    k = int(rng.integers(1, min(g.k_max, min(groups_room, p.max_beats, 40) * g.k_lanes) + 1))
+    groups = -(-k // g.k_lanes)
+    tiles = int(rng.integers(1, min(4, p.buffer_beats - 2 * groups, p.max_beats) + 1))
+    lo, hi = g.weight_range()
+    words = []
+    for _ in range(tiles):
+        words += pack_weights(g, rng.integers(lo, hi, size=(k, g.n_tile), endpoint=True))
+    page = max(1, 4096 // b.beat_bytes)
+    x_at, w_at, out = 2 * page - 1, 3 * page - 5, 8 * page
+    for i, word in enumerate(words):
+        at = (w_at + i * p.weight_beats) * b.beat_bytes
+        b.image[at:at + p.weight_beats * b.beat_bytes] = word.to_bytes(p.weight_beats * b.beat_bytes, "little")
+    b.put(x_at, b.values(groups))
+    program = [encode("LOAD", buffer=0, dram=x_at, beats=groups)]
+    x = 0
+    if quantize and groups <= p.max_beats:
+        program += [encode("VECTOR", op=int(VectorOpcode.ABSMAX), shift=0, x=0, y=0, z=groups, beats=groups),
+                    encode("VECTOR", op=int(VectorOpcode.SCALE), shift=p.vector.bits + 1, x=0, y=0, z=groups + 1,
+                           beats=groups)]
+        x = groups + 1
+    shift = int(rng.integers(0, p.gemm_shift_limit))
+    z = x + groups
+    program += [encode("GEMM", x=x, w=w_at, z=z, k=k, tiles=tiles, shift=shift),
+                encode("STORE", buffer=z, dram=out, beats=tiles), encode("HALT")]
+    return program
+
+
+@cocotb.test()
+async def gemm_rows_match_the_golden(dut):
+    """Activation rows through the GEMM engine, weights from DRAM, with and without the int8
+    quantization before it, each K and tile count random."""
+    b = Bench(dut, salt=4)
+    await b.reset()
+    for quantize in (False, True, False, True):
+        program = _gemm_program(b, quantize=quantize)
+        _report(b, "gemm_rows_match_the_golden", program, await b.run(program))
 
 
 def _stalls(rng: np.random.Generator, share: float):
@@ -243,7 +295,7 @@ async def a_stalling_memory_changes_no_result(dut):
     for i, channel in enumerate(channels):
         channel.set_pause_generator(_stalls(np.random.default_rng(cocotb.RANDOM_SEED + 10 + i), 1 / 3))
     top = min(b.p.max_beats, max(1, (b.p.buffer_beats - 8) // 4), 3 * b.p.max_burst + 1)
-    program = b.random_program(ops=6, beats=top)
-    counters = await b.run(program)
-    bench_report({"test": "a_stalling_memory_changes_no_result", "program": [hex(w) for w in program], **counters,
-                  "stalled": True})
+    for program in (b.random_program(ops=6, beats=top), _gemm_program(b, quantize=True)):
+        counters = await b.run(program)
+        bench_report({"test": "a_stalling_memory_changes_no_result", "program": [hex(w) for w in program],
+                      **counters, "stalled": True})
