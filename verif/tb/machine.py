@@ -29,7 +29,7 @@ from verif.runner import bench_params, bench_report
 
 PROGRAM_BASE = 0x1000
 IMAGE_BASE = 0x10000
-RAM_BYTES = 1 << 20
+RAM_BYTES = 1 << 22
 TIMEOUT_CYCLES = 200_000
 
 
