@@ -53,6 +53,49 @@ def load(folder: str | Path) -> Checkpoint:
         raise ValueError(f"{folder / CONFIG} must hold a JSON object, not {type(config).__name__}")
     try:
         tensors = load_file(folder / WEIGHTS)
+    except TypeError:                    # numpy has no bfloat16: Hugging Face's usual checkpoint dtype
+        tensors = _with_bfloat16(folder / WEIGHTS)
     except (OSError, SafetensorError, ValueError) as exc:
         raise ValueError(f"{folder / WEIGHTS} is not a readable safetensors file: {exc}") from None
     return Checkpoint(folder, config, tensors)
+
+
+def _with_bfloat16(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file, bfloat16 ones widened to float32 (its top half),
+    read from the format's header: an 8-byte little-endian length, then JSON naming each
+    tensor's dtype, shape and byte range after the header."""
+    from safetensors.numpy import load
+
+    data = path.read_bytes()
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
+    body = data[8 + size:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or info.get("dtype") != "BF16":
+            continue
+        lo, hi = info["data_offsets"]
+        half = np.frombuffer(body[lo:hi], dtype="<u2").astype(np.uint32) << 16
+        out[name] = half.view(np.float32).reshape(info["shape"])
+    rest = {k: v for k, v in header.items() if k not in out}
+    if len(rest) > ("__metadata__" in rest):
+        offsets = {k: v for k, v in rest.items() if k != "__metadata__"}
+        out.update(load(_repack(offsets, body, rest.get("__metadata__"))))
+    return out
+
+
+def _repack(tensors: dict[str, dict], body: bytes, metadata) -> bytes:
+    """A safetensors file of the given tensors only (their bytes copied), for the library to read."""
+    header, chunks, at = {}, [], 0
+    for name, info in tensors.items():
+        lo, hi = info["data_offsets"]
+        header[name] = {"dtype": info["dtype"], "shape": info["shape"], "data_offsets": [at, at + hi - lo]}
+        chunks.append(body[lo:hi])
+        at += hi - lo
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)

@@ -120,3 +120,21 @@ def test_a_bitnet_sized_projection_runs_on_the_rtl_at_the_models_cycles():
     assert outcome.cycles == program_cycles(p, compiled.program)
     y, r = dequantize(p, compiled, outcome.image), reference(w, x)
     assert np.linalg.norm(y - r) <= DISTANCE * np.linalg.norm(r)
+
+
+def test_bfloat16_tensors_are_read_beside_the_others(tmp_path):
+    """Hugging Face checkpoints are mostly bfloat16, which numpy lacks: those tensors are
+    widened to float32, and the file's other tensors still come through the library."""
+    import struct
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    header = json.dumps({"a": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
+                         "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]},
+                         "__metadata__": {"format": "pt"}}).encode()
+    body = bytes.fromhex("803f" "0040" "c0bf" "0000") + struct.pack("<f", 0.5)     # 1, 2, -1.5, 0 and 0.5
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + body)
+    ck = load(folder)
+    assert ck.tensor("a", (2, 2)).tolist() == [[1.0, 2.0], [-1.5, 0.0]]
+    assert ck.tensor("b").tolist() == [0.5]
