@@ -1,6 +1,6 @@
 """Mutation testing of the cocotb benches: how many injected faults each family's bench kills.
 
-For each family, ``--mutants`` faults are drawn (seeded) from the sites of one small design's
+For each family (and the machine, ``--family machine``), ``--mutants`` faults are drawn (seeded) from the sites of one small design's
 Verilog (operators swapped, constants off by one, one-bit conditions inverted; see
 ``verif/mutants.py``), each built and run through the family's bench on Icarus, its tiles
 checked by the bench and its cycle counts against the cost model. Prints per
@@ -31,9 +31,23 @@ from generators.artifact import render, write_atomic  # noqa: E402
 from verif.mutants import run_mutant, sample, small_design  # noqa: E402
 
 
+def _bench(name: str):
+    """A small design's Params, its Verilog, its bench and its cycle judge: a family's, or the
+    machine's (``machine``)."""
+    if name == "machine":
+        from generators.machine import render as render_machine
+        from verif.machine_run import BENCH, cycle_misses as machine_misses, small_machine
+
+        params = small_machine()
+        return params, render_machine(params), BENCH, machine_misses(params)
+    family = get_family(name)
+    params = small_design(family)
+    return params, render(params, family.build), family.testbench, cycle_misses(family, params)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    engines = [name for name, f in FAMILIES.items() if f.testbench]
+    engines = [name for name, f in FAMILIES.items() if f.testbench] + ["machine"]
     ap.add_argument("--family", action="append", choices=engines, help="default: every engine family")
     ap.add_argument("--mutants", type=int, default=30)
     ap.add_argument("--seed", type=int, action="append", help="default: 0; give it again for more samples")
@@ -50,14 +64,11 @@ def main() -> int:
           f"{'kill rate':>9} {'time':>6}")
     survivors = []
     for name in args.family or engines:
-        family = get_family(name)
-        params = small_design(family)
-        artifact = render(params, family.build)
-        judge = cycle_misses(family, params)
+        params, artifact, testbench, judge = _bench(name)
         report[name] = {"params": params.to_dict(), "hash": params.digest(), "seeds": {}}
         for seed in seeds:
             start = time.time()
-            outcomes = [run_mutant(artifact, family.testbench, m, cycles=judge)
+            outcomes = [run_mutant(artifact, testbench, m, cycles=judge)
                         for m in sample(artifact.verilog, args.mutants, seed)]
             counts = Counter(o.verdict for o in outcomes)
             valid = counts["killed"] + counts["survived"]

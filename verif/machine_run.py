@@ -11,6 +11,28 @@ from generators.machine import MachineParams, render
 from verif.runner import SimResult, cache_root, run
 
 TESTBENCH = "verif.tb.machine_program"
+BENCH = "verif.tb.machine"
+SMALL = {"buffer_beats": 64, "vector.lanes": 4, "vector.bits": 8, "vector.max_beats": 32, "gemm.k_max": 64}
+"""A machine small enough that its bench runs in seconds on Icarus (mutation testing)."""
+
+
+def small_machine() -> MachineParams:
+    return MachineParams.from_dict(SMALL)
+
+
+def cycle_misses(p: MachineParams):
+    """A judge of the machine bench's records (:func:`verif.mutants.run_mutant`): the programs
+    whose ``CYCLES`` miss the model (exact at full rate, a lower bound with stalls)."""
+    from cost_models.machine import program_cycles
+
+    def judge(records: list[dict]) -> str:
+        misses = []
+        for r in records:
+            model = program_cycles(p, [int(w, 16) for w in r["program"]])
+            if (r["CYCLES"] < model) if r.get("stalled") else (r["CYCLES"] != model):
+                misses.append(f"{r['test']} CYCLES {r['CYCLES']} vs {model}")
+        return ", ".join(misses[:3])
+    return judge
 
 
 @dataclass(frozen=True)
