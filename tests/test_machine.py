@@ -168,9 +168,9 @@ def test_the_machine_lints_clean(settings, tmp_path):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("simulator, settings", [("verilator", MACHINES[0]), ("verilator", MACHINES[1]),
+@pytest.mark.parametrize("simulator, settings", [("verilator", MACHINES[0]), ("icarus", MACHINES[1]),
                                                  ("icarus", MACHINES[2]), ("icarus", MACHINES[3])],
-                         ids=["default", "32-bit-port", "icarus-64-bit-port", "icarus-smallest"])
+                         ids=["default", "icarus-32-bit-port", "icarus-64-bit-port", "icarus-smallest"])
 def test_programs_run_from_dram_bit_exact_and_cycle_exact(simulator, settings):
     p = _machine(settings)
     result = run(render(p), "verif.tb.machine", simulator=simulator)
