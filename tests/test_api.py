@@ -71,3 +71,10 @@ def test_the_machine_and_its_isa_are_exported():
     word = accelforge.encode("LOAD", buffer=0, dram=1, beats=2)
     assert accelforge.disassemble([word]) == [("LOAD", {"buffer": 0, "dram": 1, "beats": 2})]
     assert p.port_bits == 128 and [i.name for i in accelforge.ISA][0] == "HALT"
+
+
+@pytest.mark.sim
+def test_verify_runs_the_bench_and_holds_the_cycles():
+    results = accelforge.verify("vector", {"lanes": 4}, simulator="icarus")
+    assert len(results) == 1 and results[0].passed and results[0].sim.tests == 9
+    assert results[0].checks and all(c.ok for c in results[0].checks)
