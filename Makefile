@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/lut_vs_mac.py --quick --fabric
 	$(BIN)/python bench/attention_accuracy.py
 	$(BIN)/python bench/cluster_speedup.py
+	$(BIN)/python bench/machine_synth.py
 
 clean:
 	rm -rf .cache out build .pytest_cache

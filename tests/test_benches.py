@@ -79,3 +79,9 @@ def test_cluster_speedup_runs():
 def test_explore_speed_runs():
     out = _bench("explore_speed.py", "--smoke")
     assert "stored/s" in out and "ask+suggest" in out
+
+
+@pytest.mark.synth
+def test_machine_synth_runs():
+    out = _bench("machine_synth.py", "--smoke")
+    assert "machine" in out and "vector unit alone" in out and "xilinx-7" in out
