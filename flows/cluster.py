@@ -37,6 +37,8 @@ __all__ = ["ALLOWED_FAILURES", "SCHEDULER_ENV", "Cluster", "JobKilledWorkers", "
 SCHEDULER_ENV = "ACCELFORGE_SCHEDULER"
 ALLOWED_FAILURES = 2
 """Worker deaths a job may cause on the local cluster before it is reported as the culprit."""
+RESTART_WAIT_S = 10.0
+"""How long closing a local cluster waits for a worker its nanny is restarting."""
 
 _ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d{1,5})?")
 
@@ -151,6 +153,14 @@ class _client:
         return self.client
 
     def __exit__(self, *exc_info) -> None:
+        if self.local is not None:
+            # A worker that a job just killed is being restarted by its nanny, and closing in
+            # that moment fails inside distributed ("can only join a started process"): let
+            # the restart finish first (at once when every worker is up).
+            try:
+                self.client.wait_for_workers(self.cluster.local_workers, timeout=RESTART_WAIT_S)
+            except (TimeoutError, OSError):
+                pass
         self.client.close()
         if self.local is not None:
             self.local.close()
