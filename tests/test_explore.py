@@ -642,8 +642,10 @@ def test_a_run_folder_is_not_written_over_by_another_exploration(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
 
 
+@pytest.mark.regress
 def test_random_kills_leave_no_lost_duplicated_or_half_written_trial(tmp_path):
-    """Fault injection: SIGKILL at random moments, with one or two workers, then resume."""
+    """Fault injection: SIGKILL at random moments, with one or two workers, then resume (a
+    minute of kills: `make regress`; `make test` kills once, mid-run, in the tests above)."""
     import random
     from collections import Counter
 
