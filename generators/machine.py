@@ -1,9 +1,12 @@
-"""The machine: a controller that runs a program from DRAM over a DMA, an activation buffer
-and the vector unit, behind one AXI4-Lite control port and one AXI4 manager port.
+"""The machine: a controller that runs a program from DRAM over a DMA, an activation buffer,
+the vector unit and a GEMM engine, behind one AXI4-Lite control port and one AXI4 manager port.
 
-This is the machine's first slice (the GEMM and attention engines join it next). Data path::
+This is the machine's first slice (the attention engine and the other GEMM kinds join it
+next). Data path::
 
     DRAM <== m_axi (AXI4, lanes x bits wide) ==> DMA <-> activation buffer <-> vector unit
+                                                  |             | x          ^ y (rounded)
+                                                  +-> weights --+-> GEMM engine (m_tile 1)
 
 The program is a list of :data:`generators.isa.ISA` instructions at the ``PROGRAM`` base,
 one per ``instruction_beats`` beats (the low 128 bits hold it). Software writes ``PROGRAM``
@@ -207,8 +210,9 @@ def _power_of_two(value):
 
 class BufferReader(wiring.Component):
     """Streams ``count`` beats of a memory from ``first`` on ``data``, one a cycle when the
-    consumer takes one a cycle (``start`` is taken while ``idle``; a new start drops any beat
-    not taken)."""
+    consumer takes one a cycle. The controller starts it only once every beat of its last
+    transfer was taken (each consumer takes exactly the beats it asked for), so no stale beat
+    is ever queued."""
 
     def __init__(self, port: memory.ReadPort, depth: int):
         self.port, self.depth = port, depth
@@ -500,10 +504,6 @@ class Machine(_AxiClocked):
                         for b in range(0, len(reg), 8):
                             with m.If(lite.wstrb[b // 8]):
                                 m.d.sync += reg[b:min(b + 8, len(reg))].eq(lite.wdata[b:min(b + 8, len(reg))])
-
-
-def top_name(p: MachineParams) -> str:
-    return p.top_name()
 
 
 def render(p: MachineParams) -> Artifact:
