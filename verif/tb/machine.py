@@ -19,6 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
+from cost_models.machine import program_cycles
 from generators.isa import disassemble, encode
 from generators.mac_mpgemm import pack_weights
 from generators.machine import REGISTER, MachineParams
@@ -30,7 +31,12 @@ from verif.runner import bench_params, bench_report
 PROGRAM_BASE = 0x1000
 IMAGE_BASE = 0x10000
 RAM_BYTES = 1 << 22
-TIMEOUT_CYCLES = 200_000
+TIMEOUT_SLACK = 4
+"""A run may take this many times its modelled cycles (plus TIMEOUT_FLOOR) before it counts as
+hung: the model is exact at full rate, and the stalling memory stays well inside the factor."""
+TIMEOUT_FLOOR = 2_000
+ERROR_TIMEOUT = 20_000
+"""Cycles a program that must stop with ERROR may take (the model prices only whole programs)."""
 
 
 def _params() -> MachineParams:
@@ -118,20 +124,20 @@ class Bench:
         self.ram.write(IMAGE_BASE, bytes(self.image))
         try:
             retired = self.golden.run(program, self.image)
-            error_pc = None
+            limit = TIMEOUT_SLACK * program_cycles(self.p, program) + TIMEOUT_FLOOR
         except ValueError:
             if not expect_error:
                 raise
-            retired, error_pc = None, None
+            retired, limit = None, ERROR_TIMEOUT
         await lite.write_dword(REGISTER["PROGRAM"].offset, PROGRAM_BASE)
         await lite.write_dword(REGISTER["IMAGE"].offset, IMAGE_BASE)
         await lite.write_dword(REGISTER["CTRL"].offset, 1)
-        for _ in range(TIMEOUT_CYCLES):
+        for _ in range(limit):
             await RisingEdge(d.aclk)
             if d.irq.value:
                 break
         else:
-            raise AssertionError(f"no irq within {TIMEOUT_CYCLES} cycles")
+            raise AssertionError(f"no irq within {limit} cycles")
         status = await lite.read_dword(REGISTER["STATUS"].offset)
         counters = {name: await lite.read_dword(REGISTER[name].offset) for name in ("CYCLES", "RETIRED", "PC")}
         if expect_error:
