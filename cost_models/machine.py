@@ -61,7 +61,10 @@ def _read(memory: Memory, beats: int) -> int:
 
 def instruction_cycles(p: MachineParams, word: int, memory: Memory = AXI_RAM) -> int:
     """Cycles one instruction keeps the machine busy: its fetch, decode and execution."""
-    name, f = decode(word)
+    return _cycles(p, *decode(word), memory)
+
+
+def _cycles(p: MachineParams, name: str, f: dict[str, int], memory: Memory) -> int:
     fetch = 1 + _read(memory, p.instruction_beats) + 1          # FETCH, the read, DECODE
     if name == "HALT":
         return fetch
@@ -82,7 +85,8 @@ def program_cycles(p: MachineParams, program: list[int], memory: Memory = AXI_RA
     """``CYCLES`` of a run of ``program``: its instructions up to and including ``HALT``."""
     total = 0
     for word in program:
-        total += instruction_cycles(p, word, memory)
-        if decode(word)[0] == "HALT":
+        name, f = decode(word)
+        total += _cycles(p, name, f, memory)
+        if name == "HALT":
             return total
     raise ValueError(f"the program has no HALT in its {len(program)} instructions")

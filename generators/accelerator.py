@@ -23,7 +23,7 @@ from amaranth.lib.wiring import Out
 
 from generators import attention, lut_mpgemm, mac_mpgemm, systolic
 from generators.attention import AttentionParams
-from generators.params import ParamError, Params, choice_field, int_field, nested_errors
+from generators.params import ParamError, Params, choice_field, int_field, nested_errors, split_nested
 from generators.vector import VectorParams
 
 
@@ -101,17 +101,7 @@ class AcceleratorParams(Params):
     @staticmethod
     def split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """Top-level items and the ``gemm.`` / ``attention.`` / ``vector.`` items by prefix."""
-        top: dict[str, Any] = {}
-        nested: dict[str, dict[str, Any]] = {p: {} for p in NESTED}
-        for key, value in values.items():
-            prefix, dot, name = key.partition(".")
-            if dot and prefix in nested:
-                nested[prefix][name] = value
-            elif dot:
-                raise ParamError(f"accelerator has no nested part {prefix!r}; known: {', '.join(NESTED)}")
-            else:
-                top[key] = value
-        return top, nested
+        return split_nested("accelerator", values, NESTED)
 
     @classmethod
     def kind_of(cls, top: Mapping[str, Any]) -> GemmKind:

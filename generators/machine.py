@@ -22,6 +22,8 @@ executed: the figures the cost model (:mod:`cost_models.machine`) predicts exact
 """
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
@@ -34,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from generators.artifact import Artifact, Port
 from generators.axi import CLOCK, BitField, Register, _AxiClocked
 from generators.isa import BY_NAME, INSTRUCTION_BITS, OPCODE_BITS
-from generators.params import ParamError, Params, Rule, int_field, nested_errors
+from generators.params import ParamError, Params, Rule, int_field, nested_errors, split_nested
 from generators.mac_mpgemm import MacMpGemmEngine, MacMpGemmParams
 from generators.mpgemm import WeightFormat
 from generators.vector import VectorOpcode, VectorParams, VectorUnit
@@ -165,22 +167,9 @@ class MachineParams(Params):
             out.update({f"{prefix}.{k}": v for k, v in getattr(self, prefix).digest_values().items()})
         return out
 
-    @staticmethod
-    def _split(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        top, nested = {}, {prefix: {} for prefix in PARTS}
-        for key, value in values.items():
-            prefix, dot, name = key.partition(".")
-            if dot and prefix in nested:
-                nested[prefix][name] = value
-            elif dot:
-                raise ParamError(f"machine has no nested part {prefix!r}; known: {', '.join(PARTS)}")
-            else:
-                top[key] = value
-        return top, nested
-
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MachineParams":
-        top, nested = cls._split(values)
+        top, nested = split_nested("machine", values, PARTS)
         for name in top:
             cls.field_info(name)
         with nested_errors("machine.vector", VectorParams):
@@ -193,7 +182,7 @@ class MachineParams(Params):
     @classmethod
     def parse_strings(cls, values: Mapping[str, str]) -> dict[str, Any]:
         """``--set`` text as typed values, ``<part>.<field>`` against that engine's fields."""
-        top, nested = cls._split(values)
+        top, nested = split_nested("machine", values, PARTS)
         parsed = super().parse_strings(top)
         for prefix, part in PARTS.items():
             for name, text in nested[prefix].items():
@@ -291,8 +280,8 @@ class Machine(_AxiClocked):
         m.d.comb += groups.eq((mm["k"] + p.vector.lanes - 1) >> lanes_log2)
         beats = Mux(is_vector, vec["beats"], move["beats"])
         binary = Signal()
-        m.d.comb += binary.eq((vec["op"] == VectorOpcode.ADD) | (vec["op"] == VectorOpcode.MUL)
-                              | (vec["op"] == VectorOpcode.ROPE))
+        m.d.comb += binary.eq(functools.reduce(operator.or_, (vec["op"] == code for code in VectorOpcode
+                                                              if code.binary)))
         reduction = vec["op"] >= VectorOpcode.ARGMAX
         out_beats = Mux(reduction, 1, beats)
         fits = Signal()

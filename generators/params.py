@@ -172,6 +172,22 @@ def nested_errors(path: str, cls: type["Params"]):
         raise ParamError(text) from None
 
 
+def split_nested(family: str, values: Mapping[str, Any], prefixes) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A composed family's items: its own, and each nested part's (``<prefix>.<field>``) by
+    prefix; a prefix that names no part is refused, naming the known ones."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {p: {} for p in prefixes}
+    for key, value in values.items():
+        prefix, dot, name = key.partition(".")
+        if dot and prefix in nested:
+            nested[prefix][name] = value
+        elif dot:
+            raise ParamError(f"{family} has no nested part {prefix!r}; known: {', '.join(nested)}")
+        else:
+            top[key] = value
+    return top, nested
+
+
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
 

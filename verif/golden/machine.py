@@ -100,11 +100,11 @@ class Golden:
             self.buffer[f["z"] + tile] = pack_lanes([z], p.vector.bits)[0]
 
     def _check(self, pc: int, name: str, f: dict[str, int]) -> None:
-        limit, depth = self.p.max_beats, self.p.buffer_beats
         where = f"instruction {pc} ({name})"
         if name == "GEMM":
             self._check_gemm(where, f)
             return
+        limit = self.p.max_beats
         if not 1 <= f["beats"] <= limit:
             raise ValueError(f"{where}: beats must be in 1..{limit}, not {f['beats']}")
         if name == "VECTOR":

@@ -81,12 +81,7 @@ class Bench:
                 sink.set_pause_generator(self.backend.stalls(sink))
 
     async def reset(self) -> None:
-        dut = self.dut
-        Clock(dut.aclk, 10, unit="ns").start()
-        dut.aresetn.value = 0
-        await ClockCycles(dut.aclk, 4)
-        dut.aresetn.value = 1
-        await ClockCycles(dut.aclk, 2)
+        await reset_aclk(self.dut)
         cocotb.start_soon(self.monitor.watch())
 
     def case(self, length: int):
@@ -101,6 +96,16 @@ class Bench:
         """Runs long enough that software writes the next start while the engine is busy."""
         top = min(self.map["maximum"], cap)
         return list(map(int, self.rng.integers((top + 1) // 2, top, size=count, endpoint=True)))
+
+
+async def reset_aclk(dut) -> None:
+    """Start ``aclk`` and hold ``aresetn`` low for 4 cycles, then 2 cycles out of reset: the
+    AXI tops' own reset takes a cycle each way (see ``generators.axi._AxiClocked``)."""
+    Clock(dut.aclk, 10, unit="ns").start()
+    dut.aresetn.value = 0
+    await ClockCycles(dut.aclk, 4)
+    dut.aresetn.value = 1
+    await ClockCycles(dut.aclk, 2)
 
 
 async def until_count(backend, offset: int, count: int, limit: int = 20_000) -> None:

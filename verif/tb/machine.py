@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from cost_models.machine import program_cycles
@@ -27,6 +26,7 @@ from generators.vector import VectorOpcode
 from verif.golden.machine import Golden
 from verif.golden.vector import limits
 from verif.runner import bench_params, bench_report
+from verif.tb.axi import reset_aclk
 
 PROGRAM_BASE = 0x1000
 IMAGE_BASE = 0x10000
@@ -90,12 +90,7 @@ class Bench:
         return self.p.port_bits // 8
 
     async def reset(self) -> None:
-        d = self.dut
-        Clock(d.aclk, 10, unit="ns").start()
-        d.aresetn.value = 0
-        await ClockCycles(d.aclk, 4)
-        d.aresetn.value = 1
-        await ClockCycles(d.aclk, 2)
+        await reset_aclk(self.dut)
         cocotb.start_soon(self.latency.watch())
         await self.lite.write_dword(REGISTER["IER"].offset, 1)
 
